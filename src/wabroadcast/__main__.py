@@ -1,0 +1,5 @@
+"""``python -m wabroadcast`` is the ``wabroadcast`` command."""
+
+from wabroadcast.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""The FastAPI application factory; everything it needs is passed in or built from settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from wabroadcast import __version__
+from wabroadcast.api.errors import install_error_handlers
+from wabroadcast.api.routes import broadcasts, sessions
+from wabroadcast.clock import Clock, SystemClock
+from wabroadcast.config import Settings, get_settings
+from wabroadcast.context import AppContext
+from wabroadcast.db.engine import Database
+from wabroadcast.providers.registry import Providers
+
+
+def build_context(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+) -> AppContext:
+    settings = settings or get_settings()
+    database = database or Database(settings.database_url)
+    clock = clock or SystemClock()
+    return AppContext(settings, database, clock, Providers(database, clock))
+
+
+def create_app(context: AppContext | None = None) -> FastAPI:
+    """An app bound to ``context`` (or one built from the environment)."""
+    ctx = context or build_context()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await ctx.database.dispose()
+
+    app = FastAPI(
+        title="wabroadcast",
+        version=__version__,
+        description=(
+            "Send one WhatsApp message to many recipients and see what happened to each. "
+            "Authenticate with `Authorization: Bearer <API key>`. Every error is "
+            '`{"success": false, "error_code", "message", "details"}`.'
+        ),
+        lifespan=lifespan,
+        # The interactive docs pages load their scripts from a CDN; we serve none.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.context = ctx
+    install_error_handlers(app)
+    app.include_router(broadcasts.router)
+    app.include_router(sessions.router)
+    return app

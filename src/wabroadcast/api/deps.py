@@ -1,0 +1,38 @@
+"""Request dependencies: the app context and the authenticated tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from wabroadcast.context import AppContext
+from wabroadcast.domain.errors import Unauthorized
+from wabroadcast.tenants.service import TenantContext, authenticate
+
+_bearer = HTTPBearer(auto_error=False, description="The tenant's API key.")
+
+
+def get_context(request: Request) -> AppContext:
+    context: AppContext = request.app.state.context
+    return context
+
+
+Ctx = Annotated[AppContext, Depends(get_context)]
+
+
+async def get_tenant(
+    ctx: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> TenantContext:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Missing bearer API key")
+    async with ctx.database.transaction() as session:
+        tenant = await authenticate(session, credentials.credentials)
+    if tenant is None:
+        raise Unauthorized("Invalid API key")
+    return tenant
+
+
+CurrentTenant = Annotated[TenantContext, Depends(get_tenant)]

@@ -1,0 +1,104 @@
+"""Broadcast routes: create with proof, read one, list, list recipients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from wabroadcast.api.deps import Ctx, CurrentTenant
+from wabroadcast.api.routes import error_responses
+from wabroadcast.api.schemas import Page
+from wabroadcast.broadcasts import service
+from wabroadcast.broadcasts.schemas import (
+    BroadcastAccepted,
+    BroadcastCreate,
+    BroadcastOut,
+    RecipientOut,
+)
+from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
+
+router = APIRouter(prefix="/api/whatsapp/broadcasts", tags=["broadcasts"])
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
+Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page.")]
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=BroadcastAccepted,
+    responses={
+        200: {"model": BroadcastAccepted, "description": "An identical broadcast already exists"},
+        **error_responses(400, 401, 404, 409, 413, 422, 503),
+    },
+    summary="Queue a broadcast and get proof of what was queued",
+)
+async def create_broadcast(
+    body: BroadcastCreate,
+    ctx: Ctx,
+    tenant: CurrentTenant,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=300,
+            description="Client key; same key + same body replays the first response (24 h).",
+        ),
+    ] = None,
+) -> BroadcastAccepted:
+    result = await service.create_broadcast(ctx, tenant, body, idempotency_key)
+    response.status_code = result.http_status
+    if result.body.idempotent:
+        response.headers["Idempotent-Replayed"] = "true"
+    return result.body
+
+
+@router.get(
+    "",
+    response_model=Page[BroadcastOut],
+    responses=error_responses(401, 422),
+    summary="List broadcasts, newest first",
+)
+async def list_broadcasts(
+    ctx: Ctx,
+    tenant: CurrentTenant,
+    status: BroadcastStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[BroadcastOut]:
+    items, next_cursor = await service.list_broadcasts(
+        ctx, tenant, status=status, cursor=cursor, limit=limit
+    )
+    return Page[BroadcastOut](items=items, next_cursor=next_cursor)
+
+
+@router.get(
+    "/{broadcast_id}",
+    response_model=BroadcastOut,
+    responses=error_responses(401, 404, 422),
+    summary="A broadcast's status and counts",
+)
+async def get_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
+    return await service.get_broadcast(ctx, tenant, broadcast_id)
+
+
+@router.get(
+    "/{broadcast_id}/recipients",
+    response_model=Page[RecipientOut],
+    responses=error_responses(401, 404, 422),
+    summary="What happened to each recipient",
+)
+async def list_recipients(
+    broadcast_id: int,
+    ctx: Ctx,
+    tenant: CurrentTenant,
+    status: RecipientStatus | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[RecipientOut]:
+    items, next_cursor = await service.list_recipients(
+        ctx, tenant, broadcast_id, status=status, cursor=cursor, limit=limit
+    )
+    return Page[RecipientOut](items=items, next_cursor=next_cursor)

@@ -1,0 +1,58 @@
+"""Session routes: connection state, and the simulator's scenario for simulator sessions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from wabroadcast.api.deps import Ctx, CurrentTenant
+from wabroadcast.api.routes import error_responses
+from wabroadcast.providers import simulator_service
+from wabroadcast.providers.simulator_service import ScenarioOut, ScenarioUpdate
+from wabroadcast.tenants import service as tenants
+from wabroadcast.tenants.schemas import SessionStatusOut
+
+router = APIRouter(prefix="/api/whatsapp", tags=["sessions"])
+
+SessionQuery = Annotated[
+    str | None, Query(max_length=64, description="Defaults to the tenant's default session.")
+]
+
+
+@router.get(
+    "/status",
+    response_model=SessionStatusOut,
+    responses=error_responses(401, 404, 422),
+    summary="The session's WhatsApp connection state and send settings",
+)
+async def session_status(
+    ctx: Ctx, tenant: CurrentTenant, session_id: SessionQuery = None
+) -> SessionStatusOut:
+    return await tenants.session_status(ctx, tenant, session_id)
+
+
+@router.get(
+    "/simulator",
+    response_model=ScenarioOut,
+    responses=error_responses(401, 404, 422),
+    tags=["simulator"],
+    summary="The simulated WhatsApp's scenario (simulator sessions only)",
+)
+async def get_simulator(
+    ctx: Ctx, tenant: CurrentTenant, session_id: SessionQuery = None
+) -> ScenarioOut:
+    return await simulator_service.get_scenario(ctx, tenant, session_id)
+
+
+@router.put(
+    "/simulator",
+    response_model=ScenarioOut,
+    responses=error_responses(401, 404, 422),
+    tags=["simulator"],
+    summary="Change the simulated WhatsApp's scenario; unset fields keep their value",
+)
+async def put_simulator(
+    update: ScenarioUpdate, ctx: Ctx, tenant: CurrentTenant, session_id: SessionQuery = None
+) -> ScenarioOut:
+    return await simulator_service.update_scenario(ctx, tenant, session_id, update)

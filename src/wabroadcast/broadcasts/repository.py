@@ -1,0 +1,327 @@
+"""All SQL about broadcasts, their recipients and client idempotency keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wabroadcast.db.models import IdempotencyRequest, WhatsAppBroadcast, WhatsAppBroadcastRecipient
+from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
+
+_RECIPIENT_COPY_COLUMNS = (
+    "broadcast_id",
+    "tenant_id",
+    "session_id",
+    "raw_input",
+    "phone",
+    "lead_id",
+    "name",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "queued_at",
+    "updated_at",
+)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    """A value in PostgreSQL's COPY text format (backslash escapes for the separators)."""
+    return value.translate(_COPY_ESCAPES)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecipient:
+    raw_input: str
+    phone: str
+    lead_id: int | None
+    name: str | None
+
+
+class BroadcastRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+    async def lock_content(self, lock_id: int) -> None:
+        """Serialize identical create requests until this transaction ends.
+
+        PostgreSQL: a transaction-scoped advisory lock (released at commit or
+        rollback, so it cannot leak through the pool). SQLite: the write
+        transaction already holds the database's single write lock.
+        """
+        if self._dialect == "postgresql":
+            await self.session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
+    async def add_broadcast(self, broadcast: WhatsAppBroadcast) -> WhatsAppBroadcast:
+        self.session.add(broadcast)
+        await self.session.flush()
+        return broadcast
+
+    async def add_recipients(
+        self,
+        *,
+        broadcast_id: int,
+        tenant_id: int,
+        session_id: str,
+        recipients: Sequence[NewRecipient],
+        at: datetime,
+    ) -> None:
+        """Insert recipient rows as ``queued``; COPY on PostgreSQL, executemany on SQLite."""
+        status = RecipientStatus.QUEUED.value
+        if self._dialect == "postgresql":
+            await self._copy_recipients(broadcast_id, tenant_id, session_id, recipients, at)
+            return
+        rows = [
+            {
+                "broadcast_id": broadcast_id,
+                "tenant_id": tenant_id,
+                "session_id": session_id,
+                "raw_input": r.raw_input,
+                "phone": r.phone,
+                "lead_id": r.lead_id,
+                "name": r.name,
+                "status": status,
+                "attempts": 0,
+                "next_attempt_at": at,
+                "queued_at": at,
+                "updated_at": at,
+            }
+            for r in recipients
+        ]
+        await self.session.execute(insert(WhatsAppBroadcastRecipient), rows)
+
+    async def _copy_recipients(
+        self,
+        broadcast_id: int,
+        tenant_id: int,
+        session_id: str,
+        recipients: Sequence[NewRecipient],
+        at: datetime,
+    ) -> None:
+        """COPY in one write: the constant columns are formatted once, not per row."""
+        constant_head = f"{broadcast_id}\t{tenant_id}\t{_copy_text(session_id)}\t"
+        stamp = at.isoformat()
+        constant_tail = f"\t{RecipientStatus.QUEUED.value}\t0\t{stamp}\t{stamp}\t{stamp}\n"
+        lines = [
+            constant_head
+            + _copy_text(r.raw_input)
+            + "\t"
+            + r.phone
+            + "\t"
+            + ("\\N" if r.lead_id is None else str(r.lead_id))
+            + "\t"
+            + ("\\N" if r.name is None else _copy_text(r.name))
+            + constant_tail
+            for r in recipients
+        ]
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        columns = ", ".join(_RECIPIENT_COPY_COLUMNS)
+        async with (
+            driver.cursor() as cursor,
+            cursor.copy(
+                f"COPY whatsapp_broadcast_recipients ({columns}) FROM STDIN"
+            ) as copy,
+        ):
+            await copy.write("".join(lines).encode("utf-8"))
+
+    async def get(self, tenant_id: int, broadcast_id: int) -> WhatsAppBroadcast | None:
+        result = await self.session.execute(
+            select(WhatsAppBroadcast).where(
+                WhatsAppBroadcast.tenant_id == tenant_id, WhatsAppBroadcast.id == broadcast_id
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def find_by_content_keys(
+        self, tenant_id: int, keys: Sequence[str], created_since: datetime
+    ) -> WhatsAppBroadcast | None:
+        """The newest broadcast stored under one of ``keys`` since ``created_since``."""
+        result = await self.session.execute(
+            select(WhatsAppBroadcast)
+            .where(
+                WhatsAppBroadcast.idempotency_key.in_(keys),
+                WhatsAppBroadcast.tenant_id == tenant_id,
+                WhatsAppBroadcast.created_at >= created_since,
+            )
+            .order_by(WhatsAppBroadcast.id.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def set_status(
+        self, broadcast: WhatsAppBroadcast, status: BroadcastStatus, at: datetime
+    ) -> None:
+        broadcast.status = status.value
+        broadcast.updated_at = at
+        if status is BroadcastStatus.QUEUED:
+            broadcast.queued_at = at
+        await self.session.flush()
+
+    async def list_page(
+        self,
+        tenant_id: int,
+        *,
+        status: BroadcastStatus | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[WhatsAppBroadcast]:
+        query = select(WhatsAppBroadcast).where(WhatsAppBroadcast.tenant_id == tenant_id)
+        if status is not None:
+            query = query.where(WhatsAppBroadcast.status == status.value)
+        if before_id is not None:
+            query = query.where(WhatsAppBroadcast.id < before_id)
+        result = await self.session.execute(
+            query.order_by(WhatsAppBroadcast.id.desc()).limit(limit)
+        )
+        return list(result.scalars())
+
+    async def recipients(
+        self,
+        broadcast_id: int,
+        *,
+        status: RecipientStatus | None,
+        after_id: int | None,
+        limit: int,
+    ) -> list[WhatsAppBroadcastRecipient]:
+        query = select(WhatsAppBroadcastRecipient).where(
+            WhatsAppBroadcastRecipient.broadcast_id == broadcast_id
+        )
+        if status is not None:
+            query = query.where(WhatsAppBroadcastRecipient.status == status.value)
+        if after_id is not None:
+            query = query.where(WhatsAppBroadcastRecipient.id > after_id)
+        result = await self.session.execute(
+            query.order_by(WhatsAppBroadcastRecipient.id).limit(limit)
+        )
+        return list(result.scalars())
+
+    async def count_recipients(self, broadcast_id: int) -> int:
+        result = await self.session.execute(
+            select(func.count())
+            .select_from(WhatsAppBroadcastRecipient)
+            .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
+        )
+        return int(result.scalar_one())
+
+
+class IdempotencyRepository:
+    """Client ``Idempotency-Key`` rows: claim, read, complete, release."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def try_claim(
+        self, *, tenant_id: int, key: str, request_hash: str, at: datetime, expires_at: datetime
+    ) -> bool:
+        """Insert an in-flight row; False if the key already has one."""
+        values = {
+            "tenant_id": tenant_id,
+            "key": key,
+            "request_hash": request_hash,
+            "state": "in_flight",
+            "created_at": at,
+            "expires_at": expires_at,
+        }
+        dialect = self.session.get_bind().dialect.name
+        statement = (
+            pg_insert(IdempotencyRequest)
+            if dialect == "postgresql"
+            else sqlite_insert(IdempotencyRequest)
+        )
+        result = await self.session.execute(
+            statement.values(**values)
+            .on_conflict_do_nothing(index_elements=["tenant_id", "key"])
+            .returning(IdempotencyRequest.key)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def get(self, tenant_id: int, key: str) -> IdempotencyRequest | None:
+        result = await self.session.execute(
+            select(IdempotencyRequest).where(
+                IdempotencyRequest.tenant_id == tenant_id, IdempotencyRequest.key == key
+            )
+        )
+        return result.scalar_one_or_none()
+
+    async def take_over(
+        self,
+        *,
+        tenant_id: int,
+        key: str,
+        previous_created_at: datetime,
+        request_hash: str,
+        at: datetime,
+        expires_at: datetime,
+    ) -> bool:
+        """Replace an expired or abandoned row, unless someone else replaced it first."""
+        result = await self.session.execute(
+            update(IdempotencyRequest)
+            .where(
+                IdempotencyRequest.tenant_id == tenant_id,
+                IdempotencyRequest.key == key,
+                IdempotencyRequest.created_at == previous_created_at,
+            )
+            .values(
+                request_hash=request_hash,
+                state="in_flight",
+                response_status=None,
+                response_body=None,
+                broadcast_id=None,
+                created_at=at,
+                expires_at=expires_at,
+            )
+            .returning(IdempotencyRequest.key)
+        )
+        return result.scalar_one_or_none() is not None
+
+    async def complete(
+        self,
+        *,
+        tenant_id: int,
+        key: str,
+        response_status: int,
+        response_body: dict[str, Any],
+        broadcast_id: int,
+    ) -> None:
+        await self.session.execute(
+            update(IdempotencyRequest)
+            .where(IdempotencyRequest.tenant_id == tenant_id, IdempotencyRequest.key == key)
+            .values(
+                state="completed",
+                response_status=response_status,
+                response_body=response_body,
+                broadcast_id=broadcast_id,
+            )
+        )
+
+    async def release(self, *, tenant_id: int, key: str, claimed_at: datetime) -> None:
+        """Forget our in-flight claim after its request failed, so the client may retry."""
+        await self.session.execute(
+            delete(IdempotencyRequest).where(
+                IdempotencyRequest.tenant_id == tenant_id,
+                IdempotencyRequest.key == key,
+                IdempotencyRequest.created_at == claimed_at,
+                IdempotencyRequest.state == "in_flight",
+            )
+        )
+
+    async def purge_expired(self, at: datetime) -> int:
+        result = await self.session.execute(
+            delete(IdempotencyRequest).where(IdempotencyRequest.expires_at < at)
+        )
+        return int(getattr(result, "rowcount", 0))

@@ -1,0 +1,114 @@
+"""Request and response bodies of the broadcast API; ORM rows never leave the service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+
+from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
+
+MAX_MESSAGE_CHARS = 4096
+
+
+class RecipientIn(BaseModel):
+    """A recipient with CRM context; a bare phone string is accepted too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    phone: StrictStr = Field(examples=["+972502345678"])
+    lead_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class BroadcastCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    recipients: list[StrictStr | RecipientIn] = Field(
+        description="Phone numbers (any common spelling) or recipient objects."
+    )
+    session_id: str | None = Field(
+        default=None, max_length=64, description="Defaults to the tenant's default session."
+    )
+    allow_duplicate: bool = Field(
+        default=False,
+        description="Send even if an identical broadcast was accepted in the last 10 minutes.",
+    )
+
+    @field_validator("message")
+    @classmethod
+    def _message_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must contain visible text")
+        return value
+
+
+class RecipientItem(BaseModel):
+    phone: str
+    lead_id: int | None
+    status: RecipientStatus
+
+
+class InvalidRecipient(BaseModel):
+    input: str
+    reason: str
+
+
+class BroadcastAccepted(BaseModel):
+    """The proof that a broadcast was queued: real stored rows, counted."""
+
+    success: Literal[True] = True
+    broadcast_id: int
+    job_id: str
+    status: BroadcastStatus
+    session_id: str
+    total_recipients: int = Field(description="Valid, unique recipients stored.")
+    queued_count: int = Field(description="Recipients still waiting to be sent.")
+    sent_count: int
+    invalid_recipients_count: int
+    invalid_recipients: list[InvalidRecipient] = Field(description="At most 20 examples.")
+    duplicates_removed: int
+    items: list[RecipientItem] = Field(description="The first 100 stored recipients.")
+    idempotent: bool = Field(description="True when this returns an earlier broadcast.")
+    connection_check: Literal["connected", "unknown"]
+
+
+class BroadcastOut(BaseModel):
+    broadcast_id: int
+    status: BroadcastStatus
+    status_reason: str | None
+    message: str
+    session_id: str
+    total_recipients: int
+    queued_count: int = Field(description="Recipients queued or being sent.")
+    sent_count: int = Field(description="Recipients sent, delivered or read.")
+    delivered_count: int = Field(description="Recipients delivered or read.")
+    read_count: int
+    failed_count: int
+    cancelled_count: int
+    invalid_recipients_count: int
+    duplicates_removed: int
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+class RecipientOut(BaseModel):
+    recipient_id: int
+    phone: str
+    lead_id: int | None
+    name: str | None
+    status: RecipientStatus
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    queued_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+    updated_at: datetime

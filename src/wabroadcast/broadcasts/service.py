@@ -1,0 +1,553 @@
+"""Broadcast use cases: accept (validate, dedupe, check, store), read and list.
+
+``create_broadcast`` spans several short transactions on purpose: a client
+``Idempotency-Key`` is claimed and committed first (so a concurrent twin sees
+it), the provider's connection check runs outside any transaction (it may take
+5 s), and the broadcast with all its recipients is written in one final
+transaction so no error path leaves a row behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from wabroadcast.broadcasts.repository import (
+    BroadcastRepository,
+    IdempotencyRepository,
+    NewRecipient,
+)
+from wabroadcast.broadcasts.schemas import (
+    BroadcastAccepted,
+    BroadcastCreate,
+    BroadcastOut,
+    InvalidRecipient,
+    RecipientItem,
+    RecipientOut,
+)
+from wabroadcast.context import AppContext
+from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient
+from wabroadcast.domain import idempotency
+from wabroadcast.domain.errors import (
+    BroadcastNotFound,
+    IdempotencyKeyInUse,
+    IdempotencyKeyMismatch,
+    NoRecipients,
+    NoValidRecipients,
+    TooManyRecipients,
+    ValidationFailed,
+    WhatsAppNotConnected,
+)
+from wabroadcast.domain.phones import mask_phone
+from wabroadcast.domain.recipients import PreparedRecipients, RecipientInput, prepare_recipients
+from wabroadcast.domain.status import BroadcastStatus, RecipientStatus, ensure_transition
+from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
+from wabroadcast.tenants.service import SessionInfo, TenantContext, resolve_session
+
+log = get_logger("wabroadcast.broadcasts")
+
+ITEMS_IN_PROOF = 100
+INVALID_IN_PROOF = 20
+INVALID_EXAMPLES_IN_ERROR = 5
+INVALID_LOGGED = 5
+NOT_CONNECTED_HE = "WhatsApp לא מחובר. יש להתחבר תחילה"
+NOT_CONNECTED_EN = "WhatsApp is not connected. Connect first."
+
+ConnectionCheck = Literal["connected", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    http_status: int
+    body: BroadcastAccepted
+
+
+@dataclass(frozen=True, slots=True)
+class _ClientKey:
+    key: str
+    request_hash: str
+    claimed_at: datetime
+
+
+def job_id(broadcast_id: int) -> str:
+    return f"broadcast_{broadcast_id}"
+
+
+# --- create ---------------------------------------------------------------
+
+
+async def create_broadcast(
+    ctx: AppContext,
+    tenant: TenantContext,
+    body: BroadcastCreate,
+    idempotency_key_header: str | None,
+) -> CreateResult:
+    """Accept a broadcast and return the proof of what was queued (or an earlier twin)."""
+    if not body.recipients:
+        raise NoRecipients(
+            "No recipients were given",
+            details={"field": "recipients", "received_count": 0, "received": []},
+        )
+    if len(body.recipients) > ctx.settings.max_recipients:
+        raise TooManyRecipients(
+            f"A broadcast takes at most {ctx.settings.max_recipients} recipients",
+            details={"received_count": len(body.recipients), "max": ctx.settings.max_recipients},
+        )
+    async with ctx.database.transaction() as session:
+        wa_session = await resolve_session(session, tenant, body.session_id)
+
+    client_key = None
+    if idempotency_key_header is not None:
+        client_key, replay = await _claim_client_key(
+            ctx, tenant, wa_session, body, idempotency_key_header
+        )
+        if replay is not None:
+            return replay
+    try:
+        return await _create_unclaimed(ctx, tenant, wa_session, body, client_key)
+    except BaseException:
+        if client_key is not None:
+            await _release_client_key(ctx, tenant, client_key)
+        raise
+
+
+async def _create_unclaimed(
+    ctx: AppContext,
+    tenant: TenantContext,
+    wa_session: SessionInfo,
+    body: BroadcastCreate,
+    client_key: _ClientKey | None,
+) -> CreateResult:
+    inputs = [
+        RecipientInput(r) if isinstance(r, str) else RecipientInput(r.phone, r.lead_id, r.name)
+        for r in body.recipients
+    ]
+    prepared = await asyncio.to_thread(prepare_recipients, inputs, tenant.default_region)
+    if not prepared.valid:
+        _log_rejected(tenant, wa_session, prepared)
+        raise NoValidRecipients(
+            "None of the recipients is a valid phone number",
+            details={
+                "invalid_count": len(prepared.invalid),
+                "reasons": prepared.reason_counts(),
+                "examples": [
+                    {"input": r.input, "reason": r.reason}
+                    for r in prepared.invalid[:INVALID_EXAMPLES_IN_ERROR]
+                ],
+            },
+        )
+    phones_sorted = sorted(r.phone for r in prepared.valid)
+    fingerprint = idempotency.content_fingerprint(
+        tenant.tenant_id, wa_session.session_id, body.message, phones_sorted
+    )
+    dedupe_by_content = client_key is None and not body.allow_duplicate
+    if dedupe_by_content:
+        existing = await _find_twin(ctx, tenant, fingerprint)
+        if existing is not None:
+            return existing
+
+    connection_check = await _check_connection(ctx, wa_session)
+
+    now = ctx.clock.now()
+    async with ctx.database.transaction() as session:
+        repo = BroadcastRepository(session)
+        await repo.lock_content(idempotency.lock_id(fingerprint))
+        if dedupe_by_content:
+            twin = await _find_twin_in(repo, ctx, tenant, fingerprint)
+            if twin is not None:
+                return await _replay(repo, twin, http_status=200)
+        bucket = idempotency.time_bucket(now, ctx.settings.idempotency_bucket_s)
+        invalid_sample = [
+            {"input": r.input, "reason": r.reason} for r in prepared.invalid[:INVALID_IN_PROOF]
+        ]
+        broadcast = await repo.add_broadcast(
+            WhatsAppBroadcast(
+                tenant_id=tenant.tenant_id,
+                session_id=wa_session.session_id,
+                status=BroadcastStatus.ACCEPTED.value,
+                message=body.message,
+                idempotency_key=idempotency.content_key(fingerprint, bucket),
+                connection_check=connection_check,
+                total_recipients=len(prepared.valid),
+                invalid_recipients_count=len(prepared.invalid),
+                duplicates_removed=prepared.duplicates_removed,
+                invalid_recipients=invalid_sample,
+                queued_count=len(prepared.valid),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await repo.add_recipients(
+            broadcast_id=broadcast.id,
+            tenant_id=tenant.tenant_id,
+            session_id=wa_session.session_id,
+            recipients=[
+                NewRecipient(r.raw_input, r.phone, r.lead_id, r.name) for r in prepared.valid
+            ],
+            at=now,
+        )
+        ensure_transition(BroadcastStatus.ACCEPTED, BroadcastStatus.QUEUED)
+        await repo.set_status(broadcast, BroadcastStatus.QUEUED, now)
+        accepted = BroadcastAccepted(
+            broadcast_id=broadcast.id,
+            job_id=job_id(broadcast.id),
+            status=BroadcastStatus.QUEUED,
+            session_id=wa_session.session_id,
+            total_recipients=len(prepared.valid),
+            queued_count=len(prepared.valid),
+            sent_count=0,
+            invalid_recipients_count=len(prepared.invalid),
+            invalid_recipients=[InvalidRecipient(**r) for r in invalid_sample],
+            duplicates_removed=prepared.duplicates_removed,
+            items=[
+                RecipientItem(phone=r.phone, lead_id=r.lead_id, status=RecipientStatus.QUEUED)
+                for r in prepared.valid[:ITEMS_IN_PROOF]
+            ],
+            idempotent=False,
+            connection_check=connection_check,
+        )
+        if client_key is not None:
+            await IdempotencyRepository(session).complete(
+                tenant_id=tenant.tenant_id,
+                key=client_key.key,
+                response_status=202,
+                response_body=accepted.model_dump(mode="json"),
+                broadcast_id=broadcast.id,
+            )
+    log.info(
+        f"{BROADCAST_TAG} created",
+        broadcast_id=broadcast.id,
+        tenant_id=tenant.tenant_id,
+        session_id=wa_session.session_id,
+        queued_count=accepted.queued_count,
+        invalid_recipients_count=accepted.invalid_recipients_count,
+        duplicates_removed=accepted.duplicates_removed,
+        connection_check=connection_check,
+        first_invalid=_masked_examples(prepared),
+    )
+    return CreateResult(202, accepted)
+
+
+def _masked_examples(prepared: PreparedRecipients) -> list[dict[str, str]]:
+    return [
+        {"input": mask_phone(r.input[:32]), "reason": r.reason}
+        for r in prepared.invalid[:INVALID_LOGGED]
+    ]
+
+
+def _log_rejected(
+    tenant: TenantContext, wa_session: SessionInfo, prepared: PreparedRecipients
+) -> None:
+    log.warning(
+        f"{BROADCAST_TAG} rejected",
+        broadcast_id=None,
+        tenant_id=tenant.tenant_id,
+        session_id=wa_session.session_id,
+        error_code=NoValidRecipients.error_code,
+        queued_count=0,
+        invalid_recipients_count=len(prepared.invalid),
+        duplicates_removed=prepared.duplicates_removed,
+        first_invalid=_masked_examples(prepared),
+    )
+
+
+async def _check_connection(ctx: AppContext, wa_session: SessionInfo) -> ConnectionCheck:
+    """Refuse when the provider says disconnected; go on (fail-open) when it cannot say."""
+    provider = ctx.providers.for_kind(wa_session.provider)
+    timeout = ctx.settings.connection_check_timeout_s
+    try:
+        status = await asyncio.wait_for(provider.connection_status(wa_session.ref()), timeout)
+    except TimeoutError:
+        log.warning(
+            f"{BROADCAST_TAG} connection check timed out; accepting anyway",
+            broadcast_id=None,
+            session_id=wa_session.session_id,
+            timeout_s=timeout,
+        )
+        return "unknown"
+    except Exception as exc:
+        log.warning(
+            f"{BROADCAST_TAG} connection check failed; accepting anyway",
+            broadcast_id=None,
+            session_id=wa_session.session_id,
+            error=repr(exc),
+        )
+        return "unknown"
+    if not status.connected:
+        log.warning(
+            f"{BROADCAST_TAG} rejected",
+            broadcast_id=None,
+            session_id=wa_session.session_id,
+            error_code=WhatsAppNotConnected.error_code,
+            detail=status.detail,
+        )
+        raise WhatsAppNotConnected(
+            NOT_CONNECTED_HE,
+            details={"session_id": wa_session.session_id, "provider": wa_session.provider},
+            extra={"message_en": NOT_CONNECTED_EN},
+        )
+    return "connected"
+
+
+async def _find_twin(
+    ctx: AppContext, tenant: TenantContext, fingerprint: str
+) -> CreateResult | None:
+    async with ctx.database.transaction() as session:
+        repo = BroadcastRepository(session)
+        twin = await _find_twin_in(repo, ctx, tenant, fingerprint)
+        return None if twin is None else await _replay(repo, twin, http_status=200)
+
+
+async def _find_twin_in(
+    repo: BroadcastRepository, ctx: AppContext, tenant: TenantContext, fingerprint: str
+) -> WhatsAppBroadcast | None:
+    now = ctx.clock.now()
+    window = ctx.settings.idempotency_window_s
+    keys = idempotency.candidate_content_keys(
+        fingerprint, now, ctx.settings.idempotency_bucket_s, window
+    )
+    return await repo.find_by_content_keys(tenant.tenant_id, keys, now - timedelta(seconds=window))
+
+
+async def _replay(
+    repo: BroadcastRepository, broadcast: WhatsAppBroadcast, *, http_status: int
+) -> CreateResult:
+    items = await repo.recipients(broadcast.id, status=None, after_id=None, limit=ITEMS_IN_PROOF)
+    log.info(
+        f"{BROADCAST_TAG} idempotent replay",
+        broadcast_id=broadcast.id,
+        tenant_id=broadcast.tenant_id,
+        queued_count=broadcast.queued_count + broadcast.sending_count,
+        invalid_recipients_count=broadcast.invalid_recipients_count,
+        duplicates_removed=broadcast.duplicates_removed,
+    )
+    body = BroadcastAccepted(
+        broadcast_id=broadcast.id,
+        job_id=job_id(broadcast.id),
+        status=BroadcastStatus(broadcast.status),
+        session_id=broadcast.session_id,
+        total_recipients=broadcast.total_recipients,
+        queued_count=broadcast.queued_count + broadcast.sending_count,
+        sent_count=_sent_total(broadcast),
+        invalid_recipients_count=broadcast.invalid_recipients_count,
+        invalid_recipients=[InvalidRecipient(**r) for r in broadcast.invalid_recipients],
+        duplicates_removed=broadcast.duplicates_removed,
+        items=[
+            RecipientItem(phone=r.phone, lead_id=r.lead_id, status=RecipientStatus(r.status))
+            for r in items
+        ],
+        idempotent=True,
+        connection_check="connected" if broadcast.connection_check == "connected" else "unknown",
+    )
+    return CreateResult(http_status, body)
+
+
+# --- client Idempotency-Key -------------------------------------------------
+
+
+def _canonical_request(body: BroadcastCreate, wa_session: SessionInfo) -> str:
+    payload = body.model_dump(mode="json")
+    payload["session_id"] = wa_session.session_id
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+async def _claim_client_key(
+    ctx: AppContext,
+    tenant: TenantContext,
+    wa_session: SessionInfo,
+    body: BroadcastCreate,
+    raw_key: str,
+) -> tuple[_ClientKey, CreateResult | None]:
+    key = idempotency.unquote_client_key(raw_key)
+    if not idempotency.is_valid_client_key(key):
+        raise ValidationFailed(
+            "Idempotency-Key: must be 1-255 visible ASCII characters",
+            details={"field": "Idempotency-Key"},
+        )
+    request_hash = idempotency.request_fingerprint(_canonical_request(body, wa_session))
+    now = ctx.clock.now()
+    expires_at = now + timedelta(seconds=ctx.settings.idempotency_key_ttl_s)
+    claim = _ClientKey(key, request_hash, now)
+    async with ctx.database.transaction() as session:
+        repo = IdempotencyRepository(session)
+        if await repo.try_claim(
+            tenant_id=tenant.tenant_id,
+            key=key,
+            request_hash=request_hash,
+            at=now,
+            expires_at=expires_at,
+        ):
+            return claim, None
+        row = await repo.get(tenant.tenant_id, key)
+        if row is None:
+            raise IdempotencyKeyInUse(
+                "A request with this Idempotency-Key is being processed; retry shortly",
+                details={"idempotency_key": key},
+            )
+        abandoned = row.state == "in_flight" and row.created_at <= now - timedelta(
+            seconds=ctx.settings.idempotency_in_flight_timeout_s
+        )
+        if row.expires_at <= now or abandoned:
+            if await repo.take_over(
+                tenant_id=tenant.tenant_id,
+                key=key,
+                previous_created_at=row.created_at,
+                request_hash=request_hash,
+                at=now,
+                expires_at=expires_at,
+            ):
+                return claim, None
+            raise IdempotencyKeyInUse(
+                "A request with this Idempotency-Key is being processed; retry shortly",
+                details={"idempotency_key": key},
+            )
+        if row.request_hash != request_hash:
+            raise IdempotencyKeyMismatch(
+                "This Idempotency-Key was already used with a different request body",
+                details={"idempotency_key": key},
+            )
+        if row.state == "in_flight" or row.response_body is None or row.response_status is None:
+            raise IdempotencyKeyInUse(
+                "A request with this Idempotency-Key is being processed; retry shortly",
+                details={"idempotency_key": key},
+            )
+        replay = BroadcastAccepted.model_validate({**row.response_body, "idempotent": True})
+        log.info(
+            f"{BROADCAST_TAG} idempotent replay",
+            broadcast_id=row.broadcast_id,
+            tenant_id=tenant.tenant_id,
+            queued_count=replay.queued_count,
+            invalid_recipients_count=replay.invalid_recipients_count,
+            duplicates_removed=replay.duplicates_removed,
+            idempotency_key=key,
+        )
+        return claim, CreateResult(row.response_status, replay)
+
+
+async def _release_client_key(ctx: AppContext, tenant: TenantContext, claim: _ClientKey) -> None:
+    async with ctx.database.transaction() as session:
+        await IdempotencyRepository(session).release(
+            tenant_id=tenant.tenant_id, key=claim.key, claimed_at=claim.claimed_at
+        )
+
+
+# --- reads -----------------------------------------------------------------
+
+
+def _sent_total(b: WhatsAppBroadcast) -> int:
+    return b.sent_count + b.delivered_count + b.read_count
+
+
+def broadcast_out(b: WhatsAppBroadcast) -> BroadcastOut:
+    return BroadcastOut(
+        broadcast_id=b.id,
+        status=BroadcastStatus(b.status),
+        status_reason=b.status_reason,
+        message=b.message,
+        session_id=b.session_id,
+        total_recipients=b.total_recipients,
+        queued_count=b.queued_count + b.sending_count,
+        sent_count=_sent_total(b),
+        delivered_count=b.delivered_count + b.read_count,
+        read_count=b.read_count,
+        failed_count=b.failed_count,
+        cancelled_count=b.cancelled_count,
+        invalid_recipients_count=b.invalid_recipients_count,
+        duplicates_removed=b.duplicates_removed,
+        created_at=b.created_at,
+        queued_at=b.queued_at,
+        started_at=b.started_at,
+        finished_at=b.finished_at,
+        updated_at=b.updated_at,
+    )
+
+
+def recipient_out(r: WhatsAppBroadcastRecipient) -> RecipientOut:
+    return RecipientOut(
+        recipient_id=r.id,
+        phone=r.phone,
+        lead_id=r.lead_id,
+        name=r.name,
+        status=RecipientStatus(r.status),
+        attempts=r.attempts,
+        error_code=r.error_code,
+        error_message=r.error_message,
+        queued_at=r.queued_at,
+        sent_at=r.sent_at,
+        delivered_at=r.delivered_at,
+        read_at=r.read_at,
+        failed_at=r.failed_at,
+        updated_at=r.updated_at,
+    )
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The id a cursor points past; a tampered or foreign cursor is a 422, not a 500."""
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+        prefix, _, value = text.partition(":")
+        if prefix != "id" or not value.isdigit():
+            raise ValueError(text)
+        return int(value)
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise ValidationFailed(
+            "cursor: not a cursor returned by this API", details={"field": "cursor"}
+        ) from exc
+
+
+def _page_cursor(ids: list[int], limit: int) -> str | None:
+    return encode_cursor(ids[-1]) if len(ids) == limit and ids else None
+
+
+async def get_broadcast(ctx: AppContext, tenant: TenantContext, broadcast_id: int) -> BroadcastOut:
+    async with ctx.database.transaction() as session:
+        broadcast = await BroadcastRepository(session).get(tenant.tenant_id, broadcast_id)
+        if broadcast is None:
+            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        return broadcast_out(broadcast)
+
+
+async def list_broadcasts(
+    ctx: AppContext,
+    tenant: TenantContext,
+    *,
+    status: BroadcastStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[BroadcastOut], str | None]:
+    before_id = decode_cursor(cursor)
+    async with ctx.database.transaction() as session:
+        rows = await BroadcastRepository(session).list_page(
+            tenant.tenant_id, status=status, before_id=before_id, limit=limit
+        )
+        return [broadcast_out(b) for b in rows], _page_cursor([b.id for b in rows], limit)
+
+
+async def list_recipients(
+    ctx: AppContext,
+    tenant: TenantContext,
+    broadcast_id: int,
+    *,
+    status: RecipientStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[RecipientOut], str | None]:
+    after_id = decode_cursor(cursor)
+    async with ctx.database.transaction() as session:
+        repo = BroadcastRepository(session)
+        if await repo.get(tenant.tenant_id, broadcast_id) is None:
+            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        rows = await repo.recipients(broadcast_id, status=status, after_id=after_id, limit=limit)
+        return [recipient_out(r) for r in rows], _page_cursor([r.id for r in rows], limit)

@@ -1,0 +1,116 @@
+"""The ``wabroadcast`` command: database, tenants, server and demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated
+
+import typer
+
+from wabroadcast.clock import SystemClock
+from wabroadcast.config import get_settings
+from wabroadcast.db import migrate
+from wabroadcast.db.engine import Database
+from wabroadcast.observability.logging import configure_logging
+from wabroadcast.tenants.service import create_tenant
+
+app = typer.Typer(
+    help="wabroadcast: one WhatsApp message to many recipients, reliably.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+tenant_app = typer.Typer(help="Tenants (businesses) and their API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create or migrate the schema at WABROADCAST_DATABASE_URL."""
+    url = get_settings().database_url
+    migrate.upgrade(url, revision)
+    typer.echo(f"database at revision {migrate.current_revision(url)}")
+
+
+async def _create_tenant(name: str, region: str, provider: str) -> dict[str, object]:
+    database = Database(get_settings().database_url)
+    try:
+        async with database.transaction() as session:
+            created = await create_tenant(
+                session, SystemClock(), name=name, region=region, provider=provider
+            )
+    finally:
+        await database.dispose()
+    return {
+        "tenant_id": created.tenant_id,
+        "api_key": created.api_key,
+        "session_id": created.session_id,
+    }
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Option(help="The business's name.")],
+    region: Annotated[
+        str | None,
+        typer.Option(
+            help="Default phone region (ISO 3166 alpha-2) for numbers without +cc. "
+            "Default: WABROADCAST_DEFAULT_REGION or IL."
+        ),
+    ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            help="Provider of the default session. Default: WABROADCAST_DEFAULT_PROVIDER."
+        ),
+    ] = None,
+) -> None:
+    """Create a tenant and its default session; prints its API key once, as JSON."""
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+    created = asyncio.run(
+        _create_tenant(
+            name, region or settings.default_region, provider or settings.default_provider
+        )
+    )
+    typer.echo(json.dumps(created))
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address. Default: WABROADCAST_HOST.")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port. Default: WABROADCAST_PORT.")] = None,
+) -> None:
+    """Run the HTTP API (migrating the database first)."""
+    import uvicorn
+
+    from wabroadcast.api.app import create_app
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    migrate.upgrade(settings.database_url)
+    uvicorn.run(
+        create_app(),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+@app.command()
+def demo(
+    port: Annotated[int | None, typer.Option(help="Port. Default: WABROADCAST_PORT.")] = None,
+) -> None:
+    """Start the server, create a demo tenant, post a demo broadcast, keep serving."""
+    from wabroadcast.demo import run_demo
+
+    asyncio.run(run_demo(port))
+
+
+def main() -> None:
+    app()

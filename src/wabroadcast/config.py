@@ -1,0 +1,43 @@
+"""Typed settings, read once from the environment (prefix ``WABROADCAST_``).
+
+One object carries every knob so that the API, the worker and the CLI agree on
+them and tests can build an app with explicit values instead of patching env.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field maps to ``WABROADCAST_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="WABROADCAST_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./wabroadcast.db",
+        description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+psycopg://...",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_format: Literal["console", "json"] = "console"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    default_region: str = Field(default="IL", min_length=2, max_length=2)
+    default_provider: str = "simulator"
+    max_recipients: int = Field(default=100_000, ge=1)
+    max_message_chars: int = Field(default=4096, ge=1)
+    connection_check_timeout_s: float = Field(default=5.0, gt=0)
+    idempotency_window_s: int = Field(default=600, ge=1)
+    idempotency_bucket_s: int = Field(default=300, ge=1)
+    idempotency_key_ttl_s: int = Field(default=86_400, ge=60)
+    idempotency_in_flight_timeout_s: int = Field(default=120, ge=1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, parsed from the environment on first use."""
+    return Settings()

@@ -1,0 +1,18 @@
+"""What an entry point (API app, worker, CLI command) hands to the services it calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wabroadcast.clock import Clock
+from wabroadcast.config import Settings
+from wabroadcast.db.engine import Database
+from wabroadcast.providers.registry import Providers
+
+
+@dataclass(frozen=True, slots=True)
+class AppContext:
+    settings: Settings
+    database: Database
+    clock: Clock
+    providers: Providers

@@ -1,0 +1,101 @@
+"""The one protocol every WhatsApp provider implements, and the values it speaks.
+
+Providers differ in endpoints, status names and error codes (Baileys 0-5,
+Evolution strings, WAHA -1..4, Meta strings); each module maps its own to these
+types so the broadcast and dispatch code never learns a provider's dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+
+class ConnectionState(StrEnum):
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRef:
+    """What a provider needs to know about the session it acts for."""
+
+    session_id: str
+    tenant_id: int
+    provider: str
+    config: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionStatus:
+    state: ConnectionState
+    detail: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.state is ConnectionState.CONNECTED
+
+
+class SendOutcome(StrEnum):
+    """How the dispatcher must treat the result of one send."""
+
+    SENT = "sent"
+    RETRY_LATER = "retry_later"
+    FAILED = "failed"
+    ACCOUNT_BLOCKED = "account_blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: SendOutcome
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    repeated: bool = False
+
+
+class ReceiptStatus(StrEnum):
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    provider_message_id: str
+    status: ReceiptStatus
+    at: datetime
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+class WebhookRejected(Exception):
+    """A webhook call that is forged or malformed; nothing may be written for it."""
+
+
+class Provider(Protocol):
+    """A WhatsApp gateway as the rest of wabroadcast sees it."""
+
+    kind: str
+    # True when a repeated client message id is recognised and not delivered
+    # twice; then a crashed send may be retried with the same id.
+    supports_client_message_id: bool
+
+    async def connection_status(self, session: SessionRef) -> ConnectionStatus:
+        """Whether the session can send right now, as the provider reports it."""
+        ...
+
+    async def send(
+        self, session: SessionRef, to: str, text: str, client_message_id: str
+    ) -> SendResult:
+        """Send one text message to an E.164 number and classify the result."""
+        ...
+
+    def parse_webhook(
+        self, session: SessionRef, headers: Mapping[str, str], body: bytes
+    ) -> list[Receipt]:
+        """Authenticate and decode a provider callback; raise ``WebhookRejected`` if forged."""
+        ...
