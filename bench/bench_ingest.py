@@ -18,7 +18,7 @@ from bench.support import report, rss_mb, running_server, scratch_database, wabr
 from wabroadcast.domain.phones import InvalidPhone, normalize_phone
 
 RECIPIENTS = 100_000
-ROUNDS = 6
+ROUNDS = 10
 
 
 def _recipients(seed: int) -> list[str]:

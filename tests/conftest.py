@@ -126,7 +126,7 @@ async def ctx(settings: Settings, clock: FrozenClock) -> AsyncIterator[AppContex
 @pytest.fixture
 async def client(ctx: AppContext) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(ctx)
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         yield http
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.db.models import IdempotencyRequest, WhatsAppBroadcast, WhatsAppBroadcastRecipient
+from wabroadcast.domain.recipients import ValidRecipient
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 
 _RECIPIENT_COPY_COLUMNS = (
@@ -39,14 +39,6 @@ def _copy_text(value: str) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-@dataclass(frozen=True, slots=True)
-class NewRecipient:
-    raw_input: str
-    phone: str
-    lead_id: int | None
-    name: str | None
-
-
 class BroadcastRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -70,17 +62,32 @@ class BroadcastRepository:
         await self.session.flush()
         return broadcast
 
+    async def has_recent_same_message(
+        self, tenant_id: int, session_id: str, message: str, created_since: datetime
+    ) -> bool:
+        """Whether a broadcast with this exact message was created on the session lately."""
+        result = await self.session.execute(
+            select(WhatsAppBroadcast.id)
+            .where(
+                WhatsAppBroadcast.tenant_id == tenant_id,
+                WhatsAppBroadcast.created_at >= created_since,
+                WhatsAppBroadcast.session_id == session_id,
+                WhatsAppBroadcast.message == message,
+            )
+            .limit(1)
+        )
+        return result.first() is not None
+
     async def add_recipients(
-        self,
-        *,
-        broadcast_id: int,
-        tenant_id: int,
-        session_id: str,
-        recipients: Sequence[NewRecipient],
-        at: datetime,
+        self, broadcast: WhatsAppBroadcast, recipients: Sequence[ValidRecipient], at: datetime
     ) -> None:
         """Insert recipient rows as ``queued``; COPY on PostgreSQL, executemany on SQLite."""
         status = RecipientStatus.QUEUED.value
+        broadcast_id, tenant_id, session_id = (
+            broadcast.id,
+            broadcast.tenant_id,
+            broadcast.session_id,
+        )
         if self._dialect == "postgresql":
             await self._copy_recipients(broadcast_id, tenant_id, session_id, recipients, at)
             return
@@ -108,7 +115,7 @@ class BroadcastRepository:
         broadcast_id: int,
         tenant_id: int,
         session_id: str,
-        recipients: Sequence[NewRecipient],
+        recipients: Sequence[ValidRecipient],
         at: datetime,
     ) -> None:
         """COPY in one write: the constant columns are formatted once, not per row."""
@@ -133,9 +140,7 @@ class BroadcastRepository:
         columns = ", ".join(_RECIPIENT_COPY_COLUMNS)
         async with (
             driver.cursor() as cursor,
-            cursor.copy(
-                f"COPY whatsapp_broadcast_recipients ({columns}) FROM STDIN"
-            ) as copy,
+            cursor.copy(f"COPY whatsapp_broadcast_recipients ({columns}) FROM STDIN") as copy,
         ):
             await copy.write("".join(lines).encode("utf-8"))
 

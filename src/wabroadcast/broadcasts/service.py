@@ -13,15 +13,12 @@ import asyncio
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from wabroadcast.broadcasts.repository import (
-    BroadcastRepository,
-    IdempotencyRepository,
-    NewRecipient,
-)
+from wabroadcast.broadcasts.repository import BroadcastRepository, IdempotencyRepository
 from wabroadcast.broadcasts.schemas import (
     BroadcastAccepted,
     BroadcastCreate,
@@ -44,7 +41,12 @@ from wabroadcast.domain.errors import (
     WhatsAppNotConnected,
 )
 from wabroadcast.domain.phones import mask_phone
-from wabroadcast.domain.recipients import PreparedRecipients, RecipientInput, prepare_recipients
+from wabroadcast.domain.recipients import (
+    RecipientLike,
+    RecipientPreparer,
+    ValidRecipient,
+    prepare_recipients,
+)
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus, ensure_transition
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.tenants.service import SessionInfo, TenantContext, resolve_session
@@ -55,6 +57,8 @@ ITEMS_IN_PROOF = 100
 INVALID_IN_PROOF = 20
 INVALID_EXAMPLES_IN_ERROR = 5
 INVALID_LOGGED = 5
+# Lists longer than this are normalized chunk by chunk while earlier chunks are inserted.
+STREAM_CHUNK = 10_000
 NOT_CONNECTED_HE = "WhatsApp לא מחובר. יש להתחבר תחילה"
 NOT_CONNECTED_EN = "WhatsApp is not connected. Connect first."
 
@@ -123,74 +127,78 @@ async def _create_unclaimed(
     body: BroadcastCreate,
     client_key: _ClientKey | None,
 ) -> CreateResult:
-    inputs = [
-        RecipientInput(r) if isinstance(r, str) else RecipientInput(r.phone, r.lead_id, r.name)
-        for r in body.recipients
-    ]
-    prepared = await asyncio.to_thread(prepare_recipients, inputs, tenant.default_region)
-    if not prepared.valid:
-        _log_rejected(tenant, wa_session, prepared)
-        raise NoValidRecipients(
-            "None of the recipients is a valid phone number",
-            details={
-                "invalid_count": len(prepared.invalid),
-                "reasons": prepared.reason_counts(),
-                "examples": [
-                    {"input": r.input, "reason": r.reason}
-                    for r in prepared.invalid[:INVALID_EXAMPLES_IN_ERROR]
-                ],
-            },
-        )
-    phones_sorted = sorted(r.phone for r in prepared.valid)
-    fingerprint = idempotency.content_fingerprint(
-        tenant.tenant_id, wa_session.session_id, body.message, phones_sorted
-    )
+    recipients = body.recipients
+    region = tenant.default_region
     dedupe_by_content = client_key is None and not body.allow_duplicate
-    if dedupe_by_content:
-        existing = await _find_twin(ctx, tenant, fingerprint)
-        if existing is not None:
-            return existing
+    # Normalize everything up front when the list is small, or when an earlier
+    # broadcast with this message might be a twin that must be found before
+    # anything is stored. Otherwise normalization streams into the inserts.
+    prepared: tuple[RecipientPreparer, list[ValidRecipient]] | None = None
+    if len(recipients) <= STREAM_CHUNK or (
+        dedupe_by_content and await _recent_same_message(ctx, tenant, wa_session, body.message)
+    ):
+        prepared = await asyncio.to_thread(prepare_recipients, recipients, region)
+        _require_valid(prepared[0], tenant, wa_session)
+        if dedupe_by_content:
+            existing = await _find_twin(
+                ctx, tenant, _fingerprint(prepared[0], tenant, wa_session, body)
+            )
+            if existing is not None:
+                return existing
 
     connection_check = await _check_connection(ctx, wa_session)
 
     now = ctx.clock.now()
     async with ctx.database.transaction() as session:
         repo = BroadcastRepository(session)
-        await repo.lock_content(idempotency.lock_id(fingerprint))
+        await repo.lock_content(
+            idempotency.lock_id(
+                idempotency.message_fingerprint(
+                    tenant.tenant_id, wa_session.session_id, body.message
+                )
+            )
+        )
         if dedupe_by_content:
-            twin = await _find_twin_in(repo, ctx, tenant, fingerprint)
-            if twin is not None:
-                return await _replay(repo, twin, http_status=200)
-        bucket = idempotency.time_bucket(now, ctx.settings.idempotency_bucket_s)
-        invalid_sample = [
-            {"input": r.input, "reason": r.reason} for r in prepared.invalid[:INVALID_IN_PROOF]
-        ]
+            if prepared is None and await repo.has_recent_same_message(
+                tenant.tenant_id, wa_session.session_id, body.message, _window_start(ctx)
+            ):
+                prepared = await asyncio.to_thread(prepare_recipients, recipients, region)
+                _require_valid(prepared[0], tenant, wa_session)
+            if prepared is not None:
+                fingerprint = _fingerprint(prepared[0], tenant, wa_session, body)
+                twin = await _find_twin_in(repo, ctx, tenant, fingerprint)
+                if twin is not None:
+                    return await _replay(repo, twin, http_status=200)
         broadcast = await repo.add_broadcast(
             WhatsAppBroadcast(
                 tenant_id=tenant.tenant_id,
                 session_id=wa_session.session_id,
                 status=BroadcastStatus.ACCEPTED.value,
                 message=body.message,
-                idempotency_key=idempotency.content_key(fingerprint, bucket),
                 connection_check=connection_check,
-                total_recipients=len(prepared.valid),
-                invalid_recipients_count=len(prepared.invalid),
-                duplicates_removed=prepared.duplicates_removed,
-                invalid_recipients=invalid_sample,
-                queued_count=len(prepared.valid),
+                total_recipients=0,
+                invalid_recipients=[],
                 created_at=now,
                 updated_at=now,
             )
         )
-        await repo.add_recipients(
-            broadcast_id=broadcast.id,
-            tenant_id=tenant.tenant_id,
-            session_id=wa_session.session_id,
-            recipients=[
-                NewRecipient(r.raw_input, r.phone, r.lead_id, r.name) for r in prepared.valid
-            ],
-            at=now,
+        if prepared is None:
+            preparer = await _stream_recipients(repo, broadcast, recipients, region, now)
+            _require_valid(preparer, tenant, wa_session)
+        else:
+            preparer, valid = prepared
+            await repo.add_recipients(broadcast, valid, now)
+        broadcast.idempotency_key = idempotency.content_key(
+            _fingerprint(preparer, tenant, wa_session, body),
+            idempotency.time_bucket(now, ctx.settings.idempotency_bucket_s),
         )
+        invalid_sample = [
+            {"input": r.input, "reason": r.reason} for r in preparer.invalid[:INVALID_IN_PROOF]
+        ]
+        broadcast.total_recipients = broadcast.queued_count = preparer.valid_count
+        broadcast.invalid_recipients_count = len(preparer.invalid)
+        broadcast.duplicates_removed = preparer.duplicates_removed
+        broadcast.invalid_recipients = invalid_sample
         ensure_transition(BroadcastStatus.ACCEPTED, BroadcastStatus.QUEUED)
         await repo.set_status(broadcast, BroadcastStatus.QUEUED, now)
         accepted = BroadcastAccepted(
@@ -198,15 +206,15 @@ async def _create_unclaimed(
             job_id=job_id(broadcast.id),
             status=BroadcastStatus.QUEUED,
             session_id=wa_session.session_id,
-            total_recipients=len(prepared.valid),
-            queued_count=len(prepared.valid),
+            total_recipients=preparer.valid_count,
+            queued_count=preparer.valid_count,
             sent_count=0,
-            invalid_recipients_count=len(prepared.invalid),
+            invalid_recipients_count=len(preparer.invalid),
             invalid_recipients=[InvalidRecipient(**r) for r in invalid_sample],
-            duplicates_removed=prepared.duplicates_removed,
+            duplicates_removed=preparer.duplicates_removed,
             items=[
                 RecipientItem(phone=r.phone, lead_id=r.lead_id, status=RecipientStatus.QUEUED)
-                for r in prepared.valid[:ITEMS_IN_PROOF]
+                for r in preparer.first_valid[:ITEMS_IN_PROOF]
             ],
             idempotent=False,
             connection_check=connection_check,
@@ -228,20 +236,91 @@ async def _create_unclaimed(
         invalid_recipients_count=accepted.invalid_recipients_count,
         duplicates_removed=accepted.duplicates_removed,
         connection_check=connection_check,
-        first_invalid=_masked_examples(prepared),
+        first_invalid=_masked_examples(preparer),
     )
     return CreateResult(202, accepted)
 
 
-def _masked_examples(prepared: PreparedRecipients) -> list[dict[str, str]]:
+async def _stream_recipients(
+    repo: BroadcastRepository,
+    broadcast: WhatsAppBroadcast,
+    recipients: Sequence[str | RecipientLike],
+    region: str,
+    now: datetime,
+) -> RecipientPreparer:
+    """Normalize chunk k+1 in a thread while chunk k is being inserted.
+
+    Normalization is Python CPU and the insert is mostly database CPU, so on
+    PostgreSQL the two overlap on separate cores instead of adding up.
+    """
+    preparer = RecipientPreparer(region)
+    chunks = [recipients[i : i + STREAM_CHUNK] for i in range(0, len(recipients), STREAM_CHUNK)]
+    pending = asyncio.ensure_future(asyncio.to_thread(preparer.add, chunks[0]))
+    try:
+        for index in range(len(chunks)):
+            valid = await pending
+            if index + 1 < len(chunks):
+                pending = asyncio.ensure_future(asyncio.to_thread(preparer.add, chunks[index + 1]))
+            if valid:
+                await repo.add_recipients(broadcast, valid, now)
+    finally:
+        # Never leave a normalization running behind a failed insert.
+        await asyncio.wait([pending])
+    return preparer
+
+
+def _fingerprint(
+    preparer: RecipientPreparer,
+    tenant: TenantContext,
+    wa_session: SessionInfo,
+    body: BroadcastCreate,
+) -> str:
+    return idempotency.content_fingerprint(
+        tenant.tenant_id, wa_session.session_id, body.message, preparer.sorted_phones()
+    )
+
+
+def _window_start(ctx: AppContext) -> datetime:
+    return ctx.clock.now() - timedelta(seconds=ctx.settings.idempotency_window_s)
+
+
+async def _recent_same_message(
+    ctx: AppContext, tenant: TenantContext, wa_session: SessionInfo, message: str
+) -> bool:
+    async with ctx.database.transaction() as session:
+        return await BroadcastRepository(session).has_recent_same_message(
+            tenant.tenant_id, wa_session.session_id, message, _window_start(ctx)
+        )
+
+
+def _require_valid(
+    preparer: RecipientPreparer, tenant: TenantContext, wa_session: SessionInfo
+) -> None:
+    if preparer.valid_count:
+        return
+    _log_rejected(tenant, wa_session, preparer)
+    raise NoValidRecipients(
+        "None of the recipients is a valid phone number",
+        details={
+            "invalid_count": len(preparer.invalid),
+            "reasons": preparer.reason_counts(),
+            "examples": [
+                {"input": r.input, "reason": r.reason}
+                for r in preparer.invalid[:INVALID_EXAMPLES_IN_ERROR]
+            ],
+        },
+    )
+
+
+def _masked_examples(preparer: RecipientPreparer) -> list[dict[str, str]]:
     return [
         {"input": mask_phone(r.input[:32]), "reason": r.reason}
-        for r in prepared.invalid[:INVALID_LOGGED]
+        for r in preparer.invalid[:INVALID_LOGGED]
     ]
 
 
 def _log_rejected(
-    tenant: TenantContext, wa_session: SessionInfo, prepared: PreparedRecipients
+    tenant: TenantContext, wa_session: SessionInfo, preparer: RecipientPreparer
 ) -> None:
     log.warning(
         f"{BROADCAST_TAG} rejected",
@@ -250,9 +329,9 @@ def _log_rejected(
         session_id=wa_session.session_id,
         error_code=NoValidRecipients.error_code,
         queued_count=0,
-        invalid_recipients_count=len(prepared.invalid),
-        duplicates_removed=prepared.duplicates_removed,
-        first_invalid=_masked_examples(prepared),
+        invalid_recipients_count=len(preparer.invalid),
+        duplicates_removed=preparer.duplicates_removed,
+        first_invalid=_masked_examples(preparer),
     )
 
 
@@ -306,12 +385,13 @@ async def _find_twin(
 async def _find_twin_in(
     repo: BroadcastRepository, ctx: AppContext, tenant: TenantContext, fingerprint: str
 ) -> WhatsAppBroadcast | None:
-    now = ctx.clock.now()
-    window = ctx.settings.idempotency_window_s
     keys = idempotency.candidate_content_keys(
-        fingerprint, now, ctx.settings.idempotency_bucket_s, window
+        fingerprint,
+        ctx.clock.now(),
+        ctx.settings.idempotency_bucket_s,
+        ctx.settings.idempotency_window_s,
     )
-    return await repo.find_by_content_keys(tenant.tenant_id, keys, now - timedelta(seconds=window))
+    return await repo.find_by_content_keys(tenant.tenant_id, keys, _window_start(ctx))
 
 
 async def _replay(

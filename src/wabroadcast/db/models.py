@@ -102,6 +102,7 @@ class WhatsAppBroadcast(Base):
     __table_args__ = (
         Index("ix_whatsapp_broadcasts_tenant_id_id", "tenant_id", "id"),
         Index("ix_whatsapp_broadcasts_tenant_id_status_id", "tenant_id", "status", "id"),
+        Index("ix_whatsapp_broadcasts_tenant_id_created_at", "tenant_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

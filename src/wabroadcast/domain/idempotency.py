@@ -41,6 +41,11 @@ def content_fingerprint(
     return _digest(["content", str(tenant_id), session_id, message, *sorted_phones])
 
 
+def message_fingerprint(tenant_id: int, session_id: str, message: str) -> str:
+    """SHA-256 of a tenant's message on a session: what concurrent creates serialize on."""
+    return _digest(["message", str(tenant_id), session_id, message])
+
+
 def content_key(fingerprint: str, bucket: int) -> str:
     """The 64-hex ``idempotency_key`` stored on a broadcast: fingerprint plus time bucket."""
     return _digest(["bucket", fingerprint, str(bucket)])

@@ -2,48 +2,53 @@
 
 Pure and CPU-bound: phone normalization and de-duplication run here, away from
 I/O, so the API can run them off the event loop and tests can check them alone.
+A ``RecipientPreparer`` takes the list in chunks, so the service can store one
+chunk while the next is being normalized.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 from wabroadcast.domain.phones import InvalidPhone, normalize_phone
 
 INPUT_ECHO_CHARS = 64
+FIRST_VALID_KEPT = 100
 
 
-@dataclass(frozen=True, slots=True)
-class RecipientInput:
+class RecipientLike(Protocol):
+    """A recipient with CRM context (the API's recipient object has this shape)."""
+
+    @property
+    def phone(self) -> str: ...
+    @property
+    def lead_id(self) -> int | None: ...
+    @property
+    def name(self) -> str | None: ...
+
+
+# NamedTuples, not frozen dataclasses: 100,000 of each are built per request
+# and a frozen dataclass's __init__ costs several times a tuple's.
+
+
+class RecipientInput(NamedTuple):
     phone: str
     lead_id: int | None = None
     name: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ValidRecipient:
+class ValidRecipient(NamedTuple):
     raw_input: str
     phone: str
     lead_id: int | None
     name: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RejectedRecipient:
+class RejectedRecipient(NamedTuple):
     input: str
     reason: str
-
-
-@dataclass(slots=True)
-class PreparedRecipients:
-    valid: list[ValidRecipient] = field(default_factory=list)
-    invalid: list[RejectedRecipient] = field(default_factory=list)
-    duplicates_removed: int = 0
-
-    def reason_counts(self) -> dict[str, int]:
-        return dict(Counter(r.reason for r in self.invalid))
 
 
 def echo_input(raw: str) -> str:
@@ -51,20 +56,65 @@ def echo_input(raw: str) -> str:
     return raw if len(raw) <= INPUT_ECHO_CHARS else raw[: INPUT_ECHO_CHARS - 1] + "…"
 
 
-def prepare_recipients(items: Iterable[RecipientInput], region: str) -> PreparedRecipients:
-    """Normalize every phone to E.164 and keep the first occurrence of each number."""
-    prepared = PreparedRecipients()
-    seen: set[str] = set()
-    for item in items:
-        result = normalize_phone(item.phone, region)
-        if isinstance(result, InvalidPhone):
-            prepared.invalid.append(RejectedRecipient(echo_input(item.phone), result.reason.value))
-            continue
-        if result.e164 in seen:
-            prepared.duplicates_removed += 1
-            continue
-        seen.add(result.e164)
-        prepared.valid.append(
-            ValidRecipient(echo_input(item.phone), result.e164, item.lead_id, item.name)
-        )
-    return prepared
+class RecipientPreparer:
+    """Normalizes phones to E.164 chunk by chunk, keeping the first occurrence of each number."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.invalid: list[RejectedRecipient] = []
+        self.duplicates_removed = 0
+        self.first_valid: list[ValidRecipient] = []
+        self._seen: set[str] = set()
+
+    @property
+    def valid_count(self) -> int:
+        return len(self._seen)
+
+    def sorted_phones(self) -> list[str]:
+        """Every valid, unique E.164 number so far, sorted (what identifies the audience)."""
+        return sorted(self._seen)
+
+    def reason_counts(self) -> dict[str, int]:
+        return dict(Counter(r.reason for r in self.invalid))
+
+    def add(self, items: Iterable[str | RecipientLike]) -> list[ValidRecipient]:
+        """The new valid, unique recipients among ``items``, in input order.
+
+        This loop runs once per recipient of a 100,000-recipient request, so it
+        binds what it uses to locals and only truncates inputs that need it.
+        """
+        valid: list[ValidRecipient] = []
+        invalid = self.invalid
+        seen = self._seen
+        region = self.region
+        normalize = normalize_phone
+        duplicates = 0
+        for item in items:
+            if isinstance(item, str):
+                raw, lead_id, name = item, None, None
+            else:
+                raw, lead_id, name = item.phone, item.lead_id, item.name
+            echoed = raw if len(raw) <= INPUT_ECHO_CHARS else echo_input(raw)
+            result = normalize(raw, region)
+            if isinstance(result, InvalidPhone):
+                invalid.append(RejectedRecipient(echoed, result.reason.value))
+                continue
+            e164 = result.e164
+            if e164 in seen:
+                duplicates += 1
+                continue
+            seen.add(e164)
+            valid.append(ValidRecipient(echoed, e164, lead_id, name))
+        self.duplicates_removed += duplicates
+        room = FIRST_VALID_KEPT - len(self.first_valid)
+        if room > 0:
+            self.first_valid.extend(valid[:room])
+        return valid
+
+
+def prepare_recipients(
+    items: Iterable[str | RecipientLike], region: str
+) -> tuple[RecipientPreparer, list[ValidRecipient]]:
+    """The whole list at once: the preparer (counts, invalid) and every valid recipient."""
+    preparer = RecipientPreparer(region)
+    return preparer, preparer.add(items)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 13:19:03.209186
+Create Date: 2026-11-28
 """
 
 from __future__ import annotations
@@ -213,6 +213,9 @@ def upgrade() -> None:
             batch_op.f("ix_whatsapp_broadcasts_session_id"), ["session_id"], unique=False
         )
         batch_op.create_index(
+            "ix_whatsapp_broadcasts_tenant_id_created_at", ["tenant_id", "created_at"], unique=False
+        )
+        batch_op.create_index(
             "ix_whatsapp_broadcasts_tenant_id_id", ["tenant_id", "id"], unique=False
         )
         batch_op.create_index(
@@ -226,6 +229,7 @@ def downgrade() -> None:
     with op.batch_alter_table("whatsapp_broadcasts", schema=None) as batch_op:
         batch_op.drop_index("ix_whatsapp_broadcasts_tenant_id_status_id")
         batch_op.drop_index("ix_whatsapp_broadcasts_tenant_id_id")
+        batch_op.drop_index("ix_whatsapp_broadcasts_tenant_id_created_at")
         batch_op.drop_index(batch_op.f("ix_whatsapp_broadcasts_session_id"))
         batch_op.drop_index(batch_op.f("ix_whatsapp_broadcasts_idempotency_key"))
 
