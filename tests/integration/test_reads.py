@@ -205,5 +205,6 @@ async def test_unknown_broadcast_and_route_are_404_envelopes(
     wrong_method = await client.delete(URL, headers=tenant.headers)
     assert wrong_method.status_code == 405
     assert wrong_method.json()["error_code"] == "METHOD_NOT_ALLOWED"
+    assert wrong_method.headers["Allow"] == "GET, POST"
     bad_id = await client.get(f"{URL}/abc", headers=tenant.headers)
     assert bad_id.status_code == 422

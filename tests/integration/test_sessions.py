@@ -59,7 +59,6 @@ async def test_simulator_scenario_round_trips_and_keeps_unset_fields(
         {"latency_ms": -1},
         {"fail_numbers": {"0502345678": "NOT_ON_WHATSAPP"}},
         {"fail_numbers": {"+972502345678": "lower case"}},
-        {"connected": None},
         {"unknown_field": 1},
     ],
 )
@@ -69,6 +68,24 @@ async def test_bad_scenarios_are_422(
     response = await client.put("/api/whatsapp/simulator", json=body, headers=tenant.headers)
     assert response.status_code == 422
     assert response.json()["error_code"] == "VALIDATION_ERROR"
+
+
+async def test_null_leaves_a_field_unchanged_except_deliver_after_ms(
+    client: httpx.AsyncClient, tenant: TenantFixture
+) -> None:
+    await client.put(
+        "/api/whatsapp/simulator",
+        json={"connected": False, "latency_ms": 7},
+        headers=tenant.headers,
+    )
+    body = (
+        await client.put(
+            "/api/whatsapp/simulator",
+            json={"connected": None, "latency_ms": None, "deliver_after_ms": None},
+            headers=tenant.headers,
+        )
+    ).json()
+    assert (body["connected"], body["latency_ms"], body["deliver_after_ms"]) == (False, 7, None)
 
 
 async def test_simulator_is_404_for_sessions_on_another_provider(

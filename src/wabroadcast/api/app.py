@@ -53,6 +53,9 @@ def create_app(context: AppContext | None = None) -> FastAPI:
     )
     app.state.context = ctx
     install_error_handlers(app)
-    app.include_router(broadcasts.router)
-    app.include_router(sessions.router)
+    routers = [broadcasts.router, sessions.router]
+    for router in routers:
+        app.include_router(router)
+    # The flat list of routes, for the Allow header of 405 answers.
+    app.state.routes = [route for router in routers for route in router.routes]
     return app

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from wabroadcast.domain.errors import AppError
 from wabroadcast.observability.logging import get_logger
@@ -82,8 +83,34 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def _allowed_methods(request: Request) -> str:
+    """Every method some route accepts on this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.state.routes:
+        match, _ = route.matches({**request.scope, "method": "__ANY__"})
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        return envelope(
+            405,
+            "METHOD_NOT_ALLOWED",
+            "Method Not Allowed",
+            headers={"Allow": _allowed_methods(request)},
+        )
+    if exc.status_code == 400:
+        # FastAPI's own answer to a body it could not decode (bad encoding,
+        # truncated JSON): a validation error like any other malformed input.
+        return envelope(
+            422,
+            "VALIDATION_ERROR",
+            f"body: {exc.detail}",
+            {"errors": [{"field": "body", "message": str(exc.detail), "type": "body_decode"}]},
+        )
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
     return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))

@@ -15,15 +15,18 @@ MAX_MESSAGE_CHARS = 4096
 class RecipientIn(BaseModel):
     """A recipient with CRM context; a bare phone string is accepted too."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     phone: StrictStr = Field(examples=["+972502345678"])
-    lead_id: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    # 2**53 - 1: the largest integer every JSON client (JavaScript included) keeps exact.
+    lead_id: int | None = Field(default=None, ge=0, le=2**53 - 1)
     name: str | None = Field(default=None, max_length=200)
 
 
 class BroadcastCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a number where text is expected (or "true" for a boolean) is a
+    # client bug to report, not something to guess at.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     recipients: list[StrictStr | RecipientIn] = Field(

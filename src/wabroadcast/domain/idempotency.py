@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from datetime import datetime
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+# The header as sent: the key bare, or quoted as an RFC 8941 string.
+IDEMPOTENCY_HEADER_PATTERN = r'^(?:"[\x21\x23-\x7e]{1,255}"|[\x21-\x7e]{1,255})$'
 
 
 def time_bucket(at: datetime, bucket_seconds: int) -> int:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import re
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from wabroadcast.context import AppContext
-from wabroadcast.domain.errors import SimulatorNotAvailable, ValidationFailed
+from wabroadcast.domain.errors import SimulatorNotAvailable
 from wabroadcast.providers import simulator
 from wabroadcast.providers.simulator import Scenario, SimulatorRepository, scenario_from_row
 from wabroadcast.tenants.service import TenantContext, resolve_session
 
-E164_PATTERN = r"^\+\d{10,15}$"
+E164 = Annotated[str, StringConstraints(pattern=r"^\+\d{10,15}$")]
+ErrorCode = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
 
 
 class ScenarioOut(BaseModel):
@@ -26,32 +27,21 @@ class ScenarioOut(BaseModel):
 
 
 class ScenarioUpdate(BaseModel):
-    """Only the fields given change; the rest keep their current value."""
+    """Only the fields given change; absent fields, and null for any field but
+    ``deliver_after_ms`` (where null means "no receipts"), keep their value."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     connected: bool | None = None
     status_delay_ms: int | None = Field(default=None, ge=0, le=600_000)
     latency_ms: int | None = Field(default=None, ge=0, le=600_000)
-    fail_numbers: dict[str, str] | None = Field(
+    fail_numbers: dict[E164, ErrorCode] | None = Field(
         default=None, description="E.164 number -> error code, e.g. NOT_ON_WHATSAPP."
     )
     fail_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     deliver_after_ms: int | None = Field(
         default=None, ge=0, le=86_400_000, description="null = no receipts."
     )
-
-    @field_validator("fail_numbers")
-    @classmethod
-    def _e164_keys(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is None:
-            return value
-        for number, code in value.items():
-            if not re.match(E164_PATTERN, number):
-                raise ValueError(f"{number!r} is not an E.164 number")
-            if not re.match(r"^[A-Z][A-Z0-9_]{0,63}$", code):
-                raise ValueError(f"{code!r} is not an error code (A-Z, 0-9, _)")
-        return value
 
 
 def _out(session_id: str, scenario: Scenario) -> ScenarioOut:
@@ -85,9 +75,8 @@ async def update_scenario(
         row = await SimulatorRepository(session).ensure(info.session_id, ctx.clock)
         changes = update.model_dump(exclude_unset=True)
         for name, value in changes.items():
-            if value is None and name != "deliver_after_ms":
-                raise ValidationFailed(f"{name}: must not be null", details={"field": name})
-            setattr(row, name, value)
+            if value is not None or name == "deliver_after_ms":
+                setattr(row, name, value)
         row.updated_at = ctx.clock.now()
         await session.flush()
         return _out(info.session_id, scenario_from_row(row))

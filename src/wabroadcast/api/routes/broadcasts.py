@@ -16,6 +16,7 @@ from wabroadcast.broadcasts.schemas import (
     BroadcastOut,
     RecipientOut,
 )
+from wabroadcast.domain.idempotency import IDEMPOTENCY_HEADER_PATTERN
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 
 router = APIRouter(prefix="/api/whatsapp/broadcasts", tags=["broadcasts"])
@@ -43,8 +44,11 @@ async def create_broadcast(
         str | None,
         Header(
             alias="Idempotency-Key",
-            max_length=300,
-            description="Client key; same key + same body replays the first response (24 h).",
+            pattern=IDEMPOTENCY_HEADER_PATTERN,
+            description=(
+                "Client key, 1-255 visible ASCII characters, bare or in double quotes; "
+                "the same key with the same body replays the first response (kept 24 h)."
+            ),
         ),
     ] = None,
 ) -> BroadcastAccepted:
