@@ -43,6 +43,8 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
+    # Alembic narrates every migration step at INFO; only its problems matter here.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
