@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import signal
 from typing import Annotated
 
 import typer
@@ -115,6 +116,75 @@ def serve(
         log_level=settings.log_level,
         access_log=False,
     )
+
+
+@app.command("worker")
+def worker_command() -> None:
+    """Run a dispatcher: send queued recipients until SIGTERM or Ctrl+C.
+
+    Run as many as you like, on as many machines as share the database: each
+    session's sends stay within its max_concurrency and pace across all of them.
+    """
+    from wabroadcast.api.app import build_context
+    from wabroadcast.dispatch.worker import Dispatcher
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    migrate.upgrade(settings.database_url)
+    tune_gc()
+
+    async def run() -> None:
+        ctx = build_context(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await Dispatcher(ctx).run(stop)
+        finally:
+            await ctx.database.dispose()
+
+    asyncio.run(run())
+
+
+session_app = typer.Typer(help="WhatsApp sessions: concurrency and pace.", no_args_is_help=True)
+app.add_typer(session_app, name="session")
+
+
+@session_app.command("set")
+def session_set(
+    session_id: Annotated[str, typer.Argument(help="e.g. business_1")],
+    max_concurrency: Annotated[
+        int | None, typer.Option(min=1, max=16, help="Sends in flight at once (1-2 is safe).")
+    ] = None,
+    rate_per_minute: Annotated[
+        float | None, typer.Option(min=0, help="Messages per minute; 0 = no pacing.")
+    ] = None,
+    jitter_ms: Annotated[
+        int | None, typer.Option(min=0, help="Random extra gap before each send, 0..J ms.")
+    ] = None,
+) -> None:
+    """Tune a session's concurrency and pace; prints its settings as JSON."""
+    from wabroadcast.tenants.service import update_session_settings
+
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+
+    async def run() -> dict[str, object]:
+        database = Database(settings.database_url)
+        try:
+            async with database.transaction() as session:
+                return await update_session_settings(
+                    session,
+                    session_id,
+                    max_concurrency=max_concurrency,
+                    rate_per_minute=rate_per_minute,
+                    jitter_ms=jitter_ms,
+                )
+        finally:
+            await database.dispose()
+
+    typer.echo(json.dumps(asyncio.run(run())))
 
 
 @app.command()

@@ -35,6 +35,13 @@ class Settings(BaseSettings):
     idempotency_bucket_s: int = Field(default=300, ge=1)
     idempotency_key_ttl_s: int = Field(default=86_400, ge=60)
     idempotency_in_flight_timeout_s: int = Field(default=120, ge=1)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_base_s: float = Field(default=2.0, gt=0)
+    retry_cap_s: float = Field(default=300.0, gt=0)
+    lease_ttl_s: float = Field(default=15.0, gt=0)
+    worker_poll_s: float = Field(default=0.5, gt=0)
+    claim_batch: int = Field(default=100, ge=1, le=10_000)
+    disconnected_hold_s: float = Field(default=2.0, gt=0)
 
 
 @lru_cache(maxsize=1)

@@ -59,8 +59,11 @@ def test_openapi_describes_every_route_and_its_errors(server: Server) -> None:
         "/api/whatsapp/broadcasts",
         "/api/whatsapp/broadcasts/{broadcast_id}",
         "/api/whatsapp/broadcasts/{broadcast_id}/recipients",
+        "/api/whatsapp/broadcasts/{broadcast_id}/cancel",
         "/api/whatsapp/status",
         "/api/whatsapp/simulator",
+        "/api/whatsapp/simulator/sends",
+        "/api/whatsapp/webhooks/{provider}",
     }
     create = paths["/api/whatsapp/broadcasts"]["post"]
     assert {"200", "202", "400", "401", "404", "409", "413", "422", "503"} <= set(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,11 +10,12 @@ from fastapi import FastAPI
 
 from wabroadcast import __version__
 from wabroadcast.api.errors import install_error_handlers
-from wabroadcast.api.routes import broadcasts, sessions
+from wabroadcast.api.routes import broadcasts, sessions, webhooks
 from wabroadcast.clock import Clock, SystemClock
 from wabroadcast.config import Settings, get_settings
 from wabroadcast.context import AppContext
 from wabroadcast.db.engine import Database
+from wabroadcast.dispatch.worker import Dispatcher
 from wabroadcast.providers.registry import Providers
 
 
@@ -29,14 +31,25 @@ def build_context(
     return AppContext(settings, database, clock, Providers(database, clock))
 
 
-def create_app(context: AppContext | None = None) -> FastAPI:
-    """An app bound to ``context`` (or one built from the environment)."""
+def create_app(context: AppContext | None = None, *, run_worker: bool = False) -> FastAPI:
+    """An app bound to ``context`` (or one built from the environment).
+
+    With ``run_worker`` the app also runs a dispatcher in its own event loop,
+    which is how ``wabroadcast serve`` gives one command a working product.
+    """
     ctx = context or build_context()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await ctx.database.dispose()
+        stop = asyncio.Event()
+        worker = asyncio.create_task(Dispatcher(ctx).run(stop)) if run_worker else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker is not None:
+                await worker
+            await ctx.database.dispose()
 
     app = FastAPI(
         title="wabroadcast",
@@ -53,7 +66,7 @@ def create_app(context: AppContext | None = None) -> FastAPI:
     )
     app.state.context = ctx
     install_error_handlers(app)
-    routers = [broadcasts.router, sessions.router]
+    routers = [broadcasts.router, sessions.router, webhooks.router]
     for router in routers:
         app.include_router(router)
     # The flat list of routes, for the Allow header of 405 answers.

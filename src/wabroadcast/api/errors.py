@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from wabroadcast.domain.errors import AppError
+from wabroadcast.domain.errors import AppError, Unauthorized
 from wabroadcast.observability.logging import get_logger
 
 log = get_logger("wabroadcast.api")
@@ -57,7 +57,7 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     if exc.http_status == 409:
         headers = {"Retry-After": "1"}
     return envelope(exc.http_status, exc.error_code, exc.message, exc.details, exc.extra, headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -144,6 +144,36 @@ class BroadcastRepository:
         ):
             await copy.write("".join(lines).encode("utf-8"))
 
+    async def cancel_queued(self, broadcast_id: int, now: datetime) -> int:
+        """Every still-queued recipient of the broadcast becomes ``cancelled``."""
+        rows = (
+            await self.session.execute(
+                update(WhatsAppBroadcastRecipient)
+                .where(
+                    WhatsAppBroadcastRecipient.broadcast_id == broadcast_id,
+                    WhatsAppBroadcastRecipient.status == RecipientStatus.QUEUED.value,
+                )
+                .values(status=RecipientStatus.CANCELLED.value, updated_at=now)
+                .returning(WhatsAppBroadcastRecipient.id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        if rows:
+            await shift_counts(
+                self.session,
+                {broadcast_id: {(RecipientStatus.QUEUED, RecipientStatus.CANCELLED): len(rows)}},
+                now,
+            )
+        return len(rows)
+
+    async def get_for_update(self, tenant_id: int, broadcast_id: int) -> WhatsAppBroadcast | None:
+        result = await self.session.execute(
+            select(WhatsAppBroadcast)
+            .where(WhatsAppBroadcast.tenant_id == tenant_id, WhatsAppBroadcast.id == broadcast_id)
+            .with_for_update()
+        )
+        return result.scalar_one_or_none()
+
     async def get(self, tenant_id: int, broadcast_id: int) -> WhatsAppBroadcast | None:
         result = await self.session.execute(
             select(WhatsAppBroadcast).where(
@@ -222,6 +252,46 @@ class BroadcastRepository:
             .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
         )
         return int(result.scalar_one())
+
+
+COUNT_COLUMNS: dict[RecipientStatus, str] = {
+    RecipientStatus.QUEUED: "queued_count",
+    RecipientStatus.SENDING: "sending_count",
+    RecipientStatus.SENT: "sent_count",
+    RecipientStatus.DELIVERED: "delivered_count",
+    RecipientStatus.READ: "read_count",
+    RecipientStatus.FAILED: "failed_count",
+    RecipientStatus.CANCELLED: "cancelled_count",
+}
+
+
+async def shift_counts(
+    session: AsyncSession,
+    moves: Mapping[int, Mapping[tuple[RecipientStatus, RecipientStatus], int]],
+    at: datetime,
+) -> None:
+    """Keep a broadcast's per-status counters equal to its recipients' statuses.
+
+    ``moves[broadcast_id][(old, new)] = n`` says n recipients moved from old to
+    new in this transaction. Counters change by relative UPDATEs in the same
+    transaction as the recipient rows, so they stay exact under concurrency.
+    """
+    for broadcast_id, pairs in moves.items():
+        delta: dict[str, int] = {}
+        for (old, new), count in pairs.items():
+            if count and old is not new:
+                delta[COUNT_COLUMNS[old]] = delta.get(COUNT_COLUMNS[old], 0) - count
+                delta[COUNT_COLUMNS[new]] = delta.get(COUNT_COLUMNS[new], 0) + count
+        values: dict[str, Any] = {
+            name: getattr(WhatsAppBroadcast, name) + change
+            for name, change in delta.items()
+            if change
+        }
+        if values:
+            values["updated_at"] = at
+            await session.execute(
+                update(WhatsAppBroadcast).where(WhatsAppBroadcast.id == broadcast_id).values(values)
+            )
 
 
 class IdempotencyRepository:

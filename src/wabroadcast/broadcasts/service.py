@@ -31,6 +31,7 @@ from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient
 from wabroadcast.domain import idempotency
 from wabroadcast.domain.errors import (
+    BroadcastFinished,
     BroadcastNotFound,
     IdempotencyKeyInUse,
     IdempotencyKeyMismatch,
@@ -47,7 +48,12 @@ from wabroadcast.domain.recipients import (
     ValidRecipient,
     prepare_recipients,
 )
-from wabroadcast.domain.status import BroadcastStatus, RecipientStatus, ensure_transition
+from wabroadcast.domain.status import (
+    BroadcastStatus,
+    RecipientStatus,
+    can_transition,
+    ensure_transition,
+)
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.tenants.service import SessionInfo, TenantContext, resolve_session
 
@@ -597,6 +603,45 @@ async def get_broadcast(ctx: AppContext, tenant: TenantContext, broadcast_id: in
         if broadcast is None:
             raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
         return broadcast_out(broadcast)
+
+
+async def cancel_broadcast(
+    ctx: AppContext, tenant: TenantContext, broadcast_id: int
+) -> BroadcastOut:
+    """Stop a broadcast: queued recipients are cancelled, sends in flight finish.
+
+    Cancelling a cancelled broadcast is a no-op; a finished one is a 409.
+    """
+    now = ctx.clock.now()
+    async with ctx.database.transaction() as session:
+        repo = BroadcastRepository(session)
+        broadcast = await repo.get_for_update(tenant.tenant_id, broadcast_id)
+        if broadcast is None:
+            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        current = BroadcastStatus(broadcast.status)
+        if current is BroadcastStatus.CANCELLED:
+            return broadcast_out(broadcast)
+        if not can_transition(current, BroadcastStatus.CANCELLED):
+            raise BroadcastFinished(
+                f"The broadcast already finished as {current.value}",
+                details={"broadcast_id": broadcast_id, "status": current.value},
+            )
+        cancelled = await repo.cancel_queued(broadcast_id, now)
+        broadcast.status = BroadcastStatus.CANCELLED.value
+        broadcast.finished_at = now
+        broadcast.updated_at = now
+        await session.flush()
+        await session.refresh(broadcast)
+        out = broadcast_out(broadcast)
+    log.info(
+        f"{BROADCAST_TAG} cancelled",
+        broadcast_id=broadcast_id,
+        cancelled_recipients=cancelled,
+        queued_count=out.queued_count,
+        sent_count=out.sent_count,
+        failed_count=out.failed_count,
+    )
+    return out
 
 
 async def list_broadcasts(

@@ -91,6 +91,8 @@ class WhatsAppSession(Base):
     rate_per_minute: Mapped[float | None] = mapped_column(Float, nullable=True)
     jitter_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     next_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Bumped on every slot lease taken, so an epoch names one lease of one session.
+    lease_epoch_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     webhook_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -103,6 +105,7 @@ class WhatsAppBroadcast(Base):
         Index("ix_whatsapp_broadcasts_tenant_id_id", "tenant_id", "id"),
         Index("ix_whatsapp_broadcasts_tenant_id_status_id", "tenant_id", "status", "id"),
         Index("ix_whatsapp_broadcasts_tenant_id_created_at", "tenant_id", "created_at"),
+        Index("ix_whatsapp_broadcasts_status_session_id", "status", "session_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -181,6 +184,23 @@ class WhatsAppBroadcastRecipient(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class SessionLease(Base):
+    """One of a session's ``max_concurrency`` send slots, leased by one worker at a time.
+
+    ``epoch`` fences writes: recipients claimed under a lease carry its epoch,
+    and a result is recorded only where the epoch still matches.
+    """
+
+    __tablename__ = "session_leases"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("whatsapp_sessions.id"), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigId)
+    holder: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class IdempotencyRequest(Base):
     """A client ``Idempotency-Key``: in flight, or the response it produced (kept 24 h)."""
 
@@ -209,4 +229,53 @@ class SimulatorScenario(Base):
     fail_numbers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     fail_rate: Mapped[float] = mapped_column(Float, default=0.0)
     deliver_after_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    in_flight_high_water_mark: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SimulatorSend(Base):
+    """Every send the simulated WhatsApp received, written as it happens.
+
+    Committed on its own, apart from the worker's transactions, so that a send
+    survives a ``kill -9`` of its worker the way a real message that reached
+    WhatsApp does.
+    """
+
+    __tablename__ = "simulator_sends"
+    __table_args__ = (
+        Index(
+            "uq_simulator_sends_original_client_message_id",
+            "session_id",
+            "client_message_id",
+            unique=True,
+            postgresql_where=text("NOT repeat"),
+            sqlite_where=text("NOT repeat"),
+        ),
+        Index(
+            "ix_simulator_sends_receipt_due",
+            "deliver_at",
+            postgresql_where=text("receipt_sent_at IS NULL AND deliver_at IS NOT NULL"),
+            sqlite_where=text("receipt_sent_at IS NULL AND deliver_at IS NOT NULL"),
+        ),
+        Index("ix_simulator_sends_session_id_id", "session_id", "id"),
+        Index(
+            "ix_simulator_sends_in_flight",
+            "session_id",
+            "started_at",
+            postgresql_where=text("finished_at IS NULL"),
+            sqlite_where=text("finished_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    phone: Mapped[str] = mapped_column(String(16))
+    client_message_id: Mapped[str] = mapped_column(String(64))
+    provider_message_id: Mapped[str] = mapped_column(String(64))
+    repeat: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    deliver_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    receipt_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -85,6 +85,11 @@ class IdempotencyKeyInUse(AppError):
     http_status = 409
 
 
+class BroadcastFinished(AppError):
+    error_code = "BROADCAST_FINISHED"
+    http_status = 409
+
+
 class InvalidStatusTransition(AppError):
     """A write tried to move a status along an edge the status table does not have."""
 

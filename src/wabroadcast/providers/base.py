@@ -43,8 +43,14 @@ class SendOutcome(StrEnum):
     """How the dispatcher must treat the result of one send."""
 
     SENT = "sent"
+    # Not sent, for a reason that passes (timeout before the request left,
+    # refused connection, 429, 5xx): try again later, within the attempt limit.
     RETRY_LATER = "retry_later"
+    # Will never succeed for this recipient (invalid number, not on WhatsApp).
     FAILED = "failed"
+    # The session is not connected: hold the recipient, do not spend an attempt.
+    DISCONNECTED = "disconnected"
+    # The account itself is restricted or flagged: pause, sending more makes it worse.
     ACCOUNT_BLOCKED = "account_blocked"
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from wabroadcast.broadcasts.service import decode_cursor, encode_cursor
 from wabroadcast.context import AppContext
 from wabroadcast.domain.errors import SimulatorNotAvailable
 from wabroadcast.providers import simulator
@@ -41,6 +43,30 @@ class ScenarioUpdate(BaseModel):
     fail_rate: float | None = Field(default=None, ge=0.0, le=1.0)
     deliver_after_ms: int | None = Field(
         default=None, ge=0, le=86_400_000, description="null = no receipts."
+    )
+
+
+class SimulatedSend(BaseModel):
+    send_id: int
+    phone: str
+    client_message_id: str
+    provider_message_id: str
+    repeat: bool = Field(description="A repeated client message id: not delivered again.")
+    outcome: str | None = Field(
+        description="null while the send is in flight (or its caller died)."
+    )
+    error_code: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    deliver_at: datetime | None
+    receipt_sent_at: datetime | None
+
+
+class SimulatedSendsPage(BaseModel):
+    items: list[SimulatedSend]
+    next_cursor: str | None
+    in_flight_high_water_mark: int = Field(
+        description="The most sends this session ever had in flight at once."
     )
 
 
@@ -80,6 +106,45 @@ async def update_scenario(
         row.updated_at = ctx.clock.now()
         await session.flush()
         return _out(info.session_id, scenario_from_row(row))
+
+
+async def list_sends(
+    ctx: AppContext,
+    tenant: TenantContext,
+    session_id: str | None,
+    *,
+    cursor: str | None,
+    limit: int,
+) -> SimulatedSendsPage:
+    """Every send the simulated WhatsApp received, oldest first: proof of "sent once"."""
+    after_id = decode_cursor(cursor)
+    async with ctx.database.transaction() as session:
+        info = await resolve_session(session, tenant, session_id)
+        _require_simulator(info.provider, info.session_id)
+        repo = SimulatorRepository(session)
+        scenario = await repo.ensure(info.session_id, ctx.clock)
+        rows = await repo.sends(info.session_id, after_id=after_id, limit=limit)
+        items = [
+            SimulatedSend(
+                send_id=r.id,
+                phone=r.phone,
+                client_message_id=r.client_message_id,
+                provider_message_id=r.provider_message_id,
+                repeat=r.repeat,
+                outcome=r.outcome,
+                error_code=r.error_code,
+                started_at=r.started_at,
+                finished_at=r.finished_at,
+                deliver_at=r.deliver_at,
+                receipt_sent_at=r.receipt_sent_at,
+            )
+            for r in rows
+        ]
+        return SimulatedSendsPage(
+            items=items,
+            next_cursor=encode_cursor(rows[-1].id) if len(rows) == limit else None,
+            in_flight_high_water_mark=scenario.in_flight_high_water_mark,
+        )
 
 
 def _require_simulator(provider: str, session_id: str) -> None:

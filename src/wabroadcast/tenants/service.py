@@ -183,3 +183,31 @@ async def session_status(
         rate_per_minute=info.rate_per_minute,
         jitter_ms=info.jitter_ms,
     )
+
+
+async def update_session_settings(
+    session: AsyncSession,
+    session_id: str,
+    *,
+    max_concurrency: int | None,
+    rate_per_minute: float | None,
+    jitter_ms: int | None,
+) -> dict[str, object]:
+    """Change what is given, keep the rest; the session's settings after the change."""
+    row = await TenantRepository(session).get_session_by_id(session_id)
+    if row is None:
+        raise SessionNotFound("WhatsApp session not found", details={"session_id": session_id})
+    if max_concurrency is not None:
+        row.max_concurrency = max_concurrency
+    if rate_per_minute is not None:
+        row.rate_per_minute = rate_per_minute
+    if jitter_ms is not None:
+        row.jitter_ms = jitter_ms
+    await session.flush()
+    return {
+        "session_id": row.id,
+        "provider": row.provider,
+        "max_concurrency": row.max_concurrency,
+        "rate_per_minute": row.rate_per_minute,
+        "jitter_ms": row.jitter_ms,
+    }

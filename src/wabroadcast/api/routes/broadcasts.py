@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from wabroadcast.api.deps import Ctx, CurrentTenant
 from wabroadcast.api.routes import error_responses
-from wabroadcast.api.schemas import Page
+from wabroadcast.api.schemas import ErrorEnvelope, Page
 from wabroadcast.broadcasts import service
 from wabroadcast.broadcasts.schemas import (
     BroadcastAccepted,
@@ -86,6 +86,19 @@ async def list_broadcasts(
 )
 async def get_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
     return await service.get_broadcast(ctx, tenant, broadcast_id)
+
+
+@router.post(
+    "/{broadcast_id}/cancel",
+    response_model=BroadcastOut,
+    responses={
+        409: {"model": ErrorEnvelope, "description": "Already finished (BROADCAST_FINISHED)"},
+        **error_responses(401, 404, 422),
+    },
+    summary="Cancel: queued recipients are not sent, sends in flight finish",
+)
+async def cancel_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
+    return await service.cancel_broadcast(ctx, tenant, broadcast_id)
 
 
 @router.get(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from wabroadcast.api.deps import Ctx, CurrentTenant
 from wabroadcast.api.routes import error_responses
 from wabroadcast.providers import simulator_service
-from wabroadcast.providers.simulator_service import ScenarioOut, ScenarioUpdate
+from wabroadcast.providers.simulator_service import ScenarioOut, ScenarioUpdate, SimulatedSendsPage
 from wabroadcast.tenants import service as tenants
 from wabroadcast.tenants.schemas import SessionStatusOut
 
@@ -56,3 +56,20 @@ async def put_simulator(
     update: ScenarioUpdate, ctx: Ctx, tenant: CurrentTenant, session_id: SessionQuery = None
 ) -> ScenarioOut:
     return await simulator_service.update_scenario(ctx, tenant, session_id, update)
+
+
+@router.get(
+    "/simulator/sends",
+    response_model=SimulatedSendsPage,
+    responses=error_responses(401, 404, 422),
+    tags=["simulator"],
+    summary="Every send the simulated WhatsApp received, and its in-flight high-water mark",
+)
+async def simulator_sends(
+    ctx: Ctx,
+    tenant: CurrentTenant,
+    session_id: SessionQuery = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> SimulatedSendsPage:
+    return await simulator_service.list_sends(ctx, tenant, session_id, cursor=cursor, limit=limit)

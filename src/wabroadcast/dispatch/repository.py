@@ -1,0 +1,446 @@
+"""All SQL of the dispatcher: slot leases, pacing, claims, fenced results, recovery."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import String, cast, exists, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wabroadcast.broadcasts.repository import BroadcastRepository, shift_counts
+from wabroadcast.db.models import (
+    SessionLease,
+    WhatsAppBroadcast,
+    WhatsAppBroadcastRecipient,
+    WhatsAppSession,
+)
+from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
+from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
+
+log = get_logger("wabroadcast.dispatch")
+
+R = WhatsAppBroadcastRecipient
+B = WhatsAppBroadcast
+SENDABLE_BROADCASTS = (BroadcastStatus.QUEUED.value, BroadcastStatus.RUNNING.value)
+
+Moves = dict[int, dict[tuple[RecipientStatus, RecipientStatus], int]]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A recipient committed as ``sending`` under a lease epoch, ready for its provider call."""
+
+    recipient_id: int
+    broadcast_id: int
+    phone: str
+    message: str
+    attempts: int
+    client_message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What to record for one claimed recipient; written only if its epoch still matches."""
+
+    recipient_id: int
+    broadcast_id: int
+    epoch: int
+    status: RecipientStatus
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    next_attempt_at: datetime | None = None
+    refund_attempt: bool = False
+    keep_client_message_id: bool = False
+
+
+def _add_move(moves: Moves, broadcast_id: int, old: RecipientStatus, new: RecipientStatus) -> None:
+    pairs = moves.setdefault(broadcast_id, defaultdict(int))
+    pairs[(old, new)] += 1
+
+
+class DispatchRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _is_postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    # --- discovery ------------------------------------------------------------
+
+    async def sessions_with_work(self) -> list[str]:
+        """Sessions that have a broadcast that may still need sending."""
+        result = await self.session.execute(
+            select(B.session_id).where(B.status.in_(SENDABLE_BROADCASTS)).distinct()
+        )
+        return list(result.scalars())
+
+    async def get_session(self, session_id: str) -> WhatsAppSession | None:
+        return await self.session.get(WhatsAppSession, session_id)
+
+    # --- slot leases --------------------------------------------------------------
+
+    async def ensure_slots(self, session_id: str, tenant_id: int, count: int) -> None:
+        rows = [
+            {"session_id": session_id, "slot": slot, "tenant_id": tenant_id, "epoch": 0}
+            for slot in range(count)
+        ]
+        statement = (pg_insert if self._is_postgres else sqlite_insert)(SessionLease)
+        await self.session.execute(
+            statement.values(rows).on_conflict_do_nothing(index_elements=["session_id", "slot"])
+        )
+
+    async def acquire_slot(
+        self, session_id: str, slot: int, holder: str, now: datetime, ttl: timedelta
+    ) -> int | None:
+        """Take the slot if free or expired; the new epoch, or None if someone holds it."""
+        free = await self.session.execute(
+            select(SessionLease.slot)
+            .where(
+                SessionLease.session_id == session_id,
+                SessionLease.slot == slot,
+                or_(SessionLease.holder.is_(None), SessionLease.expires_at < now),
+            )
+            .with_for_update(skip_locked=True)
+        )
+        if free.first() is None:
+            return None
+        epoch = (
+            await self.session.execute(
+                update(WhatsAppSession)
+                .where(WhatsAppSession.id == session_id)
+                .values(lease_epoch_seq=WhatsAppSession.lease_epoch_seq + 1)
+                .returning(WhatsAppSession.lease_epoch_seq)
+            )
+        ).scalar_one()
+        await self.session.execute(
+            update(SessionLease)
+            .where(SessionLease.session_id == session_id, SessionLease.slot == slot)
+            .values(holder=holder, epoch=epoch, expires_at=now + ttl)
+        )
+        return int(epoch)
+
+    async def renew_slot(
+        self, session_id: str, slot: int, epoch: int, now: datetime, ttl: timedelta
+    ) -> bool:
+        """Extend our lease; False if it is no longer ours (expired and taken, or released)."""
+        result = await self.session.execute(
+            update(SessionLease)
+            .where(
+                SessionLease.session_id == session_id,
+                SessionLease.slot == slot,
+                SessionLease.epoch == epoch,
+                SessionLease.holder.is_not(None),
+                SessionLease.expires_at >= now,
+            )
+            .values(expires_at=now + ttl)
+            .returning(SessionLease.slot)
+        )
+        return result.first() is not None
+
+    async def release_slot(self, session_id: str, slot: int, epoch: int) -> None:
+        await self.session.execute(
+            update(SessionLease)
+            .where(
+                SessionLease.session_id == session_id,
+                SessionLease.slot == slot,
+                SessionLease.epoch == epoch,
+            )
+            .values(holder=None, expires_at=None)
+        )
+
+    # --- pacing ---------------------------------------------------------------
+
+    async def lock_pace(self, session_id: str) -> datetime | None:
+        result = await self.session.execute(
+            select(WhatsAppSession.next_send_at)
+            .where(WhatsAppSession.id == session_id)
+            .with_for_update()
+        )
+        value: datetime | None = result.scalar_one()
+        return value
+
+    async def set_pace(self, session_id: str, next_send_at: datetime) -> None:
+        await self.session.execute(
+            update(WhatsAppSession)
+            .where(WhatsAppSession.id == session_id)
+            .values(next_send_at=next_send_at)
+        )
+
+    # --- claims -----------------------------------------------------------------
+
+    async def claim(
+        self, session_id: str, *, holder: str, epoch: int, now: datetime, limit: int
+    ) -> list[Claimed]:
+        """Commit up to ``limit`` due recipients of the session's oldest broadcast as sending."""
+        broadcasts = (
+            await self.session.execute(
+                select(B.id, B.status, B.message)
+                .where(B.session_id == session_id, B.status.in_(SENDABLE_BROADCASTS))
+                .order_by(B.id)
+            )
+        ).all()
+        for broadcast_id, status, message in broadcasts:
+            due = (
+                select(R.id)
+                .where(
+                    R.broadcast_id == broadcast_id,
+                    R.status == RecipientStatus.QUEUED.value,
+                    R.next_attempt_at <= now,
+                )
+                .order_by(R.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            new_client_id = (
+                literal("wab-") + cast(R.id, String) + literal("-") + cast(R.attempts + 1, String)
+            )
+            rows = (
+                await self.session.execute(
+                    update(R)
+                    .where(R.id.in_(due.scalar_subquery()))
+                    .values(
+                        status=RecipientStatus.SENDING.value,
+                        attempts=R.attempts + 1,
+                        lease_owner=holder,
+                        lease_epoch=epoch,
+                        client_message_id=func.coalesce(R.client_message_id, new_client_id),
+                        updated_at=now,
+                    )
+                    .returning(R.id, R.phone, R.attempts, R.client_message_id)
+                    .execution_options(synchronize_session=False)
+                )
+            ).all()
+            if not rows:
+                continue
+            await shift_counts(
+                self.session,
+                {broadcast_id: {(RecipientStatus.QUEUED, RecipientStatus.SENDING): len(rows)}},
+                now,
+            )
+            if status == BroadcastStatus.QUEUED.value:
+                started = await self.session.execute(
+                    update(B)
+                    .where(B.id == broadcast_id, B.status == BroadcastStatus.QUEUED.value)
+                    .values(status=BroadcastStatus.RUNNING.value, started_at=now, updated_at=now)
+                    .returning(B.queued_count, B.sending_count, B.sent_count, B.failed_count)
+                )
+                counts = started.first()
+                if counts is not None:
+                    log.info(
+                        f"{BROADCAST_TAG} running",
+                        broadcast_id=broadcast_id,
+                        session_id=session_id,
+                        queued_count=int(counts[0]) + int(counts[1]),
+                        sent_count=int(counts[2]),
+                        failed_count=int(counts[3]),
+                    )
+            return [
+                Claimed(int(rid), broadcast_id, phone, message, int(attempts), str(cmid))
+                for rid, phone, attempts, cmid in sorted(rows, key=lambda row: int(row[0]))
+            ]
+        return []
+
+    async def unclaim(self, claimed: Sequence[Claimed], epoch: int, now: datetime) -> None:
+        """Put claimed-but-unsent recipients back as they were (stopping, or a lost lease)."""
+        moves: Moves = {}
+        for item in claimed:
+            result = await self.session.execute(
+                update(R)
+                .where(
+                    R.id == item.recipient_id,
+                    R.lease_epoch == epoch,
+                    R.status == RecipientStatus.SENDING.value,
+                )
+                .values(
+                    status=RecipientStatus.QUEUED.value,
+                    attempts=R.attempts - 1,
+                    updated_at=now,
+                )
+                .returning(R.id)
+                .execution_options(synchronize_session=False)
+            )
+            if result.first() is not None:
+                _add_move(moves, item.broadcast_id, RecipientStatus.SENDING, RecipientStatus.QUEUED)
+        await shift_counts(self.session, moves, now)
+
+    # --- results ------------------------------------------------------------------
+
+    async def record(self, results: Iterable[Result], now: datetime) -> set[int]:
+        """Write each result where the recipient is still ``sending`` under its epoch.
+
+        A result whose epoch no longer matches belongs to a worker that lost its
+        lease; it is dropped, never written over the new holder's state.
+        Returns the broadcasts touched.
+        """
+        moves: Moves = {}
+        for item in results:
+            values: dict[str, object] = {"status": item.status.value, "updated_at": now}
+            if item.status is RecipientStatus.SENT:
+                values.update(
+                    provider_message_id=item.provider_message_id,
+                    sent_at=now,
+                    error_code=None,
+                    error_message=None,
+                )
+            elif item.status is RecipientStatus.FAILED:
+                values.update(
+                    error_code=item.error_code, error_message=item.error_message, failed_at=now
+                )
+            else:
+                values.update(
+                    error_code=item.error_code,
+                    error_message=item.error_message,
+                    next_attempt_at=item.next_attempt_at or now,
+                )
+                if not item.keep_client_message_id:
+                    values["client_message_id"] = None
+                if item.refund_attempt:
+                    values["attempts"] = R.attempts - 1
+            result = await self.session.execute(
+                update(R)
+                .where(
+                    R.id == item.recipient_id,
+                    R.lease_epoch == item.epoch,
+                    R.status == RecipientStatus.SENDING.value,
+                )
+                .values(values)
+                .returning(R.id)
+                .execution_options(synchronize_session=False)
+            )
+            if result.first() is not None:
+                _add_move(moves, item.broadcast_id, RecipientStatus.SENDING, item.status)
+        await shift_counts(self.session, moves, now)
+        return set(moves)
+
+    # --- recovery -------------------------------------------------------------------
+
+    async def orphaned_sending(self, now: datetime, limit: int) -> list[tuple[int, int, str, int]]:
+        """Recipients ``sending`` under a lease that is gone: (id, broadcast, session, attempts)."""
+        live_lease = exists().where(
+            SessionLease.session_id == R.session_id,
+            SessionLease.epoch == R.lease_epoch,
+            SessionLease.holder.is_not(None),
+            SessionLease.expires_at >= now,
+        )
+        active = select(B.id).where(
+            B.status.in_(
+                (
+                    BroadcastStatus.RUNNING.value,
+                    BroadcastStatus.PAUSED.value,
+                    BroadcastStatus.CANCELLED.value,
+                )
+            )
+        )
+        rows = (
+            await self.session.execute(
+                select(R.id, R.broadcast_id, R.session_id, R.attempts)
+                .where(
+                    R.broadcast_id.in_(active.scalar_subquery()),
+                    R.status == RecipientStatus.SENDING.value,
+                    ~live_lease,
+                )
+                .order_by(R.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        return [(int(a), int(b), str(c), int(d)) for a, b, c, d in rows]
+
+    async def resolve_orphans(self, results: Sequence[Result], now: datetime) -> set[int]:
+        """Like ``record`` but for orphans, which are matched by id and status alone."""
+        moves: Moves = {}
+        for item in results:
+            values: dict[str, object] = {"status": item.status.value, "updated_at": now}
+            if item.status is RecipientStatus.FAILED:
+                values.update(
+                    error_code=item.error_code, error_message=item.error_message, failed_at=now
+                )
+            else:
+                values.update(
+                    next_attempt_at=now,
+                    error_code=item.error_code,
+                    error_message=item.error_message,
+                )
+            result = await self.session.execute(
+                update(R)
+                .where(R.id == item.recipient_id, R.status == RecipientStatus.SENDING.value)
+                .values(values)
+                .returning(R.id)
+                .execution_options(synchronize_session=False)
+            )
+            if result.first() is not None:
+                _add_move(moves, item.broadcast_id, RecipientStatus.SENDING, item.status)
+        await shift_counts(self.session, moves, now)
+        return set(moves)
+
+    # --- broadcast lifecycle ------------------------------------------------------------
+
+    async def sweep_cancelled(self, broadcast_ids: Iterable[int], now: datetime) -> None:
+        """Recipients re-queued after their broadcast was cancelled are cancelled too."""
+        ids = list(broadcast_ids)
+        if not ids:
+            return
+        cancelled = (
+            await self.session.execute(
+                select(B.id).where(B.id.in_(ids), B.status == BroadcastStatus.CANCELLED.value)
+            )
+        ).scalars()
+        repo = BroadcastRepository(self.session)
+        for broadcast_id in cancelled:
+            await repo.cancel_queued(broadcast_id, now)
+
+    async def finishable(self, broadcast_ids: Iterable[int]) -> list[WhatsAppBroadcast]:
+        """Running or paused broadcasts with nothing left queued or sending."""
+        ids = list(broadcast_ids)
+        if not ids:
+            return []
+        result = await self.session.execute(
+            select(B).where(
+                B.id.in_(ids),
+                B.status.in_((BroadcastStatus.RUNNING.value, BroadcastStatus.PAUSED.value)),
+                B.queued_count == 0,
+                B.sending_count == 0,
+            )
+        )
+        return list(result.scalars())
+
+    async def finish(
+        self, broadcast_id: int, from_status: str, status: BroadcastStatus, now: datetime
+    ) -> bool:
+        result = await self.session.execute(
+            update(B)
+            .where(
+                B.id == broadcast_id,
+                B.status == from_status,
+                B.queued_count == 0,
+                B.sending_count == 0,
+            )
+            .values(status=status.value, finished_at=now, updated_at=now)
+            .returning(B.id)
+        )
+        return result.first() is not None
+
+    async def pause_session_broadcasts(
+        self, session_id: str, reason: str, now: datetime
+    ) -> list[int]:
+        rows = (
+            await self.session.execute(
+                update(B)
+                .where(B.session_id == session_id, B.status.in_(SENDABLE_BROADCASTS))
+                .values(status=BroadcastStatus.PAUSED.value, status_reason=reason, updated_at=now)
+                .returning(B.id)
+            )
+        ).all()
+        return [int(r[0]) for r in rows]
+
+    async def broadcast_status(self, broadcast_id: int) -> str | None:
+        result = await self.session.execute(select(B.status).where(B.id == broadcast_id))
+        value: str | None = result.scalar_one_or_none()
+        return value

@@ -1,0 +1,212 @@
+"""All SQL of receipts: find recipients by provider message id, write their new state,
+and hand out the simulator's due receipts to exactly one worker.
+
+Rows are read as plain snapshots, not ORM objects, so a caller's identity map
+never holds a stale recipient after the conditional UPDATEs here. On
+PostgreSQL the recipients a batch will change are locked (``FOR UPDATE``, in id
+order so two batches cannot deadlock on each other) between the SELECT and the
+UPDATE; on SQLite the ``BEGIN IMMEDIATE`` write transaction already serializes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wabroadcast.db.models import SimulatorSend, WhatsAppBroadcastRecipient, WhatsAppSession
+
+R = WhatsAppBroadcastRecipient
+# One IN list per this many ids: far below every backend's bound-parameter limit.
+LOOKUP_CHUNK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRow:
+    """What a receipt needs to know about one recipient."""
+
+    id: int
+    broadcast_id: int
+    phone: str
+    provider_message_id: str
+    status: str
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+    error_code: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientWrite:
+    """A recipient's new receipt-owned columns, written only if its status is still ``expected``."""
+
+    id: int
+    expected_status: str
+    status: str
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+    error_code: str | None
+    error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSession:
+    """What a webhook call needs of the session it names."""
+
+    id: str
+    tenant_id: int
+    provider: str
+    webhook_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class DueSimulatorReceipt:
+    id: int
+    session_id: str
+    provider_message_id: str
+    deliver_at: datetime
+
+
+class ConcurrentRecipientChange(RuntimeError):
+    """A recipient changed between the batch's SELECT and its UPDATE; the batch must roll back."""
+
+
+class ReceiptRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def _is_postgres(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
+
+    async def webhook_session(self, session_id: str) -> WebhookSession | None:
+        result = await self.session.execute(
+            select(
+                WhatsAppSession.id,
+                WhatsAppSession.tenant_id,
+                WhatsAppSession.provider,
+                WhatsAppSession.webhook_secret,
+            ).where(WhatsAppSession.id == session_id)
+        )
+        row = result.first()
+        return None if row is None else WebhookSession(*row)
+
+    async def recipients_by_provider_ids(
+        self, session_id: str, provider_message_ids: Collection[str]
+    ) -> list[RecipientRow]:
+        """The session's recipients carrying these provider message ids, locked for update."""
+        ids = sorted(set(provider_message_ids))
+        rows: list[RecipientRow] = []
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            query = (
+                select(
+                    R.id,
+                    R.broadcast_id,
+                    R.phone,
+                    R.provider_message_id,
+                    R.status,
+                    R.delivered_at,
+                    R.read_at,
+                    R.failed_at,
+                    R.error_code,
+                    R.error_message,
+                )
+                .where(
+                    R.session_id == session_id,
+                    # Spelled out so both backends use the partial index on this column.
+                    R.provider_message_id.is_not(None),
+                    R.provider_message_id.in_(ids[start : start + LOOKUP_CHUNK]),
+                )
+                .order_by(R.id)
+            )
+            if self._is_postgres:
+                query = query.with_for_update(of=R)
+            result = await self.session.execute(query)
+            rows.extend(RecipientRow(**row._asdict()) for row in result)
+        return rows
+
+    async def write_recipients(self, writes: Sequence[RecipientWrite], at: datetime) -> None:
+        """One executemany UPDATE, each row fenced by the status it was read with."""
+        if not writes:
+            return
+        table = R.__table__
+        assert isinstance(table, Table)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("w_id"), table.c.status == bindparam("w_expected"))
+            .values(
+                status=bindparam("w_status"),
+                delivered_at=bindparam("w_delivered_at"),
+                read_at=bindparam("w_read_at"),
+                failed_at=bindparam("w_failed_at"),
+                error_code=bindparam("w_error_code"),
+                error_message=bindparam("w_error_message"),
+                updated_at=bindparam("w_updated_at"),
+            )
+        )
+        params = [
+            {
+                "w_id": w.id,
+                "w_expected": w.expected_status,
+                "w_status": w.status,
+                "w_delivered_at": w.delivered_at,
+                "w_read_at": w.read_at,
+                "w_failed_at": w.failed_at,
+                "w_error_code": w.error_code,
+                "w_error_message": w.error_message,
+                "w_updated_at": at,
+            }
+            for w in writes
+        ]
+        result = await self.session.execute(statement, params)
+        changed = int(getattr(result, "rowcount", -1))
+        if changed != len(writes):
+            raise ConcurrentRecipientChange(
+                f"{len(writes) - changed} of {len(writes)} recipients changed during the batch"
+            )
+
+    async def claim_due_simulator_receipts(
+        self, now: datetime, limit: int
+    ) -> list[DueSimulatorReceipt]:
+        """Simulator sends whose receipt is due and not yet delivered, oldest first.
+
+        On PostgreSQL the rows stay locked until the transaction ends and rows
+        another worker holds are skipped, so no receipt is handed out twice.
+        """
+        query = (
+            select(
+                SimulatorSend.id,
+                SimulatorSend.session_id,
+                SimulatorSend.provider_message_id,
+                SimulatorSend.deliver_at,
+            )
+            .where(
+                SimulatorSend.deliver_at.is_not(None),
+                SimulatorSend.deliver_at <= now,
+                SimulatorSend.receipt_sent_at.is_(None),
+            )
+            .order_by(SimulatorSend.deliver_at, SimulatorSend.id)
+            .limit(limit)
+        )
+        if self._is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        result = await self.session.execute(query)
+        due: list[DueSimulatorReceipt] = []
+        for row_id, session_id, provider_message_id, deliver_at in result:
+            assert deliver_at is not None
+            due.append(DueSimulatorReceipt(row_id, session_id, provider_message_id, deliver_at))
+        return due
+
+    async def mark_simulator_receipts_sent(self, ids: Sequence[int], at: datetime) -> None:
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            await self.session.execute(
+                update(SimulatorSend)
+                .where(SimulatorSend.id.in_(ids[start : start + LOOKUP_CHUNK]))
+                .values(receipt_sent_at=at)
+                .execution_options(synchronize_session=False)
+            )
