@@ -6,8 +6,10 @@ import asyncio
 import gc
 import json
 import signal
+from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
 from wabroadcast.clock import SystemClock
@@ -100,8 +102,15 @@ def serve(
         str | None, typer.Option(help="Bind address. Default: WABROADCAST_HOST.")
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port. Default: WABROADCAST_PORT.")] = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Also run a dispatcher in this process (turn off when workers run apart).",
+        ),
+    ] = True,
 ) -> None:
-    """Run the HTTP API (migrating the database first)."""
+    """Run the HTTP API (migrating the database first), with an embedded worker by default."""
     import uvicorn
 
     from wabroadcast.api.app import create_app
@@ -109,8 +118,9 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     migrate.upgrade(settings.database_url)
+    tune_gc()
     uvicorn.run(
-        create_app(),
+        create_app(run_worker=worker),
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level,
@@ -185,6 +195,68 @@ def session_set(
             await database.dispose()
 
     typer.echo(json.dumps(asyncio.run(run())))
+
+
+@app.command()
+def send(
+    message: Annotated[str, typer.Option(help="The text to send.")],
+    to: Annotated[
+        list[str] | None, typer.Option("--to", help="A recipient's phone; repeat for more.")
+    ] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--csv", exists=True, dir_okay=False, help="CSV with a phone column (lead_id, name)."
+        ),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Follow the progress until the broadcast ends.")
+    ] = False,
+    url: Annotated[
+        str, typer.Option(envvar="WABROADCAST_URL", help="The wabroadcast server.")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str | None, typer.Option(envvar="WABROADCAST_API_KEY", help="The tenant's API key.")
+    ] = None,
+    session_id: Annotated[str | None, typer.Option(help="Default: the tenant's default.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Makes retrying this command safe.")
+    ] = None,
+) -> None:
+    """Post a broadcast through the API and print its proof; --wait follows it to the end."""
+    from rich.console import Console
+
+    from wabroadcast import client as api
+
+    console = Console()
+    if not api_key:
+        raise typer.BadParameter(
+            "give --api-key or set WABROADCAST_API_KEY", param_hint="--api-key"
+        )
+    recipients: list[object] = list(to or [])
+    if csv_file is not None:
+        recipients += api.read_csv_recipients(csv_file)
+    if not recipients:
+        raise typer.BadParameter("give --to PHONE (repeatable) or --csv FILE", param_hint="--to")
+    body: dict[str, object] = {"message": message, "recipients": recipients}
+    if session_id:
+        body["session_id"] = session_id
+
+    async def run() -> int:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
+            try:
+                proof = await api.post_broadcast(http, body, idempotency_key)
+            except api.ApiError as exc:
+                console.print(f"[red]{exc}[/]")
+                return 1
+            console.print_json(data={k: v for k, v in proof.items() if k != "items"})
+            if wait:
+                state = await api.follow(http, console, proof["broadcast_id"])
+                await api.print_summary(http, console, state)
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 
+from wabroadcast import client as api
 from wabroadcast.api.app import build_context, create_app
 from wabroadcast.config import get_settings
 from wabroadcast.db import migrate
@@ -35,7 +36,9 @@ DEMO_RECIPIENTS: list[object] = [
 async def run_demo(port: int | None = None) -> None:
     console = Console()
     settings = get_settings()
-    configure_logging(settings.log_format, settings.log_level)
+    # Only problems are logged, so the progress bar stays readable; `make run`
+    # shows the full [WA_BROADCAST]/[WA_SEND] log.
+    configure_logging(settings.log_format, "warning")
     migrate.upgrade(settings.database_url)
     port = port or settings.port
     ctx = build_context(settings)
@@ -48,7 +51,9 @@ async def run_demo(port: int | None = None) -> None:
             provider=settings.default_provider,
         )
     server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host=settings.host, port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(ctx, run_worker=True), host=settings.host, port=port, log_level="warning"
+        )
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:
@@ -63,18 +68,30 @@ async def run_demo(port: int | None = None) -> None:
         "recipients": DEMO_RECIPIENTS,
     }
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
-        response = await client.post("/api/whatsapp/broadcasts", json=body)
-    console.print(
-        Panel.fit(
-            Syntax(json.dumps(response.json(), indent=2, ensure_ascii=False), "json"),
-            title=f"POST /api/whatsapp/broadcasts -> {response.status_code}",
+        # One number the simulated WhatsApp does not know, to show a failure and its reason.
+        await client.put(
+            "/api/whatsapp/simulator", json={"fail_numbers": {"+16502530000": "NOT_ON_WHATSAPP"}}
         )
-    )
+        response = await client.post("/api/whatsapp/broadcasts", json=body)
+        proof = response.json()
+        console.print(
+            Panel.fit(
+                Syntax(json.dumps(proof, indent=2, ensure_ascii=False), "json"),
+                title=f"POST /api/whatsapp/broadcasts -> {response.status_code}",
+            )
+        )
+        if response.status_code in (200, 202):
+            console.print("Sending at the simulator's default pace (2 messages a second):")
+            state = await api.follow(client, console, proof["broadcast_id"])
+            await api.print_summary(client, console, state)
     console.print(f"Server: [bold]{base_url}[/]  (OpenAPI: {base_url}/openapi.json)")
     console.print(f"Tenant {tenant.tenant_id}, session {tenant.session_id}")
     console.print(f"API key: [bold]{tenant.api_key}[/]")
-    console.print(
-        f'Try: curl -H "Authorization: Bearer {tenant.api_key}" {base_url}/api/whatsapp/broadcasts'
+    console.print("Try:")
+    print(f'  curl -H "Authorization: Bearer {tenant.api_key}" {base_url}/api/whatsapp/broadcasts')
+    print(
+        f"  .venv/bin/wabroadcast send --url {base_url} --api-key {tenant.api_key} "
+        "--message 'Hello again' --to 0502345678 --wait"
     )
     console.print("Press Ctrl+C to stop.")
     await serving

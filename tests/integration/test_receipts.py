@@ -739,6 +739,24 @@ async def receipts_pending(ctx: AppContext) -> int:
         )
 
 
+async def test_a_receipt_that_overtakes_its_send_record_is_applied_once_it_is_recorded(
+    client: httpx.AsyncClient, ctx: AppContext, tenant: TenantFixture, clock: FrozenClock
+) -> None:
+    sent = await queue_and_send(client, ctx, tenant, total=2, sent=1)
+    await add_simulator_sends(ctx, sent.session_id, ["wamid.later"], deliver_at=at(1))
+    clock.advance(1)
+    assert await deliver_due_simulator_receipts(ctx) == 0
+    async with ctx.database.transaction() as session:
+        await session.execute(
+            update(R)
+            .where(R.id == sent.recipient_ids[0])
+            .values(provider_message_id="wamid.later")
+        )
+    clock.advance(2)
+    assert await deliver_due_simulator_receipts(ctx) == 1
+    assert (await recipient(ctx, sent.recipient_ids[0])).status == "delivered"
+
+
 async def test_the_pump_delivers_due_receipts_once_and_not_early(
     client: httpx.AsyncClient, ctx: AppContext, tenant: TenantFixture, clock: FrozenClock
 ) -> None:
@@ -752,7 +770,8 @@ async def test_the_pump_delivers_due_receipts_once_and_not_early(
 
     assert await deliver_due_simulator_receipts(ctx) == 0
     clock.advance(1)
-    assert await deliver_due_simulator_receipts(ctx) == 1  # the unknown id: accepted, no change
+    # The unknown id is held back (its send may not be recorded yet), not lost.
+    assert await deliver_due_simulator_receipts(ctx) == 0
     assert {(await recipient(ctx, i)).status for i in sent.recipient_ids[:3]} == {"sent"}
     clock.advance(0.999)
     assert await deliver_due_simulator_receipts(ctx) == 0
@@ -760,6 +779,8 @@ async def test_the_pump_delivers_due_receipts_once_and_not_early(
     assert await deliver_due_simulator_receipts(ctx) == 2
     assert await deliver_due_simulator_receipts(ctx) == 0
     clock.advance(3600)
+    # Past its patience the unknown receipt is delivered: accepted, logged, no change.
+    assert await deliver_due_simulator_receipts(ctx) == 1
     assert await deliver_due_simulator_receipts(ctx) == 0
 
     for recipient_id in sent.recipient_ids[:2]:
@@ -777,7 +798,7 @@ async def test_the_pump_delivers_due_receipts_once_and_not_early(
     assert stamps == {
         sent.pmids[0]: at(2),
         sent.pmids[1]: at(2),
-        "wamid.gone": at(1),
+        "wamid.gone": at(3602),
         "wamid.failed": None,
         sent.pmids[2]: at(1),
     }

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wabroadcast.domain.status import RecipientStatus, can_transition
-from wabroadcast.providers.base import Receipt, ReceiptStatus, WebhookRejected
+from wabroadcast.providers.base import (
+    Receipt,
+    ReceiptStatus,
+    WebhookBodyInvalid,
+    WebhookRejected,
+    WebhookSignatureInvalid,
+)
 from wabroadcast.receipts.service import (
     DEFAULT_FAILED_CODE,
     DEFAULT_FAILED_MESSAGE,
@@ -21,8 +27,6 @@ from wabroadcast.receipts.simulator_webhook import (
     MAX_RECEIPTS,
     SESSION_HEADER,
     SIGNATURE_HEADER,
-    WebhookBodyInvalid,
-    WebhookSignatureInvalid,
     parse_simulator_webhook,
     receipts_body,
     session_id_from_headers,

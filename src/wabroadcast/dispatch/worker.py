@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
 import socket
@@ -41,6 +42,7 @@ UNKNOWN_OUTCOME_MESSAGE = (
 )
 RECOVERY_LIMIT = 1000
 FLUSH_EVERY = 50
+FLUSH_AFTER_S = 0.25
 
 
 def new_worker_id() -> str:
@@ -252,6 +254,10 @@ class SlotRunner:
                     if provider.supports_client_message_id
                     else 1
                 )
+                if pace.paced:
+                    # A paced slot claims about two seconds of work, so recipients are
+                    # not shown as "sending" long before their turn.
+                    limit = min(limit, max(1, math.ceil(pace.rate_per_minute / 30)))
                 claimed = await repo.claim(
                     self.session_id,
                     holder=self.d.worker_id,
@@ -273,6 +279,7 @@ class SlotRunner:
         results: list[Result] = []
         started_calls = 0
         stop_session = False
+        flushed = time.monotonic()
         try:
             for item in claimed:
                 if self.d.stopping.is_set() or stop_session:
@@ -291,9 +298,12 @@ class SlotRunner:
                     stop_session = True
                 elif sent.outcome is SendOutcome.DISCONNECTED:
                     stop_session = True
-                if len(results) >= FLUSH_EVERY:
+                # Results are written in batches, but never held long: clients and
+                # receipts should see a send soon after it happened.
+                if len(results) >= FLUSH_EVERY or time.monotonic() - flushed >= FLUSH_AFTER_S:
                     await self._flush(results)
                     results = []
+                    flushed = time.monotonic()
         finally:
             await self._flush(results)
             await self._unclaim(claimed[started_calls:])

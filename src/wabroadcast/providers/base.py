@@ -82,6 +82,14 @@ class WebhookRejected(Exception):
     """A webhook call that is forged or malformed; nothing may be written for it."""
 
 
+class WebhookSignatureInvalid(WebhookRejected):
+    """The signature is missing, not the session's, or does not match the body (401)."""
+
+
+class WebhookBodyInvalid(WebhookRejected):
+    """The body is correctly signed but is not a receipts document (400)."""
+
+
 class Provider(Protocol):
     """A WhatsApp gateway as the rest of wabroadcast sees it."""
 
@@ -100,8 +108,9 @@ class Provider(Protocol):
         """Send one text message to an E.164 number and classify the result."""
         ...
 
-    def parse_webhook(
-        self, session: SessionRef, headers: Mapping[str, str], body: bytes
-    ) -> list[Receipt]:
-        """Authenticate and decode a provider callback; raise ``WebhookRejected`` if forged."""
+    def parse_webhook(self, secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
+        """Authenticate a callback with the session's webhook secret and decode it.
+
+        Raises ``WebhookSignatureInvalid`` or ``WebhookBodyInvalid``.
+        """
         ...

@@ -28,7 +28,6 @@ from wabroadcast.providers.base import (
     SendOutcome,
     SendResult,
     SessionRef,
-    WebhookRejected,
 )
 
 KIND = "simulator"
@@ -290,8 +289,8 @@ class SimulatorProvider:
         assert code is not None
         return SendResult(outcome, error_code=code, error_message=classify(code)[1])
 
-    def parse_webhook(
-        self, session: SessionRef, headers: Mapping[str, str], body: bytes
-    ) -> list[Receipt]:
-        """The simulator's receipts arrive through its pump, not over HTTP from outside."""
-        raise WebhookRejected("the simulator delivers its receipts in-process")
+    def parse_webhook(self, secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
+        """Receipts posted for a simulator session, signed with its webhook secret."""
+        from wabroadcast.receipts.simulator_webhook import parse_simulator_webhook
+
+        return parse_simulator_webhook(secret, headers, body)

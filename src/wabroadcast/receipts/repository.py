@@ -70,6 +70,7 @@ class DueSimulatorReceipt:
     session_id: str
     provider_message_id: str
     deliver_at: datetime
+    started_at: datetime
 
 
 class ConcurrentRecipientChange(RuntimeError):
@@ -184,6 +185,7 @@ class ReceiptRepository:
                 SimulatorSend.session_id,
                 SimulatorSend.provider_message_id,
                 SimulatorSend.deliver_at,
+                SimulatorSend.started_at,
             )
             .where(
                 SimulatorSend.deliver_at.is_not(None),
@@ -197,10 +199,21 @@ class ReceiptRepository:
             query = query.with_for_update(skip_locked=True)
         result = await self.session.execute(query)
         due: list[DueSimulatorReceipt] = []
-        for row_id, session_id, provider_message_id, deliver_at in result:
+        for row_id, session_id, provider_message_id, deliver_at, started_at in result:
             assert deliver_at is not None
-            due.append(DueSimulatorReceipt(row_id, session_id, provider_message_id, deliver_at))
+            due.append(
+                DueSimulatorReceipt(row_id, session_id, provider_message_id, deliver_at, started_at)
+            )
         return due
+
+    async def postpone_simulator_receipts(self, ids: Sequence[int], until: datetime) -> None:
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            await self.session.execute(
+                update(SimulatorSend)
+                .where(SimulatorSend.id.in_(ids[start : start + LOOKUP_CHUNK]))
+                .values(deliver_at=until)
+                .execution_options(synchronize_session=False)
+            )
 
     async def mark_simulator_receipts_sent(self, ids: Sequence[int], at: datetime) -> None:
         for start in range(0, len(ids), LOOKUP_CHUNK):

@@ -16,7 +16,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,14 +27,14 @@ from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.status import RecipientStatus, can_transition
 from wabroadcast.observability.logging import SEND_TAG, get_logger
 from wabroadcast.providers import simulator
-from wabroadcast.providers.base import Receipt, ReceiptStatus
-from wabroadcast.receipts.repository import ReceiptRepository, RecipientRow, RecipientWrite
-from wabroadcast.receipts.simulator_webhook import (
+from wabroadcast.providers.base import (
+    Receipt,
+    ReceiptStatus,
     WebhookBodyInvalid,
     WebhookSignatureInvalid,
-    parse_simulator_webhook,
-    session_id_from_headers,
 )
+from wabroadcast.receipts.repository import ReceiptRepository, RecipientRow, RecipientWrite
+from wabroadcast.receipts.simulator_webhook import session_id_from_headers
 
 if TYPE_CHECKING:
     from wabroadcast.context import AppContext
@@ -56,6 +56,11 @@ UNAUTHORIZED_MESSAGE = "Webhook not accepted: unknown session or bad signature"
 
 
 # --- errors ----------------------------------------------------------------------------
+
+
+# How long the simulator keeps retrying a receipt whose send is not recorded yet.
+UNKNOWN_RECEIPT_PATIENCE = timedelta(minutes=10)
+UNKNOWN_RECEIPT_RETRY = timedelta(seconds=2)
 
 
 class WebhookUnauthorized(AppError):
@@ -315,7 +320,7 @@ async def handle_webhook(
             wa_session = None
         secret = secrets.token_hex(32) if wa_session is None else wa_session.webhook_secret
         try:
-            receipts = parse_simulator_webhook(secret, headers, body)
+            receipts = ctx.providers.for_kind(provider).parse_webhook(secret, headers, body)
         except WebhookSignatureInvalid as exc:
             _log_refused(provider, session_id, "unknown session" if wa_session is None else exc)
             raise WebhookUnauthorized(UNAUTHORIZED_MESSAGE) from None
@@ -367,6 +372,28 @@ async def deliver_due_simulator_receipts(ctx: AppContext, limit: int = 500) -> i
         due = await repo.claim_due_simulator_receipts(now, limit)
         if not due:
             return 0
+        # A receipt can overtake the dispatcher's record of its send (the send's
+        # result is written in batches). Like a provider retrying its webhook,
+        # hold such a receipt back for a while instead of losing it.
+        known: set[tuple[str, str]] = set()
+        for session_id in {item.session_id for item in due}:
+            ids = {item.provider_message_id for item in due if item.session_id == session_id}
+            rows = await repo.recipients_by_provider_ids(session_id, ids)
+            known |= {(session_id, row.provider_message_id) for row in rows}
+        held = [
+            item
+            for item in due
+            if (item.session_id, item.provider_message_id) not in known
+            and item.started_at > now - UNKNOWN_RECEIPT_PATIENCE
+        ]
+        if held:
+            await repo.postpone_simulator_receipts(
+                [item.id for item in held], now + UNKNOWN_RECEIPT_RETRY
+            )
+            held_ids = {item.id for item in held}
+            due = [item for item in due if item.id not in held_ids]
+            if not due:
+                return 0
         groups: dict[str, list[Receipt]] = defaultdict(list)
         for item in due:
             groups[item.session_id].append(

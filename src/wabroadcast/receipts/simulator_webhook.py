@@ -25,20 +25,17 @@ from pydantic import (
     model_validator,
 )
 
-from wabroadcast.providers.base import Receipt, ReceiptStatus, WebhookRejected
+from wabroadcast.providers.base import (
+    Receipt,
+    ReceiptStatus,
+    WebhookBodyInvalid,
+    WebhookSignatureInvalid,
+)
 
 SESSION_HEADER = "X-Wabroadcast-Session"
 SIGNATURE_HEADER = "X-Wabroadcast-Signature"
 SIGNATURE_PREFIX = "sha256="
 MAX_RECEIPTS = 1000
-
-
-class WebhookSignatureInvalid(WebhookRejected):
-    """The signature header is missing, not ours, or does not match the body."""
-
-
-class WebhookBodyInvalid(WebhookRejected):
-    """The body is correctly signed but is not a receipts document."""
 
 
 class SimulatorReceiptIn(BaseModel):

@@ -16,5 +16,6 @@ class SessionStatusOut(BaseModel):
     detail: str | None = Field(description="Why the state is what it is, when known.")
     checked_at: datetime
     max_concurrency: int
-    rate_per_minute: float | None = Field(description="null = the provider's default pace.")
-    jitter_ms: int | None
+    rate_per_minute: float = Field(description="Messages per minute; 0 = not paced.")
+    jitter_ms: int = Field(description="Random extra gap before each send, up to this many ms.")
+    pace_is_default: bool = Field(description="True when the pace is the provider's default.")

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
 from wabroadcast.db.models import Tenant, WhatsAppSession
+from wabroadcast.dispatch.pacing import effective_pace
 from wabroadcast.domain.errors import SessionNotFound, ValidationFailed
 from wabroadcast.providers.base import SessionRef
 from wabroadcast.tenants.repository import TenantRepository
@@ -160,6 +161,7 @@ async def session_status(
     async with ctx.database.transaction() as session:
         info = await resolve_session(session, tenant, session_id)
     provider = ctx.providers.for_kind(info.provider)
+    pace = effective_pace(info.provider, info.rate_per_minute, info.jitter_ms)
     state: Literal["connected", "disconnected", "unknown"] = "unknown"
     detail: str | None = None
     try:
@@ -180,8 +182,9 @@ async def session_status(
         detail=detail,
         checked_at=ctx.clock.now(),
         max_concurrency=info.max_concurrency,
-        rate_per_minute=info.rate_per_minute,
-        jitter_ms=info.jitter_ms,
+        rate_per_minute=pace.rate_per_minute,
+        jitter_ms=pace.jitter_ms,
+        pace_is_default=info.rate_per_minute is None and info.jitter_ms is None,
     )
 
 

@@ -1,0 +1,145 @@
+"""A small client of the wabroadcast API for the CLI and the demo: post, then follow.
+
+It talks HTTP like any CRM would, so ``wabroadcast send`` works against any
+server, and the demo shows the product exactly as a client sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+FINAL_STATUSES = {"completed", "partial", "failed", "cancelled"}
+
+
+class ApiError(Exception):
+    """An error envelope from the server, or no answer at all."""
+
+
+def read_csv_recipients(path: Path) -> list[dict[str, Any]]:
+    """Recipients from a CSV: a ``phone`` column (with optional ``lead_id``, ``name``), or
+    phones in the first column of a file without a header."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0]]
+    if "phone" not in header:
+        return [{"phone": row[0].strip()} for row in rows if row and row[0].strip()]
+    phone_at = header.index("phone")
+    recipients: list[dict[str, Any]] = []
+    for row in rows[1:]:
+        if len(row) <= phone_at or not row[phone_at].strip():
+            continue
+        item: dict[str, Any] = {"phone": row[phone_at].strip()}
+        if "lead_id" in header and len(row) > header.index("lead_id"):
+            lead = row[header.index("lead_id")].strip()
+            if lead.isdigit():
+                item["lead_id"] = int(lead)
+        if "name" in header and len(row) > header.index("name"):
+            name = row[header.index("name")].strip()
+            if name:
+                item["name"] = name
+        recipients.append(item)
+    return recipients
+
+
+def _raise_for_envelope(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+        message = body.get("message_en") or body.get("message")
+        raise ApiError(f"{response.status_code} {body.get('error_code')}: {message}")
+    except ValueError:
+        raise ApiError(f"{response.status_code}: {response.text[:300]}") from None
+
+
+async def post_broadcast(
+    client: httpx.AsyncClient, body: dict[str, Any], idempotency_key: str | None = None
+) -> dict[str, Any]:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    try:
+        response = await client.post("/api/whatsapp/broadcasts", json=body, headers=headers)
+    except httpx.TransportError as exc:
+        raise ApiError(f"cannot reach the server: {exc!r}") from exc
+    _raise_for_envelope(response)
+    proof: dict[str, Any] = response.json()
+    return proof
+
+
+async def follow(
+    client: httpx.AsyncClient, console: Console, broadcast_id: int, poll_s: float = 0.5
+) -> dict[str, Any]:
+    """A live progress bar (sent, delivered, failed) until the broadcast finishes."""
+    columns = (
+        TextColumn("{task.description:>9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        state = await _get(client, broadcast_id)
+        total = max(1, int(state["total_recipients"]))
+        sent = progress.add_task("sent", total=total)
+        delivered = progress.add_task("delivered", total=total)
+        failed = progress.add_task("failed", total=total)
+        while True:
+            progress.update(sent, completed=state["sent_count"])
+            progress.update(delivered, completed=state["delivered_count"])
+            progress.update(failed, completed=state["failed_count"])
+            if state["status"] in FINAL_STATUSES:
+                return state
+            await asyncio.sleep(poll_s)
+            state = await _get(client, broadcast_id)
+
+
+async def _get(client: httpx.AsyncClient, broadcast_id: int) -> dict[str, Any]:
+    response = await client.get(f"/api/whatsapp/broadcasts/{broadcast_id}")
+    _raise_for_envelope(response)
+    state: dict[str, Any] = response.json()
+    return state
+
+
+async def print_summary(client: httpx.AsyncClient, console: Console, state: dict[str, Any]) -> None:
+    """Per-status counts and, for failures, each reason with how many it hit."""
+    table = Table(title=f"Broadcast {state['broadcast_id']}: {state['status']}")
+    table.add_column("recipients")
+    table.add_column("count", justify="right")
+    for label, key in (
+        ("total", "total_recipients"),
+        ("sent", "sent_count"),
+        ("delivered", "delivered_count"),
+        ("read", "read_count"),
+        ("failed", "failed_count"),
+        ("still queued", "queued_count"),
+        ("cancelled", "cancelled_count"),
+        ("invalid (not stored)", "invalid_recipients_count"),
+    ):
+        table.add_row(label, str(state[key]))
+    console.print(table)
+    if not state["failed_count"]:
+        return
+    response = await client.get(
+        f"/api/whatsapp/broadcasts/{state['broadcast_id']}/recipients",
+        params={"status": "failed", "limit": 500},
+    )
+    _raise_for_envelope(response)
+    reasons = Counter(
+        (item["error_code"], item["error_message"]) for item in response.json()["items"]
+    )
+    failures = Table(title="Failure reasons")
+    failures.add_column("error_code")
+    failures.add_column("reason")
+    failures.add_column("recipients", justify="right")
+    for (code, message), count in reasons.most_common():
+        failures.add_row(str(code), str(message), str(count))
+    console.print(failures)
