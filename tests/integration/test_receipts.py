@@ -748,9 +748,7 @@ async def test_a_receipt_that_overtakes_its_send_record_is_applied_once_it_is_re
     assert await deliver_due_simulator_receipts(ctx) == 0
     async with ctx.database.transaction() as session:
         await session.execute(
-            update(R)
-            .where(R.id == sent.recipient_ids[0])
-            .values(provider_message_id="wamid.later")
+            update(R).where(R.id == sent.recipient_ids[0]).values(provider_message_id="wamid.later")
         )
     clock.advance(2)
     assert await deliver_due_simulator_receipts(ctx) == 1
