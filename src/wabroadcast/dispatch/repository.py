@@ -272,12 +272,15 @@ class DispatchRepository:
 
     # --- results ------------------------------------------------------------------
 
-    async def record(self, results: Iterable[Result], now: datetime) -> set[int]:
+    async def record(
+        self, results: Iterable[Result], now: datetime, *, fenced: bool = True
+    ) -> set[int]:
         """Write each result where the recipient is still ``sending`` under its epoch.
 
         A result whose epoch no longer matches belongs to a worker that lost its
-        lease; it is dropped, never written over the new holder's state.
-        Returns the broadcasts touched.
+        lease; it is dropped, never written over the new holder's state. Only
+        recovery passes ``fenced=False``: it resolves orphans it has just locked,
+        whose lease is gone. Returns the broadcasts touched.
         """
         moves: Moves = {}
         for item in results:
@@ -303,13 +306,10 @@ class DispatchRepository:
                     values["client_message_id"] = None
                 if item.refund_attempt:
                     values["attempts"] = R.attempts - 1
+            fence = R.lease_epoch == item.epoch if fenced else R.id == item.recipient_id
             result = await self.session.execute(
                 update(R)
-                .where(
-                    R.id == item.recipient_id,
-                    R.lease_epoch == item.epoch,
-                    R.status == RecipientStatus.SENDING.value,
-                )
+                .where(R.id == item.recipient_id, fence, R.status == RecipientStatus.SENDING.value)
                 .values(values)
                 .returning(R.id)
                 .execution_options(synchronize_session=False)
@@ -352,33 +352,6 @@ class DispatchRepository:
             )
         ).all()
         return [(int(a), int(b), str(c), int(d)) for a, b, c, d in rows]
-
-    async def resolve_orphans(self, results: Sequence[Result], now: datetime) -> set[int]:
-        """Like ``record`` but for orphans, which are matched by id and status alone."""
-        moves: Moves = {}
-        for item in results:
-            values: dict[str, object] = {"status": item.status.value, "updated_at": now}
-            if item.status is RecipientStatus.FAILED:
-                values.update(
-                    error_code=item.error_code, error_message=item.error_message, failed_at=now
-                )
-            else:
-                values.update(
-                    next_attempt_at=now,
-                    error_code=item.error_code,
-                    error_message=item.error_message,
-                )
-            result = await self.session.execute(
-                update(R)
-                .where(R.id == item.recipient_id, R.status == RecipientStatus.SENDING.value)
-                .values(values)
-                .returning(R.id)
-                .execution_options(synchronize_session=False)
-            )
-            if result.first() is not None:
-                _add_move(moves, item.broadcast_id, RecipientStatus.SENDING, item.status)
-        await shift_counts(self.session, moves, now)
-        return set(moves)
 
     # --- broadcast lifecycle ------------------------------------------------------------
 

@@ -154,6 +154,7 @@ class Dispatcher:
                         epoch=0,
                         status=RecipientStatus.QUEUED if retry else RecipientStatus.FAILED,
                         error_code=UNKNOWN_OUTCOME,
+                        keep_client_message_id=True,
                         error_message=(
                             "The worker stopped during the send; retrying with the same "
                             "message id, which WhatsApp will not deliver twice."
@@ -162,7 +163,7 @@ class Dispatcher:
                         ),
                     )
                 )
-            touched = await repo.resolve_orphans(results, now)
+            touched = await repo.record(results, now, fenced=False)
             await self.close_out(repo, touched)
         log.warning(
             f"{BROADCAST_TAG} recovered sends with unknown outcome",
