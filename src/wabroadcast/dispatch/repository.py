@@ -86,11 +86,26 @@ class DispatchRepository:
 
     # --- slot leases --------------------------------------------------------------
 
+    async def get_sessions(self, session_ids: Sequence[str]) -> list[WhatsAppSession]:
+        if not session_ids:
+            return []
+        result = await self.session.execute(
+            select(WhatsAppSession).where(WhatsAppSession.id.in_(session_ids))
+        )
+        return list(result.scalars())
+
     async def ensure_slots(self, session_id: str, tenant_id: int, count: int) -> None:
+        await self.ensure_slots_many([(session_id, tenant_id, count)])
+
+    async def ensure_slots_many(self, sessions: Sequence[tuple[str, int, int]]) -> None:
+        """Lease rows for every slot of each (session, tenant, max_concurrency)."""
         rows = [
             {"session_id": session_id, "slot": slot, "tenant_id": tenant_id, "epoch": 0}
+            for session_id, tenant_id, count in sessions
             for slot in range(count)
         ]
+        if not rows:
+            return
         statement = (pg_insert if self._is_postgres else sqlite_insert)(SessionLease)
         await self.session.execute(
             statement.values(rows).on_conflict_do_nothing(index_elements=["session_id", "slot"])

@@ -32,6 +32,7 @@ from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.status import RecipientStatus, final_broadcast_status
 from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger
 from wabroadcast.providers.base import Provider, SendOutcome, SendResult, SessionRef
+from wabroadcast.receipts.service import deliver_due_simulator_receipts
 
 log = get_logger("wabroadcast.dispatch")
 
@@ -104,35 +105,24 @@ class Dispatcher:
     async def tick(self) -> None:
         """One pass: recover orphans, deliver due receipts, start slots for sessions with work."""
         await self.recover_orphans()
-        await self._deliver_simulator_receipts()
-        async with self.ctx.database.transaction() as db:
-            session_ids = await DispatchRepository(db).sessions_with_work()
-        for session_id in session_ids:
-            await self._start_slots(session_id)
-
-    async def _deliver_simulator_receipts(self) -> None:
-        try:
-            from wabroadcast.receipts.service import deliver_due_simulator_receipts
-        except ImportError:
-            return
         await deliver_due_simulator_receipts(self.ctx)
-
-    async def _start_slots(self, session_id: str) -> None:
+        running = {key for key, task in self._slots.items() if not task.done()}
         async with self.ctx.database.transaction() as db:
             repo = DispatchRepository(db)
-            row = await repo.get_session(session_id)
-            if row is None:
-                return
-            await repo.ensure_slots(session_id, row.tenant_id, row.max_concurrency)
-            slots = row.max_concurrency
-        for slot in range(slots):
-            key = (session_id, slot)
-            task = self._slots.get(key)
-            if task is not None and not task.done():
-                continue
-            self._slots[key] = asyncio.create_task(
-                SlotRunner(self, session_id, slot).run(), name=f"slot {session_id}#{slot}"
-            )
+            session_ids = await repo.sessions_with_work()
+            # One query and one insert for all sessions, not one transaction each:
+            # a worker may serve thousands of sessions.
+            rows = await repo.get_sessions(session_ids)
+            await repo.ensure_slots_many([(r.id, r.tenant_id, r.max_concurrency) for r in rows])
+        for row in rows:
+            for slot in range(row.max_concurrency):
+                key = (row.id, slot)
+                if key in running:
+                    continue
+                self._slots[key] = asyncio.create_task(
+                    SlotRunner(self, row.id, slot).run(), name=f"slot {row.id}#{slot}"
+                )
+        self._slots = {key: task for key, task in self._slots.items() if not task.done()}
 
     async def recover_orphans(self) -> None:
         """Resolve recipients left ``sending`` by a lease that expired (a dead worker)."""
