@@ -81,7 +81,17 @@ class Dispatcher:
         log.info(f"{BROADCAST_TAG} worker started", broadcast_id=None, worker_id=self.worker_id)
         try:
             while not stop.is_set():
-                await self.tick()
+                try:
+                    await self.tick()
+                except Exception as exc:
+                    # A database restart or a network blip must not end the worker;
+                    # everything a tick does is safe to try again on the next one.
+                    log.exception(
+                        f"{BROADCAST_TAG} worker pass failed; retrying",
+                        broadcast_id=None,
+                        worker_id=self.worker_id,
+                        error=repr(exc),
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.ctx.settings.worker_poll_s)
         finally:
