@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import bench_ingest
+from bench import bench_dispatch, bench_ingest
 from bench.support import pg_available
 
 
@@ -16,6 +16,12 @@ def main() -> None:
         print("# PostgreSQL unreachable: PostgreSQL figures skipped", file=sys.stderr)
     for backend in backends:
         bench_ingest.run(backend)
+    for backend in backends:
+        bench_dispatch.run_dispatch_recipients_per_s(backend)
+    if "postgres" in backends:
+        bench_dispatch.run_fanout_msgs_per_s("postgres")
+        bench_dispatch.run_worker_peak_rss_mb("postgres")
+        bench_dispatch.run_worker_peak_rss_mb_10k("postgres")
 
 
 if __name__ == "__main__":

@@ -118,3 +118,44 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+@contextlib.contextmanager
+def running_worker(
+    database_url: str, log_path: Path | None = None, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``wabroadcast worker`` in a child process, stopped (SIGTERM, then SIGKILL) afterwards.
+
+    Started the way the fault tests start it, with ``WABROADCAST_LOG_LEVEL=warning``.
+    Its log goes to ``log_path`` when given, else to our stderr, so that stdout
+    keeps only the ``name: value unit`` lines.
+    """
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(log_path.open("wb")) if log_path else sys.stderr
+        process = subprocess.Popen(
+            [sys.executable, "-m", "wabroadcast", "worker"],
+            env={
+                **os.environ,
+                "WABROADCAST_DATABASE_URL": database_url,
+                "WABROADCAST_LOG_LEVEL": "warning",
+                **env,
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

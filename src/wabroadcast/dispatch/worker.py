@@ -206,6 +206,23 @@ class SlotRunner:
         self._renewed = 0.0
 
     async def run(self) -> None:
+        """Lease the slot, send while there is due work, release it; never raise.
+
+        Every failure is logged here: a slot is retried on the next pass, and an
+        unreleased lease simply expires, which recovery already handles.
+        """
+        try:
+            await self._run()
+        except Exception as exc:
+            log.exception(
+                f"{BROADCAST_TAG} slot failed",
+                broadcast_id=None,
+                session_id=self.session_id,
+                slot=self.slot,
+                error=repr(exc),
+            )
+
+    async def _run(self) -> None:
         ctx = self.ctx
         async with ctx.database.transaction() as db:
             epoch = await DispatchRepository(db).acquire_slot(
@@ -224,14 +241,6 @@ class SlotRunner:
                 session_id=self.session_id,
                 slot=self.slot,
                 epoch=self.epoch,
-            )
-        except Exception as exc:
-            log.exception(
-                f"{BROADCAST_TAG} slot failed",
-                broadcast_id=None,
-                session_id=self.session_id,
-                slot=self.slot,
-                error=repr(exc),
             )
         finally:
             async with ctx.database.transaction() as db:

@@ -1,0 +1,536 @@
+"""Dispatch figures: how fast one ``wabroadcast worker`` process sends, and its memory.
+
+Every figure comes from a real ``wabroadcast worker`` child process (started like
+tests/e2e/test_faults.py does: ``python -m wabroadcast worker`` with
+``WABROADCAST_LOG_LEVEL=warning``, every other setting at its default) against a
+scratch database. The database is seeded directly with SQL (a tenant, its
+sessions with a ``SimulatorScenario`` row each, one ``queued`` broadcast per
+session whose counters match its recipients, the recipients by COPY on
+PostgreSQL), so what is measured is the worker alone, not the ingest API. Every
+session is unpaced (``rate_per_minute`` 0, ``jitter_ms`` 0). Phone numbers come
+from a seeded ``random.Random``; the shapes are the constants below. The
+worker's log is kept aside and summarized on stderr (each warning message with
+its count), so stdout holds only the figures.
+
+``dispatch_recipients_per_s_{sqlite,postgres}``
+    DISPATCH: 8 sessions x ``max_concurrency`` 2 (16 send slots), 250 recipients
+    each, 2,000 in all, on both backends; simulator latency 0 and no "delivered"
+    receipts (``deliver_after_ms`` null), so every recipient costs exactly what
+    sending it costs. Timed with the worker's own timestamps: from the earliest
+    broadcast ``started_at`` (written by the claim committed just before the first
+    send) to the latest ``finished_at`` (written when the last broadcast became
+    ``completed``); the bench polls the database every 0.2 s until all are
+    ``completed`` and checks that all 2,000 are ``sent`` and none failed. The
+    worker's CPU use over the same stretch goes to stderr: one process saturates
+    one core long before 16 slots are busy, so more slots or recipients do not
+    change the figure (on SQLite more slots lower it: they queue on the write lock).
+``fanout_msgs_per_s`` (PostgreSQL only)
+    FANOUT: 1,000 sessions of one tenant x ``max_concurrency`` 1, 3 recipients
+    each (3,000 sends), simulator latency 100 ms, no receipts. The ideal is
+    1,000 sessions / 0.1 s = 10,000 msgs/s. The rate is read from the simulator's
+    own send log after the run: first sends (not repeats of a recovered send,
+    which reach nobody; one whose end was never logged counts as of its start)
+    finished between the 10th and the 90th percentile one,
+    divided by the time between them (the steady part, without the ramp-up while
+    slots start and the tail of the last sessions). Diagnostics go to stderr: the
+    average number of sends in flight (total send time / run time), how long after
+    the first session the last one began sending, and how many sends were repeats. SQLite
+    is skipped: it has one writer at a time, so 1,000 concurrent sessions there
+    measure its write lock, not the dispatcher.
+``worker_peak_rss_mb`` / ``worker_peak_rss_mb_10k`` (PostgreSQL only)
+    RSS_1M / RSS_10K: one session x ``max_concurrency`` 4 with one broadcast of
+    1,000,000 (resp. 10,000) recipients, simulator latency 0 and its default
+    "delivered" receipts (after 2 s), as a real broadcast gets. The worker runs for
+    20 s (RSS_RUN_S) from its start (a bounded part of the 1M broadcast; the 10k
+    one may finish and idle); its VmRSS is sampled every 0.2 s and the peak is
+    reported; how many were sent in that time goes to stderr. The two figures
+    side by side show whether memory grows with the broadcast's size.
+
+Sizes were chosen to keep ``make bench`` (with the 100,000-recipient ingest
+bench before these) under 6 minutes: about 20 s per dispatch backend, under a
+minute for the fan-out and about 55 s for the two RSS runs. The fan-out was
+shrunk from 5 to 3 recipients per session for this: one worker process sends
+only 60-90 msgs/s today, so 5,000 sends took 60-90 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from bench.support import (
+    cpu_seconds,
+    report,
+    rss_mb,
+    running_worker,
+    scratch_database,
+    wabroadcast,
+)
+from wabroadcast.db.engine import Database
+from wabroadcast.db.models import (
+    SimulatorScenario,
+    SimulatorSend,
+    Tenant,
+    WhatsAppBroadcast,
+    WhatsAppBroadcastRecipient,
+    WhatsAppSession,
+)
+from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
+
+B = WhatsAppBroadcast
+FINAL = frozenset({"completed", "partial", "failed", "cancelled"})
+POLL_S = 0.2
+RSS_SAMPLE_S = 0.2
+RSS_RUN_S = 20.0
+COPY_CHUNK = 100_000
+SEED = 20261128
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What the seeded database holds: sessions, their slots, recipients and simulator."""
+
+    sessions: int
+    max_concurrency: int
+    recipients_per_session: int
+    latency_ms: int
+    deliver_after_ms: int | None  # None: the simulator sends no "delivered" receipts
+
+    @property
+    def total(self) -> int:
+        return self.sessions * self.recipients_per_session
+
+
+DISPATCH = Shape(
+    sessions=8, max_concurrency=2, recipients_per_session=250, latency_ms=0, deliver_after_ms=None
+)
+FANOUT = Shape(
+    sessions=1000,
+    max_concurrency=1,
+    recipients_per_session=3,
+    latency_ms=100,
+    deliver_after_ms=None,
+)
+RSS_1M = Shape(
+    sessions=1,
+    max_concurrency=4,
+    recipients_per_session=1_000_000,
+    latency_ms=0,
+    deliver_after_ms=2000,
+)
+RSS_10K = Shape(
+    sessions=1,
+    max_concurrency=4,
+    recipients_per_session=10_000,
+    latency_ms=0,
+    deliver_after_ms=2000,
+)
+
+
+def _note(text: str) -> None:
+    """Context for a figure, on stderr so stdout keeps only ``name: value unit`` lines."""
+    print(f"# {text}", file=sys.stderr, flush=True)
+
+
+def _phones(count: int, seed: int) -> list[str]:
+    """Distinct Israeli mobile numbers in E.164, the same for the same seed."""
+    rng = random.Random(seed)
+    return [f"+9725{national:08d}" for national in rng.sample(range(10**8), count)]
+
+
+# --- seeding ---------------------------------------------------------------------------
+
+
+async def _seed(url: str, shape: Shape) -> None:
+    """A tenant, ``shape.sessions`` unpaced simulator sessions and one queued broadcast each."""
+    database = Database(url)
+    now = datetime.now(UTC)
+    phones = _phones(shape.recipients_per_session, SEED)
+    try:
+        async with database.transaction() as db:
+            tenant = Tenant(
+                name="Bench",
+                api_key_hash=hashlib.sha256(b"bench").hexdigest(),
+                api_key_prefix="wab_bench",
+                default_region="IL",
+                created_at=now,
+            )
+            db.add(tenant)
+            await db.flush()
+            tenant_id = tenant.id
+            session_ids = [f"bench_{n}" for n in range(shape.sessions)]
+            await db.execute(
+                insert(WhatsAppSession),
+                [
+                    {
+                        "id": session_id,
+                        "tenant_id": tenant_id,
+                        "provider": "simulator",
+                        "config": {},
+                        "is_default": n == 0,
+                        "max_concurrency": shape.max_concurrency,
+                        "rate_per_minute": 0.0,
+                        "jitter_ms": 0,
+                        "lease_epoch_seq": 0,
+                        "webhook_secret": hashlib.sha256(session_id.encode()).hexdigest(),
+                        "created_at": now,
+                    }
+                    for n, session_id in enumerate(session_ids)
+                ],
+            )
+            await db.execute(
+                insert(SimulatorScenario),
+                [
+                    {
+                        "session_id": session_id,
+                        "connected": True,
+                        "status_delay_ms": 0,
+                        "latency_ms": shape.latency_ms,
+                        "fail_numbers": {},
+                        "fail_rate": 0.0,
+                        "deliver_after_ms": shape.deliver_after_ms,
+                        "in_flight_high_water_mark": 0,
+                        "updated_at": now,
+                    }
+                    for session_id in session_ids
+                ],
+            )
+            created = (
+                await db.execute(
+                    insert(B).returning(B.id, B.session_id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "tenant_id": tenant_id,
+                            "session_id": session_id,
+                            "status": BroadcastStatus.QUEUED.value,
+                            "message": f"Bench message for {session_id}",
+                            "connection_check": "connected",
+                            "total_recipients": shape.recipients_per_session,
+                            "invalid_recipients_count": 0,
+                            "duplicates_removed": 0,
+                            "invalid_recipients": [],
+                            "queued_count": shape.recipients_per_session,
+                            "created_at": now,
+                            "queued_at": now,
+                            "updated_at": now,
+                        }
+                        for session_id in session_ids
+                    ],
+                )
+            ).all()
+            broadcasts = [(int(row[0]), str(row[1])) for row in created]
+            if database.is_sqlite:
+                await _insert_recipients(db, broadcasts, tenant_id, phones, now)
+            else:
+                await _copy_recipients(db, broadcasts, tenant_id, phones, now)
+    finally:
+        await database.dispose()
+
+
+async def _insert_recipients(
+    db: AsyncSession,
+    broadcasts: Sequence[tuple[int, str]],
+    tenant_id: int,
+    phones: Sequence[str],
+    now: datetime,
+) -> None:
+    for broadcast_id, session_id in broadcasts:
+        await db.execute(
+            insert(WhatsAppBroadcastRecipient),
+            [
+                {
+                    "broadcast_id": broadcast_id,
+                    "tenant_id": tenant_id,
+                    "session_id": session_id,
+                    "raw_input": phone,
+                    "phone": phone,
+                    "status": RecipientStatus.QUEUED.value,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "queued_at": now,
+                    "updated_at": now,
+                }
+                for phone in phones
+            ],
+        )
+
+
+async def _copy_recipients(
+    db: AsyncSession,
+    broadcasts: Sequence[tuple[int, str]],
+    tenant_id: int,
+    phones: Sequence[str],
+    now: datetime,
+) -> None:
+    """COPY with the column list of broadcasts/repository.py ``_copy_recipients``."""
+    stamp = now.isoformat()
+    connection = await db.connection()
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    columns = (
+        "broadcast_id, tenant_id, session_id, raw_input, phone, lead_id, name, status, "
+        "attempts, next_attempt_at, queued_at, updated_at"
+    )
+    tail = f"\t\\N\t\\N\t{RecipientStatus.QUEUED.value}\t0\t{stamp}\t{stamp}\t{stamp}\n"
+    async with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY whatsapp_broadcast_recipients ({columns}) FROM STDIN") as copy,
+    ):
+        for broadcast_id, session_id in broadcasts:
+            head = f"{broadcast_id}\t{tenant_id}\t{session_id}\t"
+            for start in range(0, len(phones), COPY_CHUNK):
+                chunk = phones[start : start + COPY_CHUNK]
+                await copy.write("".join(f"{head}{p}\t{p}{tail}" for p in chunk).encode())
+
+
+def _prepare(url: str, shape: Shape) -> None:
+    wabroadcast("db", "upgrade", env={"WABROADCAST_DATABASE_URL": url})
+    asyncio.run(_seed(url, shape))
+
+
+# --- the worker process ------------------------------------------------------------------
+
+_LOG_LINE = re.compile(r"\[(warning|error|critical)\s*\] (.+?)(?:\s+\w+=|$)")
+
+
+@contextlib.contextmanager
+def _worker(url: str, name: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A worker whose log is kept aside and summarized on stderr (one line per message)."""
+    with tempfile.TemporaryDirectory(prefix="wab-bench-worker-") as tmp:
+        log_path = Path(tmp) / "worker.log"
+        try:
+            with running_worker(url, log_path) as process:
+                yield process
+        finally:
+            _summarize_log(name, log_path)
+
+
+def _summarize_log(name: str, log_path: Path) -> None:
+    """Each logged warning or error with its count; of anything else (tracebacks, say)
+    the unindented lines, which name the exceptions, with theirs."""
+    lines = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+    counts: Counter[str] = Counter()
+    other: Counter[str] = Counter()
+    for line in lines:
+        match = _LOG_LINE.search(line)
+        if match:
+            counts[f"{match.group(1)} {match.group(2).strip()!r}"] += 1
+        elif line.strip() and not line[0].isspace():
+            other[line.strip()[:300]] += 1
+    if counts:
+        _note(f"{name}: the worker logged " + "; ".join(f"{n:,} x {m}" for m, n in counts.items()))
+    for line, count in other.most_common(8):
+        _note(f"{name}: worker output, {count:,} x: {line}")
+
+
+# --- reading progress --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    finished: int
+    sent: int
+    failed: int
+    first_started: datetime | None
+    last_finished: datetime | None
+
+
+async def _progress(engine: AsyncEngine) -> Progress:
+    # A plain engine (no BEGIN IMMEDIATE): on SQLite these reads never take the write lock.
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(
+                    func.count().filter(B.status.in_(FINAL)),
+                    func.coalesce(func.sum(B.sent_count + B.delivered_count + B.read_count), 0),
+                    func.coalesce(func.sum(B.failed_count), 0),
+                    func.min(B.started_at),
+                    func.max(B.finished_at),
+                )
+            )
+        ).one()
+    return Progress(int(row[0]), int(row[1]), int(row[2]), row[3], row[4])
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """Every broadcast final, and the worker's CPU use (cores) while it was sending."""
+
+    progress: Progress
+    cpu_cores: float
+
+
+async def _wait_all_final(
+    engine: AsyncEngine, shape: Shape, worker: subprocess.Popen[bytes], timeout_s: float
+) -> Finished:
+    deadline = time.monotonic() + timeout_s
+    sending_since: tuple[float, float] | None = None  # (monotonic time, worker CPU seconds)
+    while True:
+        if worker.poll() is not None:
+            raise RuntimeError(f"worker exited with {worker.returncode}")
+        cpu = cpu_seconds(worker.pid)
+        progress = await _progress(engine)
+        now = time.monotonic()
+        if sending_since is None and progress.first_started is not None:
+            sending_since = (now, cpu)
+        if progress.finished == shape.sessions:
+            if progress.sent != shape.total or progress.failed:
+                raise RuntimeError(f"expected {shape.total} sent and none failed: {progress}")
+            assert sending_since is not None
+            cores = (cpu - sending_since[1]) / max(now - sending_since[0], 1e-9)
+            return Finished(progress, cores)
+        if now > deadline:
+            raise RuntimeError(f"broadcasts not finished within {timeout_s:.0f} s: {progress}")
+        await asyncio.sleep(POLL_S)
+
+
+# --- the figures ---------------------------------------------------------------------------
+
+
+async def _measure_dispatch(url: str, shape: Shape, name: str) -> tuple[float, float]:
+    """Recipients per second from first claim to last completion, and the worker's cores."""
+    engine = create_async_engine(url)
+    try:
+        with _worker(url, name) as worker:
+            done = await _wait_all_final(engine, shape, worker, timeout_s=180)
+    finally:
+        await engine.dispose()
+    first, last = done.progress.first_started, done.progress.last_finished
+    assert first is not None
+    assert last is not None
+    return shape.total / (last - first).total_seconds(), done.cpu_cores
+
+
+def run_dispatch_recipients_per_s(backend: str, shape: Shape = DISPATCH) -> None:
+    """``dispatch_recipients_per_s_<backend>``: zero-latency sends of one worker process."""
+    name = f"dispatch_recipients_per_s_{backend}"
+    with scratch_database(backend) as url:
+        _prepare(url, shape)
+        rate, cores = asyncio.run(_measure_dispatch(url, shape, name))
+    _note(
+        f"{name}: {shape.sessions} sessions x {shape.max_concurrency} slots, {shape.total:,} "
+        f"recipients; worker CPU {cores:.2f} cores while sending "
+        f"({1000 * cores / rate:.1f} ms CPU per recipient)"
+    )
+    report(name, rate, "recipients/s")
+
+
+@dataclass(frozen=True, slots=True)
+class Fanout:
+    steady_rate: float  # first sends per second between the 10th and 90th percentile one
+    in_flight: float  # average sends in flight over the whole run
+    start_spread_s: float  # from the first session's first send to the last session's
+    run_s: float  # from the first send's start to the last send's end
+    repeats: int  # sends repeated with an earlier client message id (not delivered again)
+    cpu_cores: float
+
+
+async def _measure_fanout(url: str, shape: Shape) -> Fanout:
+    engine = create_async_engine(url)
+    try:
+        with _worker(url, "fanout_msgs_per_s") as worker:
+            done = await _wait_all_final(engine, shape, worker, timeout_s=300)
+        async with engine.connect() as connection:
+            sends = (
+                await connection.execute(
+                    select(
+                        SimulatorSend.started_at, SimulatorSend.finished_at, SimulatorSend.repeat
+                    )
+                )
+            ).all()
+            session_starts: list[datetime] = list(
+                (
+                    await connection.execute(
+                        select(func.min(SimulatorSend.started_at)).group_by(
+                            SimulatorSend.session_id
+                        )
+                    )
+                ).scalars()
+            )
+    finally:
+        await engine.dispose()
+    # A send whose worker never logged its end (its slot failed or lost its lease
+    # mid-call) still reached WhatsApp: it counts as of its start.
+    spans = sorted(((end or start, start, repeat) for start, end, repeat in sends))
+    # Only first sends count: a repeat (a recovered send retried with the same
+    # client message id) reaches nobody.
+    firsts = [end for end, _, repeat in spans if not repeat]
+    if len(firsts) != shape.total:
+        raise RuntimeError(f"{len(firsts)} first sends for {shape.total} recipients")
+    low, high = len(firsts) // 10, len(firsts) * 9 // 10
+    steady = (high - low) / (firsts[high] - firsts[low]).total_seconds()
+    busy = sum((end - start).total_seconds() for end, start, _ in spans)
+    run_s = (spans[-1][0] - min(start for _, start, _ in spans)).total_seconds()
+    spread = (max(session_starts) - min(session_starts)).total_seconds()
+    return Fanout(steady, busy / run_s, spread, run_s, len(sends) - len(firsts), done.cpu_cores)
+
+
+def run_fanout_msgs_per_s(backend: str = "postgres", shape: Shape = FANOUT) -> None:
+    """``fanout_msgs_per_s``: 1,000 sessions with 100 ms latency, one worker (PostgreSQL only)."""
+    if backend != "postgres":
+        raise ValueError("fanout_msgs_per_s is measured on PostgreSQL only")
+    with scratch_database(backend) as url:
+        _prepare(url, shape)
+        fanout = asyncio.run(_measure_fanout(url, shape))
+    ideal = shape.sessions * shape.max_concurrency * 1000 / shape.latency_ms
+    _note(
+        f"fanout_msgs_per_s: {shape.sessions:,} sessions x {shape.recipients_per_session} "
+        f"recipients, {shape.latency_ms} ms latency; {fanout.steady_rate / ideal:.1%} of the "
+        f"ideal {ideal:,.0f}/s; {fanout.in_flight:.1f} sends in flight on average (ideal "
+        f"{shape.sessions * shape.max_concurrency:,}); the last session began sending "
+        f"{fanout.start_spread_s:.1f} s after the first, in a {fanout.run_s:.1f} s run; "
+        f"{fanout.repeats:,} repeated sends; worker CPU {fanout.cpu_cores:.2f} cores"
+    )
+    report("fanout_msgs_per_s", fanout.steady_rate, "msgs/s")
+
+
+async def _measure_peak_rss(url: str, run_s: float, name: str) -> tuple[float, int]:
+    """The worker's peak VmRSS over ``run_s`` seconds from its start, and how many it sent."""
+    engine = create_async_engine(url)
+    try:
+        with _worker(url, name) as worker:
+            peak = 0.0
+            deadline = time.monotonic() + run_s
+            while time.monotonic() < deadline:
+                if worker.poll() is not None:
+                    raise RuntimeError(f"worker exited with {worker.returncode}")
+                peak = max(peak, rss_mb(worker.pid))
+                await asyncio.sleep(RSS_SAMPLE_S)
+        progress = await _progress(engine)
+    finally:
+        await engine.dispose()
+    return peak, progress.sent
+
+
+def run_worker_peak_rss_mb(
+    backend: str = "postgres", shape: Shape = RSS_1M, name: str = "worker_peak_rss_mb"
+) -> None:
+    """``worker_peak_rss_mb``: the worker's peak RSS while sending a huge broadcast."""
+    if backend != "postgres":
+        raise ValueError("worker_peak_rss_mb is measured on PostgreSQL only")
+    with scratch_database(backend) as url:
+        _prepare(url, shape)
+        peak, sent = asyncio.run(_measure_peak_rss(url, RSS_RUN_S, name))
+    _note(f"{name}: {sent:,} of {shape.total:,} recipients sent in the {RSS_RUN_S:.0f} s sampled")
+    report(name, peak, "MB")
+
+
+def run_worker_peak_rss_mb_10k(backend: str = "postgres") -> None:
+    """``worker_peak_rss_mb_10k``: the same for a 10,000-recipient broadcast."""
+    run_worker_peak_rss_mb(backend, RSS_10K, "worker_peak_rss_mb_10k")
