@@ -46,7 +46,7 @@ def run(backend: str) -> None:
         env = {"WABROADCAST_DATABASE_URL": url}
         wabroadcast("db", "upgrade", env=env)
         tenant = json.loads(wabroadcast("tenant", "create", "--name", "Bench", env=env))
-        with running_server(url) as (base_url, pid):
+        with running_server(url, "--no-worker") as (base_url, pid):
             headers = {
                 "Authorization": f"Bearer {tenant['api_key']}",
                 "Content-Type": "application/json",
