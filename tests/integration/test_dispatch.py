@@ -196,3 +196,27 @@ async def test_oldest_broadcast_goes_first(
     assert order == il_numbers(3) + il_numbers(3, start=10)
     for broadcast_id in (first, second):
         assert (await broadcast(client, tenant, broadcast_id))["status"] in FINAL
+
+
+async def test_a_worker_purges_expired_idempotency_keys(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, clock: FrozenClock
+) -> None:
+    from sqlalchemy import func, select
+
+    from wabroadcast.db.models import IdempotencyRequest
+
+    async def keys() -> int:
+        async with ctx.database.transaction() as session:
+            count = await session.execute(select(func.count()).select_from(IdempotencyRequest))
+            return int(count.scalar_one())
+
+    headers = {**tenant.headers, "Idempotency-Key": "old"}
+    body = {"message": "hi", "recipients": il_numbers(1)}
+    assert (
+        await client.post("/api/whatsapp/broadcasts", json=body, headers=headers)
+    ).status_code == 202
+    await dispatcher(ctx).run_until_idle()
+    assert await keys() == 1  # still within its 24 hours
+    clock.advance(24 * 3600 + 1)
+    await dispatcher(ctx).run_until_idle()
+    assert await keys() == 0

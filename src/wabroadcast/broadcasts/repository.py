@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -244,14 +244,6 @@ class BroadcastRepository:
             query.order_by(WhatsAppBroadcastRecipient.id).limit(limit)
         )
         return list(result.scalars())
-
-    async def count_recipients(self, broadcast_id: int) -> int:
-        result = await self.session.execute(
-            select(func.count())
-            .select_from(WhatsAppBroadcastRecipient)
-            .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
-        )
-        return int(result.scalar_one())
 
 
 COUNT_COLUMNS: dict[RecipientStatus, str] = {

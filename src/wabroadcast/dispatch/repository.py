@@ -427,8 +427,3 @@ class DispatchRepository:
             )
         ).all()
         return [int(r[0]) for r in rows]
-
-    async def broadcast_status(self, broadcast_id: int) -> str | None:
-        result = await self.session.execute(select(B.status).where(B.id == broadcast_id))
-        value: str | None = result.scalar_one_or_none()
-        return value

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
+from wabroadcast.broadcasts.repository import IdempotencyRepository
 from wabroadcast.context import AppContext
 from wabroadcast.dispatch import pacing
 from wabroadcast.dispatch.repository import Claimed, DispatchRepository, Result
@@ -44,6 +45,8 @@ UNKNOWN_OUTCOME_MESSAGE = (
 RECOVERY_LIMIT = 1000
 FLUSH_EVERY = 50
 FLUSH_AFTER_S = 0.25
+# Expired Idempotency-Key rows are deleted this often (by any worker).
+PURGE_EVERY_S = 300.0
 
 
 def new_worker_id() -> str:
@@ -74,6 +77,7 @@ class Dispatcher:
         # Batches claimed so far by this process; lets callers see progress.
         self.claims = 0
         self.stopping = asyncio.Event()
+        self._purged = float("-inf")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Loop until ``stop`` is set, then let running sends finish and release every lease."""
@@ -116,6 +120,10 @@ class Dispatcher:
         """One pass: recover orphans, deliver due receipts, start slots for sessions with work."""
         await self.recover_orphans()
         await deliver_due_simulator_receipts(self.ctx)
+        if time.monotonic() - self._purged >= PURGE_EVERY_S:
+            async with self.ctx.database.transaction() as db:
+                await IdempotencyRepository(db).purge_expired(self.ctx.clock.now())
+            self._purged = time.monotonic()
         running = {key for key, task in self._slots.items() if not task.done()}
         async with self.ctx.database.transaction() as db:
             repo = DispatchRepository(db)
