@@ -64,21 +64,36 @@ async def recipients(
     return items
 
 
-async def sends(client: httpx.AsyncClient, tenant: TenantFixture) -> dict[str, Any]:
-    """Every simulated send (all pages) and the in-flight high-water mark."""
+async def every_page(
+    client: httpx.AsyncClient, tenant: TenantFixture, path: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every item of a cursor-paged list, and the last page (for its other fields)."""
     items: list[dict[str, Any]] = []
     cursor = None
     while True:
         params: dict[str, str | int] = {"limit": 500}
         if cursor:
             params["cursor"] = cursor
-        page = (
-            await client.get("/api/whatsapp/simulator/sends", params=params, headers=tenant.headers)
+        page: dict[str, Any] = (
+            await client.get(path, params=params, headers=tenant.headers)
         ).json()
         items += page["items"]
         cursor = page["next_cursor"]
         if not cursor:
-            return {"items": items, "hwm": page["in_flight_high_water_mark"]}
+            return items, page
+
+
+async def sends(client: httpx.AsyncClient, tenant: TenantFixture) -> dict[str, Any]:
+    """Every simulated send (all pages) and the in-flight high-water mark."""
+    items, last = await every_page(client, tenant, "/api/whatsapp/simulator/sends")
+    return {"items": items, "hwm": last["in_flight_high_water_mark"]}
+
+
+async def all_recipients(
+    client: httpx.AsyncClient, tenant: TenantFixture, broadcast_id: int
+) -> list[dict[str, Any]]:
+    items, _ = await every_page(client, tenant, f"{URL}/{broadcast_id}/recipients")
+    return items
 
 
 def dispatcher(ctx: AppContext, name: str = "w1") -> Dispatcher:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from tests.conftest import TenantFixture, create_pg_database, drop_pg_database, make_tenant, pg_url
-from tests.dispatch_helpers import broadcast, create, scenario, sends, unpaced
+from tests.dispatch_helpers import all_recipients, broadcast, create, scenario, sends, unpaced
 from tests.helpers import il_numbers
 from wabroadcast.api.app import build_context, create_app
 from wabroadcast.config import Settings
@@ -118,28 +118,6 @@ async def wait_final(
             return b
         await asyncio.sleep(0.3)
     raise AssertionError(f"broadcast not finished in {timeout_s}s: {b}")
-
-
-async def all_recipients(
-    client: httpx.AsyncClient, tenant: TenantFixture, broadcast_id: int
-) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        params: dict[str, str | int] = {"limit": 500}
-        if cursor:
-            params["cursor"] = cursor
-        page = (
-            await client.get(
-                f"/api/whatsapp/broadcasts/{broadcast_id}/recipients",
-                params=params,
-                headers=tenant.headers,
-            )
-        ).json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
 
 
 def delivered_per_phone(log: list[dict[str, Any]]) -> Counter[str]:
