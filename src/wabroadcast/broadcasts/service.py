@@ -593,7 +593,8 @@ def decode_cursor(cursor: str | None) -> int | None:
         ) from exc
 
 
-def _page_cursor(ids: list[int], limit: int) -> str | None:
+def page_cursor(ids: list[int], limit: int) -> str | None:
+    """The cursor for the page after this one, or None when this page was the last."""
     return encode_cursor(ids[-1]) if len(ids) == limit and ids else None
 
 
@@ -657,7 +658,7 @@ async def list_broadcasts(
         rows = await BroadcastRepository(session).list_page(
             tenant.tenant_id, status=status, before_id=before_id, limit=limit
         )
-        return [broadcast_out(b) for b in rows], _page_cursor([b.id for b in rows], limit)
+        return [broadcast_out(b) for b in rows], page_cursor([b.id for b in rows], limit)
 
 
 async def list_recipients(
@@ -675,4 +676,4 @@ async def list_recipients(
         if await repo.get(tenant.tenant_id, broadcast_id) is None:
             raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
         rows = await repo.recipients(broadcast_id, status=status, after_id=after_id, limit=limit)
-        return [recipient_out(r) for r in rows], _page_cursor([r.id for r in rows], limit)
+        return [recipient_out(r) for r in rows], page_cursor([r.id for r in rows], limit)

@@ -150,10 +150,14 @@ class Dispatcher:
             orphans = await repo.orphaned_sending(now, RECOVERY_LIMIT)
             if not orphans:
                 return
+            # One query for the sessions involved, not one per orphan.
+            kinds = {
+                row.id: row.provider
+                for row in await repo.get_sessions(sorted({o[2] for o in orphans}))
+            }
             results = []
             for recipient_id, broadcast_id, session_id, attempts in orphans:
-                session = await repo.get_session(session_id)
-                provider = self.ctx.providers.for_kind(session.provider if session else "")
+                provider = self.ctx.providers.for_kind(kinds[session_id])
                 retry = provider.supports_client_message_id and not self.retry.exhausted(attempts)
                 results.append(
                     Result(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from wabroadcast.broadcasts.service import decode_cursor, encode_cursor
+from wabroadcast.broadcasts.service import decode_cursor, page_cursor
 from wabroadcast.context import AppContext
 from wabroadcast.domain.errors import SimulatorNotAvailable
 from wabroadcast.providers import simulator
@@ -142,7 +142,7 @@ async def list_sends(
         ]
         return SimulatedSendsPage(
             items=items,
-            next_cursor=encode_cursor(rows[-1].id) if len(rows) == limit else None,
+            next_cursor=page_cursor([r.id for r in rows], limit),
             in_flight_high_water_mark=scenario.in_flight_high_water_mark,
         )
 
