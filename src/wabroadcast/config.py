@@ -40,7 +40,9 @@ class Settings(BaseSettings):
     retry_cap_s: float = Field(default=300.0, gt=0)
     lease_ttl_s: float = Field(default=15.0, gt=0)
     worker_poll_s: float = Field(default=0.5, gt=0)
-    claim_batch: int = Field(default=100, ge=1, le=10_000)
+    # Most recipients one session claims at once (shared by its slots); a slot
+    # claims less when its sends are slow: about CLAIM_SECONDS of work.
+    claim_batch: int = Field(default=1000, ge=1, le=10_000)
     disconnected_hold_s: float = Field(default=2.0, gt=0)
 
 

@@ -148,8 +148,40 @@ async def test_renewal_fails_once_the_lease_was_taken(
         second = await repo.acquire_slot(tenant.session_id, 0, "b", ctx.clock.now(), _ttl(ctx))
         assert second is not None
         assert second > first
-        assert not await repo.renew_slot(tenant.session_id, 0, first, ctx.clock.now(), _ttl(ctx))
-        assert await repo.renew_slot(tenant.session_id, 0, second, ctx.clock.now(), _ttl(ctx))
+        now, ttl = ctx.clock.now(), _ttl(ctx)
+        session_id = tenant.session_id
+        # The old holder renews nothing, in a batch of its own or with a stranger's slot.
+        assert await repo.renew_slots([(session_id, 0, first)], "a", now, ttl) == set()
+        assert await repo.renew_slots([(session_id, 0, second)], "a", now, ttl) == set()
+        assert await repo.renew_slots([(session_id, 0, second)], "b", now, ttl) == {
+            (session_id, 0, second)
+        }
+
+
+async def test_one_renewal_extends_every_lease_held_and_only_those(
+    ctx: AppContext, tenant: TenantFixture, clock: FrozenClock
+) -> None:
+    ttl = _ttl(ctx)
+    async with ctx.database.transaction() as db:
+        repo = DispatchRepository(db)
+        await repo.ensure_slots(tenant.session_id, tenant.tenant_id, 3)
+        epochs = [
+            await repo.acquire_slot(tenant.session_id, slot, "me", ctx.clock.now(), ttl)
+            for slot in range(3)
+        ]
+        await repo.release_slot(tenant.session_id, 2, epochs[2])
+    assert None not in epochs
+    held = [(tenant.session_id, slot, epoch) for slot, epoch in enumerate(epochs) if epoch]
+    clock.advance(ctx.settings.lease_ttl_s * 0.9)
+    async with ctx.database.transaction() as db:
+        renewed = await DispatchRepository(db).renew_slots(held, "me", ctx.clock.now(), ttl)
+    assert renewed == set(held[:2])
+    # Renewed leases outlive their first expiry: nobody else can take them then.
+    clock.advance(ctx.settings.lease_ttl_s * 0.5)
+    async with ctx.database.transaction() as db:
+        repo = DispatchRepository(db)
+        assert await repo.acquire_slot(tenant.session_id, 0, "other", ctx.clock.now(), ttl) is None
+        assert await repo.acquire_slot(tenant.session_id, 2, "other", ctx.clock.now(), ttl)
 
 
 @pytest.mark.parametrize("max_concurrency", [1, 2])

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wabroadcast.db.copy import copy_lines, copy_text
 from wabroadcast.db.models import IdempotencyRequest, WhatsAppBroadcast, WhatsAppBroadcastRecipient
 from wabroadcast.domain.recipients import ValidRecipient
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
@@ -29,14 +30,6 @@ _RECIPIENT_COPY_COLUMNS = (
     "queued_at",
     "updated_at",
 )
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_text(value: str) -> str:
-    """A value in PostgreSQL's COPY text format (backslash escapes for the separators)."""
-    return value.translate(_COPY_ESCAPES)
 
 
 class BroadcastRepository:
@@ -119,30 +112,24 @@ class BroadcastRepository:
         at: datetime,
     ) -> None:
         """COPY in one write: the constant columns are formatted once, not per row."""
-        constant_head = f"{broadcast_id}\t{tenant_id}\t{_copy_text(session_id)}\t"
+        constant_head = f"{broadcast_id}\t{tenant_id}\t{copy_text(session_id)}\t"
         stamp = at.isoformat()
         constant_tail = f"\t{RecipientStatus.QUEUED.value}\t0\t{stamp}\t{stamp}\t{stamp}\n"
         lines = [
             constant_head
-            + _copy_text(r.raw_input)
+            + copy_text(r.raw_input)
             + "\t"
             + r.phone
             + "\t"
             + ("\\N" if r.lead_id is None else str(r.lead_id))
             + "\t"
-            + ("\\N" if r.name is None else _copy_text(r.name))
+            + ("\\N" if r.name is None else copy_text(r.name))
             + constant_tail
             for r in recipients
         ]
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver: Any = raw.driver_connection
-        columns = ", ".join(_RECIPIENT_COPY_COLUMNS)
-        async with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY whatsapp_broadcast_recipients ({columns}) FROM STDIN") as copy,
-        ):
-            await copy.write("".join(lines).encode("utf-8"))
+        await copy_lines(
+            self.session, "whatsapp_broadcast_recipients", _RECIPIENT_COPY_COLUMNS, lines
+        )
 
     async def cancel_queued(self, broadcast_id: int, now: datetime) -> int:
         """Every still-queued recipient of the broadcast becomes ``cancelled``."""

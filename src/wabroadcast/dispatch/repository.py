@@ -7,7 +7,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import String, cast, exists, func, literal, or_, select, update
+from sqlalchemy import (
+    String,
+    bindparam,
+    cast,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,9 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wabroadcast.broadcasts.repository import BroadcastRepository, shift_counts
 from wabroadcast.db.models import (
     SessionLease,
+    UTCDateTime,
     WhatsAppBroadcast,
     WhatsAppBroadcastRecipient,
     WhatsAppSession,
+    table_of,
 )
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
@@ -26,6 +40,28 @@ log = get_logger("wabroadcast.dispatch")
 
 R = WhatsAppBroadcastRecipient
 B = WhatsAppBroadcast
+# Sent results on PostgreSQL, any number in one statement. Two array parameters
+# keep its text the same whatever the batch size, so it is parsed and planned
+# once per connection; each row finds its provider id by position, not by a
+# join, whose plan would depend on statistics a freshly loaded table lacks.
+RECORD_SENT_POSTGRES = text(
+    """
+    UPDATE whatsapp_broadcast_recipients AS r
+    SET status = 'sent',
+        provider_message_id =
+            (CAST(:provider_ids AS varchar[]))[array_position(CAST(:ids AS bigint[]), r.id)],
+        sent_at = :now,
+        error_code = NULL,
+        error_message = NULL,
+        updated_at = :now
+    WHERE r.id = ANY(CAST(:ids AS bigint[]))
+      AND r.lease_epoch = :epoch
+      AND r.status = 'sending'
+    RETURNING r.broadcast_id
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+# Ids per IN list on SQLite (it allows 32,766 parameters per statement).
+SQLITE_CHUNK = 500
 SENDABLE_BROADCASTS = (BroadcastStatus.QUEUED.value, BroadcastStatus.RUNNING.value)
 
 Moves = dict[int, dict[tuple[RecipientStatus, RecipientStatus], int]]
@@ -141,23 +177,30 @@ class DispatchRepository:
         )
         return int(epoch)
 
-    async def renew_slot(
-        self, session_id: str, slot: int, epoch: int, now: datetime, ttl: timedelta
-    ) -> bool:
-        """Extend our lease; False if it is no longer ours (expired and taken, or released)."""
+    async def renew_slots(
+        self,
+        slots: Sequence[tuple[str, int, int]],
+        holder: str,
+        now: datetime,
+        ttl: timedelta,
+    ) -> set[tuple[str, int, int]]:
+        """Extend our leases (session, slot, epoch); the ones still ours, in one statement.
+
+        A lease that expired, was taken over or was released is not renewed.
+        """
+        if not slots:
+            return set()
         result = await self.session.execute(
             update(SessionLease)
             .where(
-                SessionLease.session_id == session_id,
-                SessionLease.slot == slot,
-                SessionLease.epoch == epoch,
-                SessionLease.holder.is_not(None),
+                tuple_(SessionLease.session_id, SessionLease.slot, SessionLease.epoch).in_(slots),
+                SessionLease.holder == holder,
                 SessionLease.expires_at >= now,
             )
             .values(expires_at=now + ttl)
-            .returning(SessionLease.slot)
+            .returning(SessionLease.session_id, SessionLease.slot, SessionLease.epoch)
         )
-        return result.first() is not None
+        return {(str(s), int(n), int(e)) for s, n, e in result.all()}
 
     async def release_slot(self, session_id: str, slot: int, epoch: int) -> None:
         await self.session.execute(
@@ -298,6 +341,11 @@ class DispatchRepository:
         whose lease is gone. Returns the broadcasts touched.
         """
         moves: Moves = {}
+        results = list(results)
+        if fenced:
+            sent = [item for item in results if item.status is RecipientStatus.SENT]
+            results = [item for item in results if item.status is not RecipientStatus.SENT]
+            await self._record_sent(sent, now, moves)
         for item in results:
             values: dict[str, object] = {"status": item.status.value, "updated_at": now}
             if item.status is RecipientStatus.SENT:
@@ -333,6 +381,65 @@ class DispatchRepository:
                 _add_move(moves, item.broadcast_id, RecipientStatus.SENDING, item.status)
         await shift_counts(self.session, moves, now)
         return set(moves)
+
+    async def _record_sent(self, sent: Sequence[Result], now: datetime, moves: Moves) -> None:
+        """The common result, sent, in one statement per lease epoch, not one per row."""
+        by_epoch: dict[int, dict[int, str | None]] = defaultdict(dict)
+        for item in sent:
+            by_epoch[item.epoch][item.recipient_id] = item.provider_message_id
+        for epoch, provider_ids in by_epoch.items():
+            if self._is_postgres:
+                broadcast_ids = await self._record_sent_postgres(epoch, provider_ids, now)
+            else:
+                broadcast_ids = await self._record_sent_sqlite(epoch, provider_ids, now)
+            for broadcast_id in broadcast_ids:
+                _add_move(moves, broadcast_id, RecipientStatus.SENDING, RecipientStatus.SENT)
+
+    async def _record_sent_postgres(
+        self, epoch: int, provider_ids: dict[int, str | None], now: datetime
+    ) -> list[int]:
+        rows = await self.session.execute(
+            RECORD_SENT_POSTGRES,
+            {
+                "ids": list(provider_ids),
+                "provider_ids": list(provider_ids.values()),
+                "epoch": epoch,
+                "now": now,
+            },
+        )
+        return [int(broadcast_id) for (broadcast_id,) in rows.all()]
+
+    async def _record_sent_sqlite(
+        self, epoch: int, provider_ids: dict[int, str | None], now: datetime
+    ) -> list[int]:
+        # SQLite writes one transaction at a time (BEGIN IMMEDIATE), so the rows
+        # read here are still under this epoch when the update below runs.
+        fenced: list[tuple[int, int]] = []
+        ids = list(provider_ids)
+        for offset in range(0, len(ids), SQLITE_CHUNK):
+            rows = await self.session.execute(
+                select(R.id, R.broadcast_id).where(
+                    R.id.in_(ids[offset : offset + SQLITE_CHUNK]),
+                    R.lease_epoch == epoch,
+                    R.status == RecipientStatus.SENDING.value,
+                )
+            )
+            fenced += [(int(rid), int(bid)) for rid, bid in rows.all()]
+        if fenced:
+            await self.session.execute(
+                update(table_of(R))
+                .where(table_of(R).c.id == bindparam("rid"))
+                .values(
+                    status=RecipientStatus.SENT.value,
+                    provider_message_id=bindparam("pmid"),
+                    sent_at=now,
+                    error_code=None,
+                    error_message=None,
+                    updated_at=now,
+                ),
+                [{"rid": rid, "pmid": provider_ids[rid]} for rid, _ in fenced],
+            )
+        return [broadcast_id for _, broadcast_id in fenced]
 
     # --- recovery -------------------------------------------------------------------
 

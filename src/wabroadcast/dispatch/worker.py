@@ -32,7 +32,13 @@ from wabroadcast.dispatch.retry import RetryPolicy
 from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.status import RecipientStatus, final_broadcast_status
 from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger
-from wabroadcast.providers.base import Provider, SendOutcome, SendResult, SessionRef
+from wabroadcast.providers.base import (
+    OutgoingMessage,
+    Provider,
+    SendOutcome,
+    SendResult,
+    SessionRef,
+)
 from wabroadcast.receipts.service import deliver_due_simulator_receipts
 
 log = get_logger("wabroadcast.dispatch")
@@ -43,8 +49,16 @@ UNKNOWN_OUTCOME_MESSAGE = (
     "message; it is not sent again automatically, so it cannot arrive twice."
 )
 RECOVERY_LIMIT = 1000
-FLUSH_EVERY = 50
+FLUSH_EVERY = 500
+# Most messages one provider call sends, one after another (see SlotRunner._send_all).
+SEND_CALL = 500
 FLUSH_AFTER_S = 0.25
+# A slot claims about this many seconds of work at once (by its measured send
+# time), so recipients are not shown as "sending" long before their turn; its
+# first claim, before any send was timed, is FIRST_CLAIM recipients.
+CLAIM_SECONDS = 2.0
+RENEWALS_PER_TTL = 3
+FIRST_CLAIM = 20
 # Expired Idempotency-Key rows are deleted this often (by any worker).
 PURGE_EVERY_S = 300.0
 
@@ -74,6 +88,8 @@ class Dispatcher:
         )
         self.lease_ttl = timedelta(seconds=settings.lease_ttl_s)
         self._slots: dict[tuple[str, int], asyncio.Task[None]] = {}
+        # Slots whose lease this process holds, renewed together (renew_leases).
+        self.held: dict[tuple[str, int], SlotRunner] = {}
         # Batches claimed so far by this process; lets callers see progress.
         self.claims = 0
         self.stopping = asyncio.Event()
@@ -83,6 +99,7 @@ class Dispatcher:
         """Loop until ``stop`` is set, then let running sends finish and release every lease."""
         stop = stop or asyncio.Event()
         log.info(f"{BROADCAST_TAG} worker started", broadcast_id=None, worker_id=self.worker_id)
+        renewer = asyncio.create_task(self._renew_until(stop), name="lease renewal")
         try:
             while not stop.is_set():
                 try:
@@ -102,7 +119,51 @@ class Dispatcher:
             self.stopping.set()
             if self._slots:
                 await asyncio.gather(*self._slots.values(), return_exceptions=True)
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
             log.info(f"{BROADCAST_TAG} worker stopped", broadcast_id=None, worker_id=self.worker_id)
+
+    async def _renew_until(self, stop: asyncio.Event) -> None:
+        """Renew every held lease a few times per lease life, in one transaction each time.
+
+        One statement for all slots, apart from their sends: a slot waiting for a
+        database connection (thousands of slots share a small pool) must not lose
+        its lease for that, or another worker would take over its session.
+        """
+        period = self.lease_ttl.total_seconds() / RENEWALS_PER_TTL
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
+            try:
+                await self.renew_leases()
+            except Exception as exc:
+                # Slots stop by themselves before a lease that was not renewed expires.
+                log.warning(
+                    f"{BROADCAST_TAG} lease renewal failed; retrying",
+                    broadcast_id=None,
+                    worker_id=self.worker_id,
+                    error=repr(exc),
+                )
+
+    async def renew_leases(self) -> None:
+        """Extend every lease this process holds; a slot whose lease is gone is told so."""
+        held = list(self.held.values())
+        if not held:
+            return
+        started = time.monotonic()
+        async with self.ctx.database.control_transaction() as db:
+            renewed = await DispatchRepository(db).renew_slots(
+                [(r.session_id, r.slot, r.epoch) for r in held],
+                self.worker_id,
+                self.ctx.clock.now(),
+                self.lease_ttl,
+            )
+        for runner in held:
+            if (runner.session_id, runner.slot, runner.epoch) in renewed:
+                runner.renewed = max(runner.renewed, started)
+            else:
+                runner.lost = True
 
     async def run_until_idle(self, max_rounds: int = 10_000) -> None:
         """Tick and wait for the slots, until a round claims nothing (no work is due now)."""
@@ -215,7 +276,11 @@ class SlotRunner:
         self.session_id = session_id
         self.slot = slot
         self.epoch = 0
-        self._renewed = 0.0
+        # When the lease was last known renewed (monotonic), and whether it is gone.
+        self.renewed = 0.0
+        self.lost = False
+        # Measured seconds per message of this slot's provider calls (moving average).
+        self.seconds_per_send: float | None = None
 
     async def run(self) -> None:
         """Lease the slot, send while there is due work, release it; never raise.
@@ -243,7 +308,9 @@ class SlotRunner:
         if epoch is None:
             return
         self.epoch = epoch
-        self._renewed = time.monotonic()
+        self.renewed = time.monotonic()
+        key = (self.session_id, self.slot)
+        self.d.held[key] = self
         try:
             await self._loop()
         except LeaseLost:
@@ -255,6 +322,7 @@ class SlotRunner:
                 epoch=self.epoch,
             )
         finally:
+            self.d.held.pop(key, None)
             async with ctx.database.transaction() as db:
                 await DispatchRepository(db).release_slot(self.session_id, self.slot, self.epoch)
 
@@ -276,10 +344,14 @@ class SlotRunner:
                     if provider.supports_client_message_id
                     else 1
                 )
+                # About CLAIM_SECONDS of work, so recipients are not shown as
+                # "sending" long before their turn.
                 if pace.paced:
-                    # A paced slot claims about two seconds of work, so recipients are
-                    # not shown as "sending" long before their turn.
-                    limit = min(limit, max(1, math.ceil(pace.rate_per_minute / 30)))
+                    limit = min(limit, max(1, math.ceil(pace.rate_per_minute / 60 * CLAIM_SECONDS)))
+                elif self.seconds_per_send is None:
+                    limit = min(limit, FIRST_CLAIM)
+                elif self.seconds_per_send > 0:
+                    limit = min(limit, max(1, int(CLAIM_SECONDS / self.seconds_per_send)))
                 claimed = await repo.claim(
                     self.session_id,
                     holder=self.d.worker_id,
@@ -297,29 +369,41 @@ class SlotRunner:
     async def _send_all(
         self, claimed: Sequence[Claimed], provider: Provider, ref: SessionRef, pace: pacing.Pace
     ) -> bool:
-        """Send each claimed recipient; True when the session must stop (disconnected, blocked)."""
+        """Send the claimed recipients in order; True when the session must stop.
+
+        Unpaced, with a provider that ignores a repeated message id, recipients go
+        out in calls of up to ``SEND_CALL`` messages (one after another, as the
+        slot's one connection would send them); otherwise one per call, each
+        after its pacing turn. The session stops on a disconnect or an
+        account-level error.
+        """
         results: list[Result] = []
         started_calls = 0
         stop_session = False
         flushed = time.monotonic()
+        call_size = SEND_CALL if provider.supports_client_message_id and not pace.paced else 1
         try:
-            for item in claimed:
+            while started_calls < len(claimed):
                 if self.d.stopping.is_set() or stop_session:
                     break
                 await self._keep_lease()
                 if pace.paced:
                     await self._wait_for_pace(pace)
-                # Counted before the call: if the call is interrupted, this recipient
-                # stays ``sending`` and recovery decides, instead of a blind re-queue.
-                started_calls += 1
-                result, sent = await self._send_one(provider, ref, item)
-                results.append(result)
-                if sent.outcome is SendOutcome.ACCOUNT_BLOCKED:
-                    await self._pause_session(sent, results)
-                    results = []
-                    stop_session = True
-                elif sent.outcome is SendOutcome.DISCONNECTED:
-                    stop_session = True
+                call = claimed[started_calls : started_calls + call_size]
+                # Counted before the call: if the call is interrupted, these recipients
+                # stay ``sending`` and recovery decides, instead of a blind re-queue.
+                started_calls += len(call)
+                sent = await self._send_call(provider, ref, call)
+                # A call cut short attempted only the first ones: the rest go back.
+                started_calls -= len(call) - len(sent)
+                for result, outcome in sent:
+                    results.append(result)
+                    if outcome.outcome is SendOutcome.ACCOUNT_BLOCKED:
+                        await self._pause_session(outcome, results)
+                        results = []
+                        stop_session = True
+                    elif outcome.outcome is SendOutcome.DISCONNECTED:
+                        stop_session = True
                 # Results are written in batches, but never held long: clients and
                 # receipts should see a send soon after it happened.
                 if len(results) >= FLUSH_EVERY or time.monotonic() - flushed >= FLUSH_AFTER_S:
@@ -331,37 +415,57 @@ class SlotRunner:
             await self._unclaim(claimed[started_calls:])
         return stop_session
 
-    async def _send_one(
-        self, provider: Provider, ref: SessionRef, item: Claimed
-    ) -> tuple[Result, SendResult]:
+    async def _send_call(
+        self, provider: Provider, ref: SessionRef, items: Sequence[Claimed]
+    ) -> list[tuple[Result, SendResult]]:
+        """One provider call for ``items``; a result for each recipient it attempted."""
         started = time.monotonic()
         unknown = False
         try:
-            sent = await provider.send(ref, item.phone, item.message, item.client_message_id)
+            if len(items) == 1:
+                item = items[0]
+                sent = [await provider.send(ref, item.phone, item.message, item.client_message_id)]
+            else:
+                sent = await provider.send_many(
+                    ref,
+                    [OutgoingMessage(i.phone, i.message, i.client_message_id) for i in items],
+                )
         except Exception as exc:
-            # The provider could not say what happened: the message may have left.
+            # The provider could not say what happened: the messages may have left.
             unknown = True
-            sent = SendResult(
+            failure = SendResult(
                 SendOutcome.RETRY_LATER,
                 error_code=UNKNOWN_OUTCOME,
                 error_message=f"The provider call failed: {exc!r}"[:500],
             )
-        result = self._result_for(
-            item, sent, unknown=unknown, idempotent=provider.supports_client_message_id
+            sent = [failure] * len(items)
+        elapsed = time.monotonic() - started
+        latency_ms = round(elapsed * 1000, 1)
+        per_send = elapsed / max(1, len(sent))
+        self.seconds_per_send = (
+            per_send
+            if self.seconds_per_send is None
+            else 0.7 * self.seconds_per_send + 0.3 * per_send
         )
-        log.info(
-            f"{SEND_TAG} attempt",
-            broadcast_id=item.broadcast_id,
-            session_id=self.session_id,
-            phone=mask_phone(item.phone),
-            attempt=item.attempts,
-            outcome=sent.outcome.value,
-            status=result.status.value,
-            error_code=sent.error_code,
-            repeated=sent.repeated,
-            latency_ms=round((time.monotonic() - started) * 1000, 1),
-        )
-        return result, sent
+        idempotent = provider.supports_client_message_id
+        done: list[tuple[Result, SendResult]] = []
+        for item, outcome in zip(items, sent, strict=False):
+            result = self._result_for(item, outcome, unknown=unknown, idempotent=idempotent)
+            log.info(
+                f"{SEND_TAG} attempt",
+                broadcast_id=item.broadcast_id,
+                session_id=self.session_id,
+                phone=mask_phone(item.phone),
+                attempt=item.attempts,
+                outcome=outcome.outcome.value,
+                status=result.status.value,
+                error_code=outcome.error_code,
+                repeated=outcome.repeated,
+                latency_ms=latency_ms,
+                call_size=len(items),
+            )
+            done.append((result, outcome))
+        return done
 
     async def _unclaim(self, pending: Sequence[Claimed]) -> None:
         """Claimed recipients whose provider call never started go back to queued."""
@@ -433,16 +537,28 @@ class SlotRunner:
         )
 
     async def _keep_lease(self) -> None:
-        """Renew the slot lease once a third of its life is gone; raise if it was lost."""
-        if time.monotonic() - self._renewed < self.d.lease_ttl.total_seconds() / 3:
-            return
-        async with self.ctx.database.transaction() as db:
-            ok = await DispatchRepository(db).renew_slot(
-                self.session_id, self.slot, self.epoch, self.ctx.clock.now(), self.d.lease_ttl
-            )
-        if not ok:
+        """Raise unless the lease is surely still ours; renew it here if nobody did lately.
+
+        The dispatcher renews all held leases together; this renews only when that
+        has not happened for a third of the lease's life (as in ``run_until_idle``),
+        and a slot whose lease was found gone stops before its next send.
+        """
+        if self.lost:
             raise LeaseLost(self.session_id)
-        self._renewed = time.monotonic()
+        if time.monotonic() - self.renewed < self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL:
+            return
+        started = time.monotonic()
+        async with self.ctx.database.transaction() as db:
+            renewed = await DispatchRepository(db).renew_slots(
+                [(self.session_id, self.slot, self.epoch)],
+                self.d.worker_id,
+                self.ctx.clock.now(),
+                self.d.lease_ttl,
+            )
+        if not renewed:
+            self.lost = True
+            raise LeaseLost(self.session_id)
+        self.renewed = max(self.renewed, started)
 
     async def _wait_for_pace(self, pace: pacing.Pace) -> None:
         jitter = timedelta(milliseconds=self.d.rng.uniform(0, pace.jitter_ms))

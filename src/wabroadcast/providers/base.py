@@ -7,7 +7,7 @@ types so the broadcast and dispatch code never learns a provider's dialect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -52,6 +52,15 @@ class SendOutcome(StrEnum):
     DISCONNECTED = "disconnected"
     # The account itself is restricted or flagged: pause, sending more makes it worse.
     ACCOUNT_BLOCKED = "account_blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One text message to one E.164 number, under the id that makes a repeat harmless."""
+
+    to: str
+    text: str
+    client_message_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +115,19 @@ class Provider(Protocol):
         self, session: SessionRef, to: str, text: str, client_message_id: str
     ) -> SendResult:
         """Send one text message to an E.164 number and classify the result."""
+        ...
+
+    async def send_many(
+        self, session: SessionRef, messages: Sequence[OutgoingMessage]
+    ) -> list[SendResult]:
+        """Send the messages one after another, as ``send`` would, in one call.
+
+        Returns one result per message attempted, in order; it stops after the
+        first ``DISCONNECTED`` or ``ACCOUNT_BLOCKED`` result, so the list may be
+        shorter than ``messages``: the rest were not attempted. Only used with
+        providers that support client message ids, where a call cut short by a
+        crash is safely retried with the same ids.
+        """
         ...
 
     def parse_webhook(self, secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:

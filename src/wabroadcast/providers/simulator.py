@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
+from wabroadcast.db.copy import copy_rows
 from wabroadcast.db.engine import Database
-from wabroadcast.db.models import SimulatorScenario, SimulatorSend
+from wabroadcast.db.models import SimulatorScenario, SimulatorSend, table_of
 from wabroadcast.providers.base import (
     ConnectionState,
     ConnectionStatus,
+    OutgoingMessage,
     Receipt,
     SendOutcome,
     SendResult,
@@ -101,6 +105,21 @@ def scenario_from_row(row: SimulatorScenario) -> Scenario:
     )
 
 
+# The columns a send record is written with.
+SEND_COLUMNS = (
+    "session_id",
+    "phone",
+    "client_message_id",
+    "provider_message_id",
+    "repeat",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error_code",
+    "deliver_at",
+)
+
+
 class SimulatorRepository:
     """All SQL of the simulator's own tables."""
 
@@ -110,62 +129,80 @@ class SimulatorRepository:
     async def get(self, session_id: str) -> SimulatorScenario | None:
         return await self.session.get(SimulatorScenario, session_id)
 
-    async def begin_send(
-        self, session_id: str, client_message_id: str, now: datetime
-    ) -> tuple[SimulatorScenario, int, str | None] | None:
-        """In one round trip: the scenario (locked, so a session's sends are logged one at
-        a time), how many of its sends are in flight, and the provider id of an earlier
-        send with this client message id."""
-        sends = SimulatorSend.__table__.alias("x")
-        in_flight = (
-            select(func.count())
-            .select_from(sends)
-            .where(
-                sends.c.session_id == session_id,
-                sends.c.finished_at.is_(None),
-                sends.c.started_at > now - IN_FLIGHT_WINDOW,
-            )
-            .scalar_subquery()
-        )
-        originals = SimulatorSend.__table__.alias("o")
-        original = (
-            select(originals.c.provider_message_id)
-            .where(
-                originals.c.session_id == session_id,
-                originals.c.client_message_id == client_message_id,
-                originals.c.repeat.is_(False),
-            )
-            .scalar_subquery()
-        )
+    async def lock_scenarios(self, session_ids: Sequence[str]) -> dict[str, SimulatorScenario]:
+        """The sessions' scenarios, locked in id order so concurrent flushes never deadlock.
+
+        While held, no other process logs a send of these sessions: their
+        in-flight counts and repeat checks cannot race.
+        """
         result = await self.session.execute(
-            select(SimulatorScenario, in_flight, original)
-            .where(SimulatorScenario.session_id == session_id)
-            .with_for_update(of=SimulatorScenario)
+            select(SimulatorScenario)
+            .where(SimulatorScenario.session_id.in_(session_ids))
+            .order_by(SimulatorScenario.session_id)
+            .with_for_update()
         )
-        row = result.first()
-        if row is None:
-            return None
-        return row[0], int(row[1]), row[2]
+        return {row.session_id: row for row in result.scalars()}
 
-    async def add_send(self, record: SimulatorSend) -> SimulatorSend:
-        self.session.add(record)
-        await self.session.flush()
-        return record
-
-    async def finish_send(
-        self,
-        send_id: int,
-        *,
-        at: datetime,
-        outcome: str,
-        error_code: str | None,
-        deliver_at: datetime | None,
-    ) -> None:
-        await self.session.execute(
-            update(SimulatorSend)
-            .where(SimulatorSend.id == send_id)
-            .values(finished_at=at, outcome=outcome, error_code=error_code, deliver_at=deliver_at)
+    async def in_flight(self, session_ids: Sequence[str], now: datetime) -> dict[str, int]:
+        """Logged sends of each session that started and have not finished yet."""
+        result = await self.session.execute(
+            select(SimulatorSend.session_id, func.count())
+            .where(
+                SimulatorSend.session_id.in_(session_ids),
+                SimulatorSend.finished_at.is_(None),
+                SimulatorSend.started_at > now - IN_FLIGHT_WINDOW,
+            )
+            .group_by(SimulatorSend.session_id)
         )
+        return {str(session_id): int(count) for session_id, count in result.all()}
+
+    async def originals(self, session_id: str, client_message_ids: Sequence[str]) -> dict[str, str]:
+        """Provider message ids of earlier first sends with these client message ids."""
+        result = await self.session.execute(
+            select(SimulatorSend.client_message_id, SimulatorSend.provider_message_id).where(
+                SimulatorSend.session_id == session_id,
+                SimulatorSend.client_message_id.in_(client_message_ids),
+                SimulatorSend.repeat.is_(False),
+            )
+        )
+        return {str(cmid): str(pmid) for cmid, pmid in result.all()}
+
+    async def add_sends(self, rows: Sequence[dict[str, object]], *, with_ids: bool) -> list[int]:
+        """Insert send records; their ids in the order given when ``with_ids``."""
+        if not rows:
+            return []
+        table = table_of(SimulatorSend)
+        if with_ids:
+            result = await self.session.execute(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
+            )
+            return [int(send_id) for send_id in result.scalars()]
+        if self.session.get_bind().dialect.name != "postgresql":
+            await self.session.execute(insert(table), list(rows))
+            return []
+        await copy_rows(
+            self.session,
+            table.name,
+            SEND_COLUMNS,
+            ([row[name] for name in SEND_COLUMNS] for row in rows),
+        )
+        return []
+
+    async def finish_sends(self, ends: Sequence[dict[str, object]]) -> None:
+        """Record the end of sends that took a while: keyed by ``id``."""
+        if ends:
+            await self.session.execute(update(SimulatorSend), list(ends))
+
+    async def raise_high_water_marks(self, marks: Mapping[str, int]) -> None:
+        for session_id, mark in marks.items():
+            await self.session.execute(
+                update(SimulatorScenario)
+                .where(
+                    SimulatorScenario.session_id == session_id,
+                    SimulatorScenario.in_flight_high_water_mark < mark,
+                )
+                .values(in_flight_high_water_mark=mark)
+            )
 
     async def sends(
         self, session_id: str, *, after_id: int | None, limit: int
@@ -195,6 +232,234 @@ class SimulatorRepository:
         return row
 
 
+# Outcomes after which a provider call sends nothing more.
+STOPS_THE_CALL = frozenset({SendOutcome.DISCONNECTED, SendOutcome.ACCOUNT_BLOCKED})
+
+
+def decide(scenario: Scenario, to: str, client_message_id: str) -> tuple[SendOutcome, str | None]:
+    """What the simulated WhatsApp answers to a first send of this message."""
+    if to in scenario.fail_numbers:
+        code = scenario.fail_numbers[to]
+        return classify(code)[0], code
+    if fails_by_rate(client_message_id, scenario.fail_rate):
+        return classify(RANDOM_FAILURE_CODE)[0], RANDOM_FAILURE_CODE
+    return SendOutcome.SENT, None
+
+
+def deliver_at(
+    scenario: Scenario, outcome: SendOutcome, repeat: bool, at: datetime
+) -> datetime | None:
+    """When the "delivered" receipt of a send is due, if it gets one."""
+    if outcome is not SendOutcome.SENT or repeat or scenario.deliver_after_ms is None:
+        return None
+    return at + timedelta(milliseconds=scenario.deliver_after_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedSend:
+    """One message as the simulator logged it when it started."""
+
+    message: OutgoingMessage
+    send_id: int | None
+    provider_message_id: str
+    repeat: bool
+    # Known when the send finished in the same instant it started (no latency).
+    outcome: SendOutcome | None
+    error_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """What the start of a provider call found: the scenario and the sends it logged.
+
+    With no latency every message of the call is logged as started and finished
+    (up to the first that stops the call); with latency only the first message
+    starts, and the caller ends it after waiting. A disconnected session logs none.
+    """
+
+    scenario: Scenario
+    sends: list[LoggedSend]
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    session_id: str
+    messages: Sequence[OutgoingMessage]
+    started: asyncio.Future[CallStarted]
+
+
+@dataclass(slots=True)
+class _PendingEnd:
+    values: dict[str, object]
+    done: asyncio.Future[None]
+
+
+class SendLog:
+    """Group commit of the send log: one transaction for all starts and ends meanwhile.
+
+    Each call waits until its start is committed before it may go on, so the log
+    always holds every send that reached the simulated WhatsApp (a worker killed
+    afterwards cannot undo it). Starts and ends that arrive while a transaction
+    runs are written together by the next one, in arrival order (ends first, so a
+    caller's previous send is over before its next one counts as in flight).
+    """
+
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self._database = database
+        self._clock = clock
+        self._calls: list[_PendingCall] = []
+        self._ends: list[_PendingEnd] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._id_prefix = uuid.uuid4().hex[:16]
+        self._id_counter = itertools.count(1)
+
+    async def start(self, session_id: str, messages: Sequence[OutgoingMessage]) -> CallStarted:
+        future: asyncio.Future[CallStarted] = asyncio.get_running_loop().create_future()
+        self._calls.append(_PendingCall(session_id, messages, future))
+        self._wake()
+        return await future
+
+    async def end(self, values: dict[str, object]) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ends.append(_PendingEnd(values, future))
+        self._wake()
+        await future
+
+    def _wake(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all(), name="simulator send log")
+
+    async def _write_all(self) -> None:
+        while self._calls or self._ends:
+            calls, self._calls = self._calls, []
+            ends, self._ends = self._ends, []
+            try:
+                started = await self._write(calls, ends)
+            except Exception as exc:
+                waiters: list[asyncio.Future[Any]] = [c.started for c in calls]
+                waiters += [e.done for e in ends]
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            for call, result in zip(calls, started, strict=True):
+                if not call.started.done():
+                    call.started.set_result(result)
+            for pending_end in ends:
+                if not pending_end.done.done():
+                    pending_end.done.set_result(None)
+
+    async def _write(
+        self, calls: Sequence[_PendingCall], ends: Sequence[_PendingEnd]
+    ) -> list[CallStarted]:
+        now = self._clock.now()
+        results: dict[int, CallStarted] = {}
+        async with self._database.transaction() as db:
+            repo = SimulatorRepository(db)
+            await repo.finish_sends([pending.values for pending in ends])
+            if not calls:
+                return []
+            session_ids = sorted({call.session_id for call in calls})
+            rows = await repo.lock_scenarios(session_ids)
+            for session_id in session_ids:
+                if session_id not in rows:
+                    rows[session_id] = await repo.ensure(session_id, self._clock)
+            in_flight = await repo.in_flight(session_ids, now)
+            records: list[dict[str, object]] = []
+            logged: list[tuple[int, int]] = []  # (call index, position in its sends)
+            marks: dict[str, int] = {}
+            for session_id in session_ids:
+                row = rows[session_id]
+                scenario = scenario_from_row(row)
+                mine = [(n, call) for n, call in enumerate(calls) if call.session_id == session_id]
+                if not scenario.connected:
+                    for n, _call in mine:
+                        results[n] = CallStarted(scenario, [])
+                    continue
+                mark = in_flight.get(session_id, 0) + len(mine)
+                if mark > row.in_flight_high_water_mark:
+                    marks[session_id] = mark
+                originals = await repo.originals(
+                    session_id,
+                    sorted({m.client_message_id for _n, call in mine for m in call.messages}),
+                )
+                for n, call in mine:
+                    sends = self._start_call(scenario, call, originals, now, records)
+                    logged.extend((n, position) for position in range(len(sends)))
+                    results[n] = CallStarted(scenario, sends)
+            waiting = any(s.outcome is None for r in results.values() for s in r.sends)
+            send_ids = await repo.add_sends(records, with_ids=waiting)
+            await repo.raise_high_water_marks(marks)
+        for (n, position), send_id in zip(logged, send_ids, strict=False):
+            sends = results[n].sends
+            sends[position] = replace(sends[position], send_id=send_id)
+        return [results[n] for n in range(len(calls))]
+
+    def _new_provider_id(self) -> str:
+        # A random prefix per process and a counter: unique across processes
+        # without paying for a random UUID per message.
+        return f"sim-{self._id_prefix}-{next(self._id_counter):x}"
+
+    def _start_call(
+        self,
+        scenario: Scenario,
+        call: _PendingCall,
+        originals: dict[str, str],
+        now: datetime,
+        records: list[dict[str, object]],
+    ) -> list[LoggedSend]:
+        """Log the call's sends: all of them at once without latency, else its first."""
+        at_once = scenario.latency_ms == 0
+        sends: list[LoggedSend] = []
+        for message in call.messages if at_once else call.messages[:1]:
+            original = originals.get(message.client_message_id)
+            repeat = original is not None
+            provider_message_id = original or self._new_provider_id()
+            originals.setdefault(message.client_message_id, provider_message_id)
+            outcome: SendOutcome | None = None
+            code: str | None = None
+            if at_once:
+                outcome, code = (
+                    (SendOutcome.SENT, None)
+                    if repeat
+                    else decide(scenario, message.to, message.client_message_id)
+                )
+            records.append(
+                {
+                    "session_id": call.session_id,
+                    "phone": message.to,
+                    "client_message_id": message.client_message_id,
+                    "provider_message_id": provider_message_id,
+                    "repeat": repeat,
+                    "started_at": now,
+                    "finished_at": now if at_once else None,
+                    "outcome": outcome.value if outcome else None,
+                    "error_code": code,
+                    "deliver_at": deliver_at(scenario, outcome, repeat, now) if outcome else None,
+                }
+            )
+            sends.append(LoggedSend(message, None, provider_message_id, repeat, outcome, code))
+            if outcome in STOPS_THE_CALL:
+                break
+        return sends
+
+
+def _result(send: LoggedSend, outcome: SendOutcome, code: str | None) -> SendResult:
+    if outcome is SendOutcome.SENT:
+        return SendResult(
+            outcome, provider_message_id=send.provider_message_id, repeated=send.repeat
+        )
+    assert code is not None
+    return SendResult(outcome, error_code=code, error_message=classify(code)[1])
+
+
+DISCONNECTED = SendResult(
+    SendOutcome.DISCONNECTED,
+    error_code="SESSION_DISCONNECTED",
+    error_message=classify("SESSION_DISCONNECTED")[1],
+)
+
+
 class SimulatorProvider:
     """The simulated gateway; reads its scenario from the database on every call."""
 
@@ -204,6 +469,7 @@ class SimulatorProvider:
     def __init__(self, database: Database, clock: Clock) -> None:
         self._database = database
         self._clock = clock
+        self._log = SendLog(database, clock)
 
     async def scenario(self, session_id: str) -> Scenario:
         async with self._database.transaction() as session:
@@ -221,73 +487,56 @@ class SimulatorProvider:
     async def send(
         self, session: SessionRef, to: str, text: str, client_message_id: str
     ) -> SendResult:
-        """Log the send as it starts (committed on its own), wait the latency, log its end.
+        """Send one message: ``send_many`` with one."""
+        (result,) = await self.send_many(session, [OutgoingMessage(to, text, client_message_id)])
+        return result
 
-        A client message id seen before is a repeat: it gets the first send's
-        provider message id back and is not delivered again.
+    async def send_many(
+        self, session: SessionRef, messages: Sequence[OutgoingMessage]
+    ) -> list[SendResult]:
+        """Send the messages one after another; stop after one that stops the call.
+
+        Every send is logged as it starts (committed before it goes on) and, after
+        the scenario's latency, as it ends. A client message id seen before is a
+        repeat: it gets the first send's provider message id back and is not
+        delivered again.
         """
-        del text  # the simulated WhatsApp does not read messages
-        now = self._clock.now()
-        async with self._database.transaction() as db:
-            repo = SimulatorRepository(db)
-            begun = await repo.begin_send(session.session_id, client_message_id, now)
-            if begun is None:
-                await repo.ensure(session.session_id, self._clock)
-                begun = await repo.begin_send(session.session_id, client_message_id, now)
-                assert begun is not None
-            row, in_flight, original_id = begun
-            scenario = scenario_from_row(row)
-            if not scenario.connected:
-                return SendResult(
-                    SendOutcome.DISCONNECTED,
-                    error_code="SESSION_DISCONNECTED",
-                    error_message=classify("SESSION_DISCONNECTED")[1],
-                )
-            if in_flight + 1 > row.in_flight_high_water_mark:
-                row.in_flight_high_water_mark = in_flight + 1
-            repeat = original_id is not None
-            record = await repo.add_send(
-                SimulatorSend(
-                    session_id=session.session_id,
-                    phone=to,
-                    client_message_id=client_message_id,
-                    provider_message_id=original_id or f"sim-{uuid.uuid4().hex}",
-                    repeat=repeat,
-                    started_at=now,
-                )
-            )
-        if scenario.latency_ms:
-            await asyncio.sleep(scenario.latency_ms / 1000)
-        if repeat:
-            outcome, code = SendOutcome.SENT, None
-        elif to in scenario.fail_numbers:
-            code = scenario.fail_numbers[to]
-            outcome = classify(code)[0]
-        elif fails_by_rate(client_message_id, scenario.fail_rate):
-            code = RANDOM_FAILURE_CODE
-            outcome = classify(code)[0]
-        else:
-            outcome, code = SendOutcome.SENT, None
+        results: list[SendResult] = []
+        pending = list(messages)
+        while pending:
+            started = await self._log.start(session.session_id, pending)
+            if not started.sends:
+                return [*results, DISCONNECTED]
+            for send in started.sends:
+                outcome, code = send.outcome, send.error_code
+                if outcome is None:
+                    outcome, code = await self._finish(started.scenario, send)
+                results.append(_result(send, outcome, code))
+                if outcome in STOPS_THE_CALL:
+                    return results
+            pending = pending[len(started.sends) :]
+        return results
+
+    async def _finish(self, scenario: Scenario, send: LoggedSend) -> tuple[SendOutcome, str | None]:
+        """Wait out the latency of a send that was logged as started, then log its end."""
+        await asyncio.sleep(scenario.latency_ms / 1000)
+        message = send.message
+        outcome, code = (
+            (SendOutcome.SENT, None)
+            if send.repeat
+            else decide(scenario, message.to, message.client_message_id)
+        )
         finished = self._clock.now()
-        deliver_at = None
-        if outcome is SendOutcome.SENT and not repeat and scenario.deliver_after_ms is not None:
-            deliver_at = finished + timedelta(milliseconds=scenario.deliver_after_ms)
-        async with self._database.transaction() as db:
-            await SimulatorRepository(db).finish_send(
-                record.id,
-                at=finished,
-                outcome=outcome.value,
-                error_code=code,
-                deliver_at=deliver_at,
-            )
-        if outcome is SendOutcome.SENT:
-            return SendResult(
-                outcome,
-                provider_message_id=record.provider_message_id,
-                repeated=repeat,
-            )
-        assert code is not None
-        return SendResult(outcome, error_code=code, error_message=classify(code)[1])
+        await self._log.end(
+            {
+                "id": send.send_id,
+                "finished_at": finished,
+                "outcome": outcome.value,
+                "error_code": code,
+                "deliver_at": deliver_at(scenario, outcome, send.repeat, finished),
+            }
+        )
+        return outcome, code
 
     def parse_webhook(self, secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
         """Receipts posted for a simulator session, signed with its webhook secret."""
