@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import httpx
@@ -13,11 +10,11 @@ import pytest
 
 from tests.conftest import START, TenantFixture, make_tenant
 from tests.dispatch_helpers import create, drain, scenario, unpaced
+from tests.metrics_helpers import Row, store_broadcast
 from wabroadcast.api.app import build_context, create_app
 from wabroadcast.clock import FrozenClock
 from wabroadcast.config import Settings
 from wabroadcast.context import AppContext
-from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient
 from wabroadcast.domain.errors import ValidationFailed
 from wabroadcast.metrics.service import sends_per_minute
 from wabroadcast.tenants.service import TenantContext
@@ -26,62 +23,6 @@ URL = "/api/whatsapp/metrics"
 MINUTE = timedelta(minutes=1)
 FIVE_MINUTES = timedelta(minutes=5)
 TICK = timedelta(microseconds=1)
-_phones = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Row:
-    """A recipient to store, with the times of what happened to it."""
-
-    status: str
-    sent_at: datetime | None = None
-    delivered_at: datetime | None = None
-    failed_at: datetime | None = None
-
-
-async def store_broadcast(
-    ctx: AppContext, tenant: TenantFixture, status: str, rows: list[Row]
-) -> int:
-    """A broadcast with these recipients, its counters matching their statuses."""
-    counts = Counter(row.status for row in rows)
-    async with ctx.database.transaction() as db:
-        broadcast = WhatsAppBroadcast(
-            tenant_id=tenant.tenant_id,
-            session_id=tenant.session_id,
-            status=status,
-            message="known data",
-            connection_check="connected",
-            total_recipients=len(rows),
-            queued_count=counts["queued"],
-            sending_count=counts["sending"],
-            sent_count=counts["sent"],
-            delivered_count=counts["delivered"],
-            read_count=counts["read"],
-            failed_count=counts["failed"],
-            cancelled_count=counts["cancelled"],
-            created_at=START - timedelta(hours=2),
-            updated_at=START,
-        )
-        db.add(broadcast)
-        await db.flush()
-        for row in rows:
-            phone = f"+97250{next(_phones):07d}"
-            db.add(
-                WhatsAppBroadcastRecipient(
-                    broadcast_id=broadcast.id,
-                    tenant_id=tenant.tenant_id,
-                    session_id=tenant.session_id,
-                    raw_input=phone,
-                    phone=phone,
-                    status=row.status,
-                    queued_at=START - timedelta(hours=2),
-                    sent_at=row.sent_at,
-                    delivered_at=row.delivered_at,
-                    failed_at=row.failed_at,
-                    updated_at=START,
-                )
-            )
-    return broadcast.id
 
 
 async def get_metrics(client: httpx.AsyncClient, tenant: TenantFixture) -> dict[str, Any]:

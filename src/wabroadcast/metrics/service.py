@@ -8,19 +8,28 @@ clock runs ahead) is not counted until its time comes.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from wabroadcast.domain.errors import ValidationFailed
 from wabroadcast.metrics.repository import MetricsRepository
 from wabroadcast.metrics.schemas import RECENT_WINDOW_S, MinuteCount, TenantMetricsOut
+from wabroadcast.observability import prometheus
+from wabroadcast.observability.logging import get_logger
 
 if TYPE_CHECKING:
     from wabroadcast.context import AppContext
     from wabroadcast.tenants.service import TenantContext
 
+log = get_logger("wabroadcast.metrics")
+
 RECENT_WINDOW = timedelta(seconds=RECENT_WINDOW_S)
 MAX_CHART_MINUTES = 24 * 60
+# A scrape still answers, without the database gauges, when the database is this slow.
+SCRAPE_DATABASE_TIMEOUT_S = 3.0
 
 
 async def tenant_metrics(ctx: AppContext, tenant: TenantContext) -> TenantMetricsOut:
@@ -73,3 +82,24 @@ async def sends_per_minute(
         MinuteCount(minute=start, sent=sent.get(start, 0), failed=failed.get(start, 0))
         for start in starts
     ]
+
+
+async def prometheus_exposition(ctx: AppContext, accept: str | None) -> tuple[bytes, str]:
+    """Everything recorded in the Prometheus format, with the backlog read from the database.
+
+    A database that cannot be read leaves out the backlog gauges and sets
+    ``wabroadcast_database_up`` to 0: the dispatcher's own numbers are most
+    needed exactly then.
+    """
+    gauges: prometheus.DatabaseGauges | None = None
+    try:
+        async with asyncio.timeout(SCRAPE_DATABASE_TIMEOUT_S):
+            async with ctx.database.transaction() as db:
+                backlog = await MetricsRepository(db).backlog_by_tenant()
+        gauges = prometheus.DatabaseGauges(
+            pending_by_tenant={row.tenant_id: row.pending for row in backlog},
+            active_broadcasts_by_tenant={row.tenant_id: row.active_broadcasts for row in backlog},
+        )
+    except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        log.warning("metrics scrape without database gauges", error=type(exc).__name__)
+    return prometheus.render(gauges, accept)

@@ -1,10 +1,12 @@
-"""Metrics routes: a tenant's numbers as JSON."""
+"""Metrics routes: a tenant's numbers as JSON, and every process's numbers for Prometheus."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from wabroadcast.api.deps import Ctx, CurrentTenant
+from fastapi import APIRouter, Header, Response
+
+from wabroadcast.api.deps import Ctx, CurrentTenant, MetricsScraper
 from wabroadcast.api.routes import error_responses
 from wabroadcast.metrics import service
 from wabroadcast.metrics.schemas import TenantMetricsOut
@@ -24,3 +26,12 @@ router = APIRouter(tags=["metrics"])
 )
 async def tenant_metrics(ctx: Ctx, tenant: CurrentTenant) -> TenantMetricsOut:
     return await service.tenant_metrics(ctx, tenant)
+
+
+# Prometheus's text format is for Prometheus, not for API clients: left out of OpenAPI.
+@router.get("/metrics", include_in_schema=False, dependencies=[MetricsScraper])
+async def prometheus_metrics(
+    ctx: Ctx, accept: Annotated[str | None, Header(max_length=1000)] = None
+) -> Response:
+    body, content_type = await service.prometheus_exposition(ctx, accept)
+    return Response(body, media_type=content_type)
