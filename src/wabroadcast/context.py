@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from wabroadcast.clock import Clock
 from wabroadcast.config import Settings
 from wabroadcast.db.engine import Database
-from wabroadcast.metrics.cache import TenantMetricsCache
+from wabroadcast.metrics.cache import MetricsCache
 from wabroadcast.providers.registry import Providers
 
 
@@ -17,5 +17,4 @@ class AppContext:
     database: Database
     clock: Clock
     providers: Providers
-    # One per app, so the API and the dashboard of one process share it.
-    metrics_cache: TenantMetricsCache = field(default_factory=TenantMetricsCache)
+    metrics_cache: MetricsCache = field(default_factory=MetricsCache)

@@ -313,3 +313,18 @@ async def test_sends_per_minute_takes_a_chart_length(
     for minutes in (0, 24 * 60 + 1):
         with pytest.raises(ValidationFailed):
             await sends_per_minute(ctx, tenant_context(tenant), minutes=minutes)
+
+
+async def test_sends_per_minute_is_cached_per_tenant_and_length_like_the_metrics(
+    ctx: AppContext, tenant: TenantFixture, clock: FrozenClock
+) -> None:
+    who = tenant_context(tenant)
+    await store_broadcast(ctx, tenant, "completed", [Row("sent", sent_at=START)])
+    first = await sends_per_minute(ctx, who)
+    await store_broadcast(ctx, tenant, "completed", [Row("sent", sent_at=START)] * 2)
+    clock.advance(9.999)
+    assert await sends_per_minute(ctx, who) == first
+    assert (await sends_per_minute(ctx, who, minutes=1))[-1].sent == 3  # another length
+    clock.advance(0.001)
+    fresh = await sends_per_minute(ctx, who)
+    assert (first[-1].sent, fresh[-1].sent) == (1, 3)
