@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -78,17 +78,23 @@ def wabroadcast(*args: str, env: dict[str, str]) -> str:
 
 
 @contextlib.contextmanager
-def running_server(database_url: str, *extra_args: str) -> Iterator[tuple[str, int]]:
-    """``wabroadcast serve`` in a child process; yields its base URL and pid."""
+def running_server(
+    database_url: str, *extra_args: str, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """``wabroadcast serve`` in a child process; yields its base URL and pid.
+
+    ``env`` adds to (or overrides) the child's environment.
+    """
     port = free_port()
-    env = {
+    child_env = {
         **os.environ,
         "WABROADCAST_DATABASE_URL": database_url,
         "WABROADCAST_LOG_LEVEL": "warning",
+        **(env or {}),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "wabroadcast", "serve", "--port", str(port), *extra_args],
-        env=env,
+        env=child_env,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:

@@ -129,7 +129,20 @@ def serve(
 
 
 @app.command("worker")
-def worker_command() -> None:
+def worker_command(
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve this process's Prometheus metrics at http://HOST:PORT/metrics "
+            "(for workers that share no PROMETHEUS_MULTIPROC_DIR with a `serve`).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Bind address of --metrics-port.")
+    ] = "127.0.0.1",
+) -> None:
     """Run a dispatcher: send queued recipients until SIGTERM or Ctrl+C.
 
     Run as many as you like, on as many machines as share the database: each
@@ -137,11 +150,14 @@ def worker_command() -> None:
     """
     from wabroadcast.api.app import build_context
     from wabroadcast.dispatch.worker import Dispatcher
+    from wabroadcast.observability.prometheus import serve_process_metrics
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     migrate.upgrade(settings.database_url)
     tune_gc()
+    if metrics_port is not None:
+        serve_process_metrics(metrics_port, metrics_host)
 
     async def run() -> None:
         ctx = build_context(settings)

@@ -44,6 +44,16 @@ class Settings(BaseSettings):
     # claims less when its sends are slow: about CLAIM_SECONDS of work.
     claim_batch: int = Field(default=1000, ge=1, le=10_000)
     disconnected_hold_s: float = Field(default=2.0, gt=0)
+    metrics_cache_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds GET /api/whatsapp/metrics reuses a tenant's answer; 0: never.",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="When set, GET /metrics (Prometheus) requires Authorization: Bearer <token>.",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wabroadcast.clock import Clock
 from wabroadcast.config import Settings
 from wabroadcast.db.engine import Database
+from wabroadcast.metrics.cache import MetricsCache
 from wabroadcast.providers.registry import Providers
 
 
@@ -16,3 +17,4 @@ class AppContext:
     database: Database
     clock: Clock
     providers: Providers
+    metrics_cache: MetricsCache = field(default_factory=MetricsCache)

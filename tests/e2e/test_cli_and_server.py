@@ -65,6 +65,9 @@ def test_openapi_describes_every_route_and_its_errors(server: Server) -> None:
         "/api/whatsapp/simulator",
         "/api/whatsapp/simulator/sends",
         "/api/whatsapp/webhooks/{provider}",
+        "/api/whatsapp/metrics",
+        "/healthz",
+        "/readyz",
     }
     create = paths["/api/whatsapp/broadcasts"]["post"]
     assert {"200", "202", "400", "401", "404", "409", "413", "422", "503"} <= set(
@@ -73,10 +76,15 @@ def test_openapi_describes_every_route_and_its_errors(server: Server) -> None:
     assert create["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ErrorEnvelope"
     )
+    public = {"/api/whatsapp/webhooks/{provider}", "/healthz", "/readyz"}
     for path, operations in paths.items():
         for method, operation in operations.items():
-            assert "401" in operation["responses"], (method, path)
-            assert "422" in operation["responses"], (method, path)
+            if path not in public:
+                assert operation["security"] == [{"HTTPBearer": []}], (method, path)
+                assert "401" in operation["responses"], (method, path)
+            if "parameters" in operation or "requestBody" in operation:
+                assert "422" in operation["responses"], (method, path)
+    assert "503" in paths["/readyz"]["get"]["responses"]
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from wabroadcast import __version__
 from wabroadcast.api.errors import install_error_handlers
-from wabroadcast.api.routes import broadcasts, sessions, webhooks
+from wabroadcast.api.routes import broadcasts, health, metrics, sessions, webhooks
 from wabroadcast.clock import Clock, SystemClock
 from wabroadcast.config import Settings, get_settings
 from wabroadcast.context import AppContext
@@ -66,7 +66,13 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
     )
     app.state.context = ctx
     install_error_handlers(app)
-    routers = [broadcasts.router, sessions.router, webhooks.router]
+    routers = [
+        broadcasts.router,
+        sessions.router,
+        webhooks.router,
+        metrics.router,
+        health.router,
+    ]
     for router in routers:
         app.include_router(router)
     # The flat list of routes, for the Allow header of 405 answers.

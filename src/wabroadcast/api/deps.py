@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -36,3 +37,20 @@ async def get_tenant(
 
 
 CurrentTenant = Annotated[TenantContext, Depends(get_tenant)]
+
+
+async def require_metrics_token(
+    ctx: Ctx,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """When ``WABROADCAST_METRICS_TOKEN`` is set, the scraper must present it as a bearer token."""
+    expected = ctx.settings.metrics_token
+    if expected is None:
+        return
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Missing bearer metrics token")
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise Unauthorized("Invalid metrics token")
+
+
+MetricsScraper = Depends(require_metrics_token)

@@ -95,3 +95,10 @@ class InvalidStatusTransition(AppError):
 
     error_code = "INVALID_STATUS_TRANSITION"
     http_status = 409
+
+
+class NotReady(AppError):
+    """The service cannot serve yet: database unreachable, or its schema not at our head."""
+
+    error_code = "NOT_READY"
+    http_status = 503

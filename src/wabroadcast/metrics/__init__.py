@@ -1,0 +1,1 @@
+"""Numbers about a tenant's sending, from the database: the metrics endpoint and its chart."""
