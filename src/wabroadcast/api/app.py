@@ -17,6 +17,7 @@ from wabroadcast.context import AppContext
 from wabroadcast.db.engine import Database
 from wabroadcast.dispatch.worker import Dispatcher
 from wabroadcast.providers.registry import Providers
+from wabroadcast.web.routes import router as dashboard_router
 
 
 def build_context(
@@ -66,7 +67,7 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
     )
     app.state.context = ctx
     install_error_handlers(app)
-    routers = [broadcasts.router, sessions.router, webhooks.router]
+    routers = [broadcasts.router, sessions.router, webhooks.router, dashboard_router]
     for router in routers:
         app.include_router(router)
     # The flat list of routes, for the Allow header of 405 answers.
