@@ -206,7 +206,7 @@ class PageView:
             visitor=self.visitor,
             csrf_token=self.visitor.csrf_token if self.visitor else "",
             here=quote(path, safe="/?=&"),
-            **{"connection": None, "live_page": False, "nav": "", **context},
+            **{"connection": None, "live_page": False, "live_url": "", "nav": "", **context},
         )
         return HTMLResponse(
             html,

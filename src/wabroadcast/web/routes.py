@@ -175,6 +175,8 @@ async def _new_form(
         max_message_chars=MAX_MESSAGE_CHARS,
         region=view.visitor.tenant.default_region,
         live_page=True,
+        # Shown again after a POST, this page refreshes from the form's own address.
+        live_url="/broadcasts/new",
         nav="new",
     )
 

@@ -34,10 +34,11 @@
       : null;
   }
 
-  function startLiveRefresh(intervalMs) {
+  function startLiveRefresh(intervalMs, address) {
+    // What the server last sent for each region, before times were localized in it.
     var lastHtml = {};
     document.querySelectorAll("[data-live][id]").forEach(function (region) {
-      lastHtml[region.id] = region.innerHTML;
+      lastHtml[region.id] = region.outerHTML;
     });
     var staleNote = document.getElementById("live-status");
     var busy = false;
@@ -46,16 +47,17 @@
       var fresh = new DOMParser().parseFromString(html, "text/html");
       fresh.querySelectorAll("[data-live][id]").forEach(function (incoming) {
         var current = document.getElementById(incoming.id);
-        if (!current || lastHtml[incoming.id] === incoming.innerHTML) {
+        if (!current || lastHtml[incoming.id] === incoming.outerHTML) {
           return;
         }
         var active = document.activeElement;
         var key = current.contains(active) ? focusKey(active) : null;
-        lastHtml[incoming.id] = incoming.innerHTML;
-        current.innerHTML = incoming.innerHTML;
-        localizeTimes(current);
+        lastHtml[incoming.id] = incoming.outerHTML;
+        var replacement = document.importNode(incoming, true);
+        current.replaceWith(replacement);
+        localizeTimes(replacement);
         if (key) {
-          var again = current.querySelector(key);
+          var again = replacement.querySelector(key);
           if (again) {
             again.focus();
           }
@@ -68,7 +70,7 @@
         return;
       }
       busy = true;
-      fetch(window.location.href, {
+      fetch(address, {
         headers: { [LIVE_HEADER]: "1" },
         credentials: "same-origin",
         cache: "no-store",
@@ -198,7 +200,7 @@
     localizeTimes(document);
     var interval = Number(document.body.dataset.liveRefreshMs);
     if (interval > 0) {
-      startLiveRefresh(interval);
+      startLiveRefresh(interval, document.body.dataset.liveUrl || window.location.href);
     }
     var form = document.getElementById("new-broadcast");
     if (form) {
