@@ -24,7 +24,7 @@ from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient
 from wabroadcast.tenants.service import TenantContext, authenticate
-from wabroadcast.web import metrics_source
+from wabroadcast.web import metrics_source, pages
 from wabroadcast.web.sessions import SESSION_TTL
 
 API = "/api/whatsapp/broadcasts"
@@ -598,3 +598,17 @@ async def test_dashboard_routes_stay_out_of_the_api_contract(client: httpx.Async
     cached = await client.get(versioned.group(1))
     assert "immutable" in cached.headers["cache-control"]
     assert (await client.get("/static/settings.py")).status_code == 404
+
+
+async def test_an_unexpected_failure_is_a_page_that_reveals_nothing(
+    browser: httpx.AsyncClient, csrf: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(pages, "overview", broken)
+    page = await browser.get("/")
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "The server failed to show this page." in page.text
+    assert "secret internals" not in page.text

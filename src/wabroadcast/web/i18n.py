@@ -191,6 +191,7 @@ EN: dict[str, str] = {
     "errorpage.422": "The address has a value this page does not understand ({message}).",
     "errorpage.400": "The request could not be read ({message}).",
     "errorpage.other": "The server could not do that ({message}).",
+    "errorpage.500": "The server failed to show this page. The error was logged; try again.",
     "errorpage.back": "Back to the overview",
 }
 
@@ -359,6 +360,7 @@ HE: dict[str, str] = {
     "errorpage.422": "בכתובת יש ערך שהדף הזה אינו מבין ({message}).",
     "errorpage.400": "לא ניתן היה לקרוא את הבקשה ({message}).",
     "errorpage.other": "השרת לא הצליח לעשות זאת ({message}).",
+    "errorpage.500": "השרת לא הצליח להציג את הדף. השגיאה נרשמה ביומן; נסו שוב.",
     "errorpage.back": "חזרה לסקירה",
 }
 

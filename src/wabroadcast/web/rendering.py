@@ -265,6 +265,10 @@ class DashboardRoute(APIRoute):
                 response = _error_page(
                     request, exc.status_code, _error_key(exc.status_code), str(exc.detail)
                 )
+            except Exception as exc:
+                # Like the API's handler: logged with its traceback, nothing revealed.
+                log.exception("dashboard page failed", path=request.url.path, error=repr(exc))
+                response = _error_page(request, 500, "errorpage.500", "")
             finally:
                 # Uploaded files are spooled to temporary files; let them go now.
                 await request.close()
