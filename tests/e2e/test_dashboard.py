@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
 
 from tests.conftest import IN_CI
 from tests.e2e.conftest import Server, running_server
@@ -385,15 +385,12 @@ def test_forms_posted_without_the_csrf_token_or_from_another_site_are_refused(
 def test_preview_counts_pasted_numbers_and_a_csv_upload(page: Page, shop: Shop) -> None:
     sign_in(page, shop)
     fill_new_broadcast(page, shop, "Counting", "0502345678, +972 50-234-5678\n123\nhello")
-    page.get_by_label("Or upload a CSV file").set_input_files(
-        files=[
-            {
-                "name": "contacts.csv",
-                "mimeType": "text/csv",
-                "buffer": b"name,phone,lead_id\nNoa,052-345-6789,7\nDan,0502345678,8\n",
-            }
-        ]
+    contacts = FilePayload(
+        name="contacts.csv",
+        mimeType="text/csv",
+        buffer=b"name,phone,lead_id\nNoa,052-345-6789,7\nDan,0502345678,8\n",
     )
+    page.get_by_label("Or upload a CSV file").set_input_files(contacts)
     page.get_by_role("button", name="Preview").click()
     preview = page.locator("[data-preview]")
     expect(preview.locator("[data-preview-count=valid] dd")).to_have_text("2")
