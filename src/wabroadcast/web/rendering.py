@@ -178,6 +178,13 @@ class PageView:
         self.t = Translator(language_of(request))
 
     @property
+    def signed_in(self) -> Visitor:
+        """The visitor of a page that needs one (the route's dependency has made sure)."""
+        if self.visitor is None:
+            raise SignInRequired
+        return self.visitor
+
+    @property
     def live(self) -> bool:
         """A live-refresh poll: render only the parts of the page that change."""
         return self.request.headers.get(LIVE_HEADER) == "1"

@@ -36,7 +36,7 @@ from wabroadcast.web.rendering import DashboardRoute, PageView, safe_next, stati
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 Cursor = Annotated[str | None, Query(max_length=200)]
-BroadcastId = Annotated[int, Path(ge=1)]
+BroadcastId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 NOTICES = {"cancelled": "cancel.done", "already_finished": "cancel.finished"}
 
 
@@ -100,8 +100,7 @@ async def sign_in(request: Request, ctx: Ctx, view: AnonymousView) -> Response:
 
 @router.post("/sign-out")
 async def sign_out(request: Request, ctx: Ctx, view: SignedInView) -> Response:
-    assert view.visitor is not None
-    await checked_form(request, view.visitor)
+    await checked_form(request, view.signed_in)
     await sessions.sign_out(ctx, request.cookies.get(SESSION_COOKIE, ""))
     response = _see_other("/sign-in?signed_out=true")
     clear_session_cookie(response, request)
@@ -130,8 +129,7 @@ async def static_file(name: str, v: str | None = None) -> Response:
 async def overview(
     ctx: Ctx, view: SignedInView, status: BroadcastStatus | None = None, cursor: Cursor = None
 ) -> Response:
-    assert view.visitor is not None
-    page = await pages.overview(ctx, view.visitor.tenant, status=status, cursor=cursor)
+    page = await pages.overview(ctx, view.signed_in.tenant, status=status, cursor=cursor)
     return view.render(
         "overview.html",
         live_template="overview_live.html",
@@ -157,23 +155,22 @@ async def _new_form(
     preview: pages.Preview | None = None,
     new_key: bool = False,
 ) -> Response:
-    assert view.visitor is not None
     if view.live:
         return view.render(
-            "connection_live.html", connection=await pages.connection(ctx, view.visitor.tenant)
+            "connection_live.html", connection=await pages.connection(ctx, view.signed_in.tenant)
         )
     key = draft.idempotency_key if draft.idempotency_key and not new_key else None
     return view.render(
         "new_broadcast.html",
         status_code=status_code,
-        connection=await pages.connection(ctx, view.visitor.tenant),
+        connection=await pages.connection(ctx, view.signed_in.tenant),
         draft=draft,
         idempotency_key=key or "web-" + secrets.token_urlsafe(18),
         problem=problem,
         preview=preview,
         csv_lost=draft.csv_filename is not None,
         max_message_chars=MAX_MESSAGE_CHARS,
-        region=view.visitor.tenant.default_region,
+        region=view.signed_in.tenant.default_region,
         live_page=True,
         # Shown again after a POST, this page refreshes from the form's own address.
         live_url="/broadcasts/new",
@@ -193,12 +190,11 @@ async def new_broadcast(ctx: Ctx, view: SignedInView) -> Response:
 
 @router.post("/broadcasts/preview")
 async def preview_broadcast(request: Request, ctx: Ctx, view: SignedInView) -> Response:
-    assert view.visitor is not None
-    form = await checked_form(request, view.visitor)
+    form = await checked_form(request, view.signed_in)
     draft = Draft()
     try:
         draft = await read_draft(form)
-        preview = await pages.preview(ctx, view.visitor.tenant, draft)
+        preview = await pages.preview(ctx, view.signed_in.tenant, draft)
     except AppError as exc:
         draft = _draft_read_so_far(exc, draft)
         problem = describe(exc, view.t)
@@ -213,12 +209,11 @@ async def preview_broadcast(request: Request, ctx: Ctx, view: SignedInView) -> R
 @router.post("/broadcasts")
 async def submit_broadcast(request: Request, ctx: Ctx, view: SignedInView) -> Response:
     """Post/Redirect/Get: a refresh of the result page never posts the form again."""
-    assert view.visitor is not None
-    form = await checked_form(request, view.visitor)
+    form = await checked_form(request, view.signed_in)
     draft = Draft()
     try:
         draft = await read_draft(form)
-        submitted = await pages.submit(ctx, view.visitor.tenant, draft)
+        submitted = await pages.submit(ctx, view.signed_in.tenant, draft)
     except AppError as exc:
         return await _new_form(
             ctx,
@@ -251,9 +246,8 @@ async def broadcast_page(
     replayed: bool = False,
     notice: str | None = None,
 ) -> Response:
-    assert view.visitor is not None
     page = await pages.broadcast_detail(
-        ctx, view.visitor.tenant, broadcast_id, status=status, cursor=cursor
+        ctx, view.signed_in.tenant, broadcast_id, status=status, cursor=cursor
     )
     return view.render(
         "broadcast.html",
@@ -275,10 +269,9 @@ async def broadcast_page(
 async def cancel_broadcast(
     broadcast_id: BroadcastId, request: Request, ctx: Ctx, view: SignedInView
 ) -> Response:
-    assert view.visitor is not None
-    await checked_form(request, view.visitor)
+    await checked_form(request, view.signed_in)
     try:
-        await pages.cancel(ctx, view.visitor.tenant, broadcast_id)
+        await pages.cancel(ctx, view.signed_in.tenant, broadcast_id)
     except BroadcastFinished:
         return _see_other(url(f"/broadcasts/{broadcast_id}", notice="already_finished"))
     return _see_other(url(f"/broadcasts/{broadcast_id}", notice="cancelled"))
@@ -288,8 +281,7 @@ async def cancel_broadcast(
 async def failed_recipients_csv(
     broadcast_id: BroadcastId, ctx: Ctx, view: SignedInView
 ) -> Response:
-    assert view.visitor is not None
-    lines = await pages.failed_recipients_csv(ctx, view.visitor.tenant, broadcast_id)
+    lines = await pages.failed_recipients_csv(ctx, view.signed_in.tenant, broadcast_id)
     return StreamingResponse(
         lines,
         media_type="text/csv; charset=utf-8",
