@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo run test lint bench clean
+.PHONY: demo run test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +19,11 @@ demo: $(STAMP) ## run the product on SQLite + simulator and post a demo broadcas
 run: $(STAMP) ## run the API server on WABROADCAST_DATABASE_URL
 	$(BIN)/wabroadcast serve
 
-test: $(STAMP) ## the whole test suite (PostgreSQL tests skip locally if it is down; CI requires it)
+browser: ## Debian's Chromium for the browser tests (they skip without it locally; CI requires it)
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo "Chromium could not be installed: the browser tests will skip (under CI=true they fail)"
+
+test: $(STAMP) browser ## the whole test suite (PostgreSQL and browser tests skip locally if missing; CI requires them)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict

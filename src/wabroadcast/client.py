@@ -7,7 +7,6 @@ server, and the demo shows the product exactly as a client sees it.
 from __future__ import annotations
 
 import asyncio
-import csv
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from wabroadcast.domain.recipients import parse_csv_recipients
+
 FINAL_STATUSES = {"completed", "partial", "failed", "cancelled"}
 
 
@@ -25,31 +26,8 @@ class ApiError(Exception):
 
 
 def read_csv_recipients(path: Path) -> list[dict[str, Any]]:
-    """Recipients from a CSV: a ``phone`` column (with optional ``lead_id``, ``name``), or
-    phones in the first column of a file without a header."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.reader(handle))
-    if not rows:
-        return []
-    header = [cell.strip().lower() for cell in rows[0]]
-    if "phone" not in header:
-        return [{"phone": row[0].strip()} for row in rows if row and row[0].strip()]
-    phone_at = header.index("phone")
-    recipients: list[dict[str, Any]] = []
-    for row in rows[1:]:
-        if len(row) <= phone_at or not row[phone_at].strip():
-            continue
-        item: dict[str, Any] = {"phone": row[phone_at].strip()}
-        if "lead_id" in header and len(row) > header.index("lead_id"):
-            lead = row[header.index("lead_id")].strip()
-            if lead.isdigit():
-                item["lead_id"] = int(lead)
-        if "name" in header and len(row) > header.index("name"):
-            name = row[header.index("name")].strip()
-            if name:
-                item["name"] = name
-        recipients.append(item)
-    return recipients
+    """Recipients from a CSV file, in the format ``parse_csv_recipients`` describes."""
+    return parse_csv_recipients(path.read_bytes().decode("utf-8-sig"))
 
 
 def _raise_for_envelope(response: httpx.Response) -> None:

@@ -44,20 +44,21 @@ class Server:
     session_id: str
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """``wabroadcast serve`` on a fresh SQLite file, with one tenant made by the CLI."""
+@contextlib.contextmanager
+def running_server(folder: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """``wabroadcast serve`` on a new SQLite file in ``folder``, with one tenant made by the CLI."""
     env = {
-        "WABROADCAST_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}",
+        "WABROADCAST_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'e2e.db'}",
         "WABROADCAST_LOG_LEVEL": "warning",
         # Fuzzed scenarios make the simulated status check hang; fail open sooner.
         "WABROADCAST_CONNECTION_CHECK_TIMEOUT_S": "0.5",
+        **(extra_env or {}),
     }
     created = cli("tenant", "create", "--name", "E2E shop", env=env)
     assert created.returncode == 0, created.stderr
     tenant = json.loads(created.stdout)
     port = free_port()
-    log = (tmp_path / "server.log").open("w")
+    log = (folder / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "wabroadcast", "serve", "--port", str(port)],
         env={**os.environ, **env},
@@ -68,7 +69,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
+            assert process.poll() is None, (folder / "server.log").read_text()
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{base_url}/openapi.json", timeout=1).status_code == 200:
                     break
@@ -79,3 +80,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
         process.terminate()
         process.wait(timeout=15)
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with running_server(tmp_path) as running:
+        yield running

@@ -169,7 +169,9 @@ async def test_one_renewal_extends_every_lease_held_and_only_those(
             await repo.acquire_slot(tenant.session_id, slot, "me", ctx.clock.now(), ttl)
             for slot in range(3)
         ]
-        await repo.release_slot(tenant.session_id, 2, epochs[2])
+        released = epochs[2]
+        assert released is not None
+        await repo.release_slot(tenant.session_id, 2, released)
     assert None not in epochs
     held = [(tenant.session_id, slot, epoch) for slot, epoch in enumerate(epochs) if epoch]
     clock.advance(ctx.settings.lease_ttl_s * 0.9)

@@ -17,6 +17,7 @@ from wabroadcast.context import AppContext
 from wabroadcast.db.engine import Database
 from wabroadcast.dispatch.worker import Dispatcher
 from wabroadcast.providers.registry import Providers
+from wabroadcast.web.routes import router as dashboard_router
 
 
 def build_context(
@@ -72,6 +73,7 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
         webhooks.router,
         metrics.router,
         health.router,
+        dashboard_router,
     ]
     for router in routers:
         app.include_router(router)

@@ -306,3 +306,21 @@ class SimulatorSend(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     deliver_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     receipt_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class DashboardSession(Base):
+    """A browser signed in to the dashboard.
+
+    The cookie carries a random token; only its SHA-256 is stored, so a leaked
+    table signs nobody in. Kept in the database (not a signed cookie) so every
+    API process behind a load balancer agrees on who is signed in and a sign
+    out takes effect everywhere at once.
+    """
+
+    __tablename__ = "dashboard_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

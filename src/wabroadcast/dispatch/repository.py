@@ -77,6 +77,8 @@ class Claimed:
     message: str
     attempts: int
     client_message_id: str
+    # When the recipient became due (queued, or its retry time): the queue wait starts here.
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +273,7 @@ class DispatchRepository:
                         client_message_id=func.coalesce(R.client_message_id, new_client_id),
                         updated_at=now,
                     )
-                    .returning(R.id, R.phone, R.attempts, R.client_message_id)
+                    .returning(R.id, R.phone, R.attempts, R.client_message_id, R.next_attempt_at)
                     .execution_options(synchronize_session=False)
                 )
             ).all()
@@ -300,8 +302,8 @@ class DispatchRepository:
                         failed_count=int(counts[3]),
                     )
             return [
-                Claimed(int(rid), broadcast_id, phone, message, int(attempts), str(cmid))
-                for rid, phone, attempts, cmid in sorted(rows, key=lambda row: int(row[0]))
+                Claimed(int(rid), broadcast_id, phone, message, int(attempts), str(cmid), due_at)
+                for rid, phone, attempts, cmid, due_at in sorted(rows, key=lambda row: int(row[0]))
             ]
         return []
 

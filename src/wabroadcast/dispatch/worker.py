@@ -31,6 +31,7 @@ from wabroadcast.dispatch.repository import Claimed, DispatchRepository, Result
 from wabroadcast.dispatch.retry import RetryPolicy
 from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.status import RecipientStatus, final_broadcast_status
+from wabroadcast.observability import prometheus
 from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger
 from wabroadcast.providers.base import (
     OutgoingMessage,
@@ -162,6 +163,7 @@ class Dispatcher:
         for runner in held:
             if (runner.session_id, runner.slot, runner.epoch) in renewed:
                 runner.renewed = max(runner.renewed, started)
+                prometheus.record_lease("renewed")
             else:
                 runner.lost = True
 
@@ -220,6 +222,8 @@ class Dispatcher:
             for recipient_id, broadcast_id, session_id, attempts in orphans:
                 provider = self.ctx.providers.for_kind(kinds[session_id])
                 retry = provider.supports_client_message_id and not self.retry.exhausted(attempts)
+                if retry:
+                    prometheus.record_retry(provider.kind, UNKNOWN_OUTCOME)
                 results.append(
                     Result(
                         recipient_id,
@@ -309,11 +313,13 @@ class SlotRunner:
             return
         self.epoch = epoch
         self.renewed = time.monotonic()
+        prometheus.record_lease("acquired")
         key = (self.session_id, self.slot)
         self.d.held[key] = self
         try:
             await self._loop()
         except LeaseLost:
+            prometheus.record_lease("lost")
             log.warning(
                 f"{BROADCAST_TAG} lease lost; stopping this slot",
                 broadcast_id=None,
@@ -325,6 +331,7 @@ class SlotRunner:
             self.d.held.pop(key, None)
             async with ctx.database.transaction() as db:
                 await DispatchRepository(db).release_slot(self.session_id, self.slot, self.epoch)
+            prometheus.record_lease("released")
 
     async def _loop(self) -> None:
         ctx = self.ctx
@@ -420,6 +427,7 @@ class SlotRunner:
     ) -> list[tuple[Result, SendResult]]:
         """One provider call for ``items``; a result for each recipient it attempted."""
         started = time.monotonic()
+        started_at = self.ctx.clock.now()
         unknown = False
         try:
             if len(items) == 1:
@@ -451,6 +459,15 @@ class SlotRunner:
         done: list[tuple[Result, SendResult]] = []
         for item, outcome in zip(items, sent, strict=False):
             result = self._result_for(item, outcome, unknown=unknown, idempotent=idempotent)
+            prometheus.record_send(
+                ref.provider,
+                outcome.outcome.value,
+                outcome.error_code,
+                per_send,
+                None if item.due_at is None else (started_at - item.due_at).total_seconds(),
+            )
+            if result.status is RecipientStatus.QUEUED and not result.refund_attempt:
+                prometheus.record_retry(ref.provider, outcome.error_code)
             log.info(
                 f"{SEND_TAG} attempt",
                 broadcast_id=item.broadcast_id,
@@ -559,6 +576,7 @@ class SlotRunner:
             self.lost = True
             raise LeaseLost(self.session_id)
         self.renewed = max(self.renewed, started)
+        prometheus.record_lease("renewed")
 
     async def _wait_for_pace(self, pace: pacing.Pace) -> None:
         jitter = timedelta(milliseconds=self.d.rng.uniform(0, pace.jitter_ms))

@@ -1,1 +1,1 @@
-"""web package."""
+"""The dashboard: server-rendered pages over the same services the API uses."""

@@ -1,0 +1,92 @@
+"""Reading the new-broadcast form: message, pasted numbers, an optional CSV upload.
+
+Browsers send what a person typed, so this is where pasted text becomes a
+recipient list and a problem with the upload becomes a sentence to show next
+to the form, never a traceback or raw JSON.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from starlette.datastructures import FormData, UploadFile
+
+from wabroadcast.domain.errors import AppError
+from wabroadcast.domain.recipients import RecipientInput, parse_csv_recipients
+
+MAX_FIELD_BYTES = 16 * 1024 * 1024
+MAX_UPLOAD_BYTES = 16 * 1024 * 1024
+_SEPARATORS = re.compile(r"[,;\r\n]+")
+
+
+class DraftProblem(AppError):
+    """Something in the form a person must fix; ``text_key`` names the sentence to show.
+
+    ``draft`` is what could be read of the form, so the page can show it again.
+    """
+
+    error_code = "FORM_INVALID"
+    http_status = 400
+
+    def __init__(self, text_key: str, *, draft: Draft | None = None, **values: object) -> None:
+        super().__init__(text_key, details=dict(values))
+        self.text_key = text_key
+        self.values = values
+        self.draft = draft
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """The form as submitted; what the broadcast would be made of."""
+
+    message: str = ""
+    pasted: str = ""
+    idempotency_key: str | None = None
+    csv_filename: str | None = None
+    csv_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def recipient_inputs(self) -> list[RecipientInput]:
+        """Pasted numbers first, then the CSV's rows, in the order given."""
+        pasted = [RecipientInput(phone) for phone in split_pasted(self.pasted)]
+        uploaded = [
+            RecipientInput(row["phone"], row.get("lead_id"), row.get("name"))
+            for row in self.csv_rows
+        ]
+        return pasted + uploaded
+
+
+def split_pasted(text: str) -> list[str]:
+    """Numbers pasted one per line, or separated by commas or semicolons."""
+    return [part.strip() for part in _SEPARATORS.split(text) if part.strip()]
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+async def read_draft(form: FormData) -> Draft:
+    """The draft in ``form``; a CSV that is too large or not UTF-8 is a ``DraftProblem``."""
+    key = _text(form, "idempotency_key").strip()
+    typed = Draft(
+        # Browsers send a textarea's line breaks as CRLF; the message keeps plain newlines.
+        message=_text(form, "message").replace("\r\n", "\n"),
+        pasted=_text(form, "recipients"),
+        idempotency_key=key or None,
+    )
+    upload = form.get("csv_file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return typed
+    without_rows = replace(typed, csv_filename=upload.filename)
+    data = await upload.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise DraftProblem(
+            "error.csv_too_large", draft=without_rows, mb=MAX_UPLOAD_BYTES // (1024 * 1024)
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DraftProblem("error.csv_encoding", draft=without_rows) from exc
+    return replace(without_rows, csv_rows=parse_csv_recipients(text))

@@ -1,0 +1,292 @@
+"""Dashboard routes: each parses the request, calls one function of ``pages`` and renders.
+
+None of them is in the OpenAPI document: they answer browsers with HTML, and
+the API's contract stays the API's.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+
+from wabroadcast.api.deps import Ctx
+from wabroadcast.broadcasts.schemas import MAX_MESSAGE_CHARS
+from wabroadcast.domain.errors import AppError, BroadcastFinished, IdempotencyKeyMismatch
+from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
+from wabroadcast.web import pages, sessions
+from wabroadcast.web.auth import (
+    SESSION_COOKIE,
+    SIGNIN_COOKIE,
+    AnonymousView,
+    SignedInView,
+    checked_form,
+    clear_session_cookie,
+    set_session_cookie,
+    set_signin_cookie,
+    signin_token_matches,
+)
+from wabroadcast.web.forms import Draft, DraftProblem, read_draft
+from wabroadcast.web.i18n import LANGUAGE_COOKIE, LANGUAGES
+from wabroadcast.web.messages import Problem, describe
+from wabroadcast.web.rendering import DashboardRoute, PageView, safe_next, static_response, url
+
+router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
+
+Cursor = Annotated[str | None, Query(max_length=200)]
+BroadcastId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+NOTICES = {"cancelled": "cancel.done", "already_finished": "cancel.finished"}
+
+
+def _see_other(target: str) -> RedirectResponse:
+    return RedirectResponse(target, status_code=303)
+
+
+# --- signing in and out, language ------------------------------------------------
+
+
+def _sign_in_form(
+    request: Request,
+    view: PageView,
+    next_path: str,
+    *,
+    status_code: int = 200,
+    error: str | None = None,
+    notice: str | None = None,
+) -> Response:
+    """The sign-in page, with a fresh double-submit token in its form and in a cookie."""
+    token = secrets.token_urlsafe(24)
+    response = view.render(
+        "sign_in.html",
+        status_code=status_code,
+        next_path=safe_next(next_path),
+        signin_token=token,
+        error=error,
+        notice=notice,
+    )
+    set_signin_cookie(response, request, token)
+    return response
+
+
+@router.get("/sign-in")
+async def sign_in_page(
+    request: Request, view: AnonymousView, next: str = "/", signed_out: bool = False
+) -> Response:
+    notice = view.t("signin.signed_out") if signed_out else None
+    return _sign_in_form(request, view, next, notice=notice)
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request, ctx: Ctx, view: AnonymousView) -> Response:
+    form = await request.form()
+    next_path = safe_next(str(form.get("next") or "/"))
+    if not signin_token_matches(request, form):
+        return _sign_in_form(
+            request, view, next_path, status_code=403, error=view.t("signin.form_expired")
+        )
+    api_key = form.get("api_key")
+    new = await sessions.sign_in(ctx, api_key) if isinstance(api_key, str) and api_key else None
+    if new is None:
+        return _sign_in_form(
+            request, view, next_path, status_code=401, error=view.t("signin.invalid")
+        )
+    response = _see_other(next_path)
+    set_session_cookie(response, request, new)
+    response.delete_cookie(SIGNIN_COOKIE, path="/sign-in")
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out(request: Request, ctx: Ctx, view: SignedInView) -> Response:
+    await checked_form(request, view.signed_in)
+    await sessions.sign_out(ctx, request.cookies.get(SESSION_COOKIE, ""))
+    response = _see_other("/sign-in?signed_out=true")
+    clear_session_cookie(response, request)
+    return response
+
+
+@router.get("/language/{language}")
+async def choose_language(language: str, next: str = "/") -> Response:
+    response = _see_other(safe_next(next))
+    if language in LANGUAGES:
+        response.set_cookie(
+            LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, path="/", samesite="lax"
+        )
+    return response
+
+
+@router.get("/static/{name}")
+async def static_file(name: str, v: str | None = None) -> Response:
+    return static_response(name, v)
+
+
+# --- overview ------------------------------------------------------------------
+
+
+@router.get("/")
+async def overview(
+    ctx: Ctx, view: SignedInView, status: BroadcastStatus | None = None, cursor: Cursor = None
+) -> Response:
+    page = await pages.overview(ctx, view.signed_in.tenant, status=status, cursor=cursor)
+    return view.render(
+        "overview.html",
+        live_template="overview_live.html",
+        page=page,
+        connection=page.connection,
+        status_filter=status.value if status else "",
+        cursor=cursor or "",
+        live_page=True,
+        nav="overview",
+    )
+
+
+# --- new broadcast -------------------------------------------------------------
+
+
+async def _new_form(
+    ctx: Ctx,
+    view: PageView,
+    draft: Draft,
+    *,
+    status_code: int = 200,
+    problem: Problem | None = None,
+    preview: pages.Preview | None = None,
+    new_key: bool = False,
+) -> Response:
+    if view.live:
+        return view.render(
+            "connection_live.html", connection=await pages.connection(ctx, view.signed_in.tenant)
+        )
+    key = draft.idempotency_key if draft.idempotency_key and not new_key else None
+    return view.render(
+        "new_broadcast.html",
+        status_code=status_code,
+        connection=await pages.connection(ctx, view.signed_in.tenant),
+        draft=draft,
+        idempotency_key=key or "web-" + secrets.token_urlsafe(18),
+        problem=problem,
+        preview=preview,
+        csv_lost=draft.csv_filename is not None,
+        max_message_chars=MAX_MESSAGE_CHARS,
+        region=view.signed_in.tenant.default_region,
+        live_page=True,
+        # Shown again after a POST, this page refreshes from the form's own address.
+        live_url="/broadcasts/new",
+        nav="new",
+    )
+
+
+def _draft_read_so_far(exc: AppError, draft: Draft) -> Draft:
+    """The form as far as it could be read, to show again next to the problem."""
+    return exc.draft if isinstance(exc, DraftProblem) and exc.draft is not None else draft
+
+
+@router.get("/broadcasts/new")
+async def new_broadcast(ctx: Ctx, view: SignedInView) -> Response:
+    return await _new_form(ctx, view, Draft())
+
+
+@router.post("/broadcasts/preview")
+async def preview_broadcast(request: Request, ctx: Ctx, view: SignedInView) -> Response:
+    form = await checked_form(request, view.signed_in)
+    draft = Draft()
+    try:
+        draft = await read_draft(form)
+        preview = await pages.preview(ctx, view.signed_in.tenant, draft)
+    except AppError as exc:
+        draft = _draft_read_so_far(exc, draft)
+        problem = describe(exc, view.t)
+        if view.fragment:
+            return view.render("_error_box.html", status_code=exc.http_status, text=problem.text)
+        return await _new_form(ctx, view, draft, status_code=exc.http_status, problem=problem)
+    if view.fragment:
+        return view.render("_preview.html", preview=preview)
+    return await _new_form(ctx, view, draft, preview=preview)
+
+
+@router.post("/broadcasts")
+async def submit_broadcast(request: Request, ctx: Ctx, view: SignedInView) -> Response:
+    """Post/Redirect/Get: a refresh of the result page never posts the form again."""
+    form = await checked_form(request, view.signed_in)
+    draft = Draft()
+    try:
+        draft = await read_draft(form)
+        submitted = await pages.submit(ctx, view.signed_in.tenant, draft)
+    except AppError as exc:
+        return await _new_form(
+            ctx,
+            view,
+            _draft_read_so_far(exc, draft),
+            status_code=exc.http_status,
+            problem=describe(exc, view.t),
+            new_key=isinstance(exc, IdempotencyKeyMismatch),
+        )
+    return _see_other(
+        url(
+            f"/broadcasts/{submitted.broadcast_id}",
+            created="true",
+            replayed="true" if submitted.replayed else None,
+        )
+    )
+
+
+# --- one broadcast -------------------------------------------------------------
+
+
+@router.get("/broadcasts/{broadcast_id}")
+async def broadcast_page(
+    broadcast_id: BroadcastId,
+    ctx: Ctx,
+    view: SignedInView,
+    status: RecipientStatus | None = None,
+    cursor: Cursor = None,
+    created: bool = False,
+    replayed: bool = False,
+    notice: str | None = None,
+) -> Response:
+    page = await pages.broadcast_detail(
+        ctx, view.signed_in.tenant, broadcast_id, status=status, cursor=cursor
+    )
+    return view.render(
+        "broadcast.html",
+        live_template="broadcast_live.html",
+        page=page,
+        b=page.broadcast,
+        connection=page.connection,
+        status_filter=status.value if status else "",
+        cursor=cursor or "",
+        created=created,
+        replayed=replayed,
+        notice=view.t(NOTICES[notice]) if notice in NOTICES else None,
+        live_page=True,
+        nav="overview",
+    )
+
+
+@router.post("/broadcasts/{broadcast_id}/cancel")
+async def cancel_broadcast(
+    broadcast_id: BroadcastId, request: Request, ctx: Ctx, view: SignedInView
+) -> Response:
+    await checked_form(request, view.signed_in)
+    try:
+        await pages.cancel(ctx, view.signed_in.tenant, broadcast_id)
+    except BroadcastFinished:
+        return _see_other(url(f"/broadcasts/{broadcast_id}", notice="already_finished"))
+    return _see_other(url(f"/broadcasts/{broadcast_id}", notice="cancelled"))
+
+
+@router.get("/broadcasts/{broadcast_id}/failed.csv")
+async def failed_recipients_csv(
+    broadcast_id: BroadcastId, ctx: Ctx, view: SignedInView
+) -> Response:
+    lines = await pages.failed_recipients_csv(ctx, view.signed_in.tenant, broadcast_id)
+    return StreamingResponse(
+        lines,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="broadcast-{broadcast_id}-failed.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,0 +1,89 @@
+"""Signing in to the dashboard with an API key, and recognising the browser afterwards.
+
+The browser gets a random token in an HttpOnly, SameSite=Strict cookie; the
+database keeps its SHA-256 with the tenant and a CSRF token for the forms. A
+session ends at sign-out or after ``SESSION_TTL``, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from wabroadcast.context import AppContext
+from wabroadcast.db.models import DashboardSession
+from wabroadcast.tenants.service import TenantContext, authenticate
+from wabroadcast.web.repository import DashboardSessionRepository
+
+SESSION_TTL = timedelta(hours=12)
+# Longer than any token we issue; a longer cookie is someone else's, not worth hashing.
+MAX_TOKEN_CHARS = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Visitor:
+    """A signed-in browser: whose data it sees and the token its forms must carry."""
+
+    tenant: TenantContext
+    csrf_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    token: str
+    visitor: Visitor
+    expires_at: datetime
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+async def sign_in(ctx: AppContext, api_key: str) -> NewSession | None:
+    """A new session for the tenant owning ``api_key``, or None if no tenant does."""
+    now = ctx.clock.now()
+    async with ctx.database.transaction() as db:
+        tenant = await authenticate(db, api_key.strip())
+        if tenant is None:
+            return None
+        repo = DashboardSessionRepository(db)
+        await repo.purge_expired(now)
+        token = secrets.token_urlsafe(32)
+        csrf_token = secrets.token_urlsafe(32)
+        expires_at = now + SESSION_TTL
+        await repo.add(
+            DashboardSession(
+                token_hash=hash_token(token),
+                tenant_id=tenant.tenant_id,
+                csrf_token=csrf_token,
+                created_at=now,
+                expires_at=expires_at,
+            )
+        )
+    return NewSession(token, Visitor(tenant, csrf_token), expires_at)
+
+
+async def visitor_for(ctx: AppContext, token: str) -> Visitor | None:
+    """Who holds this session token, if it is one of ours and still valid."""
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return None
+    async with ctx.database.transaction() as db:
+        found = await DashboardSessionRepository(db).live(hash_token(token), ctx.clock.now())
+    if found is None:
+        return None
+    row, tenant = found
+    return Visitor(TenantContext(tenant.id, tenant.name, tenant.default_region), row.csrf_token)
+
+
+async def sign_out(ctx: AppContext, token: str) -> None:
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        return
+    async with ctx.database.transaction() as db:
+        await DashboardSessionRepository(db).delete(hash_token(token))
+
+
+def same_token(expected: str, given: str | None) -> bool:
+    """Constant-time comparison, so response timing does not reveal a CSRF token."""
+    return given is not None and secrets.compare_digest(expected.encode(), given.encode())
