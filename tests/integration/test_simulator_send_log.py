@@ -1,0 +1,141 @@
+"""The simulator's send log under calls of many messages and concurrent callers.
+
+What the dispatcher's guarantees rest on: every send that reached the simulated
+WhatsApp is in the log before its caller goes on, a repeated client message id
+is never delivered twice, a call stops at an account-level error, and the
+in-flight high-water mark counts concurrent callers, not messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import TenantFixture
+from tests.dispatch_helpers import scenario, sends
+from tests.helpers import il_numbers
+from wabroadcast.context import AppContext
+from wabroadcast.db.models import SimulatorSend
+from wabroadcast.providers.base import OutgoingMessage, SendOutcome, SessionRef
+
+
+def _ref(tenant: TenantFixture) -> SessionRef:
+    return SessionRef(tenant.session_id, tenant.tenant_id, "simulator", {})
+
+
+def _messages(numbers: list[str], prefix: str = "m") -> list[OutgoingMessage]:
+    return [OutgoingMessage(n, "hi", f"{prefix}-{i}") for i, n in enumerate(numbers)]
+
+
+async def _rows(ctx: AppContext) -> list[SimulatorSend]:
+    async with ctx.database.transaction() as db:
+        return list((await db.execute(select(SimulatorSend).order_by(SimulatorSend.id))).scalars())
+
+
+async def test_a_call_logs_every_message_as_started_and_finished(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    numbers = il_numbers(5)
+    results = await ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers))
+    assert [r.outcome for r in results] == [SendOutcome.SENT] * 5
+    rows = await _rows(ctx)
+    assert [r.phone for r in rows] == numbers
+    assert all(r.finished_at == r.started_at and r.outcome == "sent" for r in rows)
+    assert [r.provider_message_id for r in rows] == [r.provider_message_id for r in results]
+    assert len({r.provider_message_id for r in rows}) == 5
+    # One caller sent them one after another: never more than one in flight.
+    assert (await sends(client, tenant))["hwm"] == 1
+
+
+async def test_a_call_stops_after_an_account_level_error(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    numbers = il_numbers(6)
+    await scenario(client, tenant, fail_numbers={numbers[2]: "SPAM_FLAGGED"})
+    results = await ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers))
+    assert [r.outcome for r in results] == [
+        SendOutcome.SENT,
+        SendOutcome.SENT,
+        SendOutcome.ACCOUNT_BLOCKED,
+    ]
+    assert results[2].error_code == "SPAM_FLAGGED"
+    assert [r.phone for r in await _rows(ctx)] == numbers[:3]
+
+
+async def test_a_disconnected_session_logs_nothing(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    await scenario(client, tenant, connected=False)
+    results = await ctx.providers.simulator.send_many(_ref(tenant), _messages(il_numbers(3)))
+    assert [r.outcome for r in results] == [SendOutcome.DISCONNECTED]
+    assert await _rows(ctx) == []
+
+
+async def test_repeated_ids_get_the_first_provider_id_and_no_second_delivery(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    numbers = il_numbers(3)
+    first = await ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers))
+    # A retried call (same ids) plus the same id twice within one call.
+    again = await ctx.providers.simulator.send_many(
+        _ref(tenant), [*_messages(numbers), _messages(numbers)[0]]
+    )
+    assert [r.provider_message_id for r in again] == [
+        *(r.provider_message_id for r in first),
+        first[0].provider_message_id,
+    ]
+    assert [r.repeated for r in again] == [True] * 4
+    rows = await _rows(ctx)
+    assert [r.repeat for r in rows] == [False] * 3 + [True] * 4
+    # Only first sends get a "delivered" receipt.
+    assert [r.deliver_at is not None for r in rows] == [True] * 3 + [False] * 4
+
+
+@pytest.mark.parametrize("callers", [1, 3])
+async def test_the_high_water_mark_counts_concurrent_callers(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, callers: int
+) -> None:
+    numbers = il_numbers(4 * callers)
+    ref = _ref(tenant)
+    await asyncio.gather(
+        *(
+            ctx.providers.simulator.send_many(
+                ref, _messages(numbers[4 * n : 4 * n + 4], prefix=f"c{n}")
+            )
+            for n in range(callers)
+        )
+    )
+    log = await sends(client, tenant)
+    assert len(log["items"]) == 4 * callers
+    assert log["hwm"] == callers
+
+
+async def test_a_slow_send_is_logged_before_it_ends_and_counts_as_in_flight(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """Like a worker killed mid-send: the start is in the log, the end never comes."""
+    numbers = il_numbers(2)
+    await scenario(client, tenant, latency_ms=600_000)
+    ref = _ref(tenant)
+    slow = asyncio.create_task(
+        ctx.providers.simulator.send(ref, numbers[0], "hi", "slow-1"), name="slow send"
+    )
+    for _ in range(500):
+        if await _rows(ctx):
+            break
+        await asyncio.sleep(0.01)
+    (started,) = await _rows(ctx)
+    assert (started.client_message_id, started.finished_at) == ("slow-1", None)
+    second = asyncio.create_task(ctx.providers.simulator.send(ref, numbers[1], "hi", "slow-2"))
+    for _ in range(500):
+        if len(await _rows(ctx)) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert (await sends(client, tenant))["hwm"] == 2
+    for task in (slow, second):
+        task.cancel()
+    await asyncio.gather(slow, second, return_exceptions=True)
+    assert [r.finished_at for r in await _rows(ctx)] == [None, None]
