@@ -8,7 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.conftest import TenantFixture
+from tests.conftest import TenantFixture, make_tenant
 from tests.dispatch_helpers import (
     broadcast,
     counts_match_rows,
@@ -184,6 +184,46 @@ async def test_one_renewal_extends_every_lease_held_and_only_those(
         repo = DispatchRepository(db)
         assert await repo.acquire_slot(tenant.session_id, 0, "other", ctx.clock.now(), ttl) is None
         assert await repo.acquire_slot(tenant.session_id, 2, "other", ctx.clock.now(), ttl)
+
+
+async def test_one_acquisition_takes_every_free_slot_of_many_sessions(
+    ctx: AppContext, tenant: TenantFixture, clock: FrozenClock
+) -> None:
+    other = await make_tenant(ctx, name="Other")
+    ttl = _ttl(ctx)
+    a, b = tenant.session_id, other.session_id
+    async with ctx.database.transaction() as db:
+        repo = DispatchRepository(db)
+        await repo.ensure_slots(a, tenant.tenant_id, 2)
+        await repo.ensure_slots(b, other.tenant_id, 2)
+        held_by_other = await repo.acquire_slot(a, 1, "other", ctx.clock.now(), ttl)
+    assert held_by_other is not None
+    async with ctx.database.transaction() as db:
+        taken = await DispatchRepository(db).acquire_slots(
+            [(a, 0), (a, 1), (b, 0), (b, 1)], "me", ctx.clock.now(), ttl
+        )
+    # The held slot is skipped; every epoch is new within its session.
+    assert set(taken) == {(a, 0), (b, 0), (b, 1)}
+    assert taken[(a, 0)] > held_by_other
+    assert taken[(b, 0)] != taken[(b, 1)]
+    async with ctx.database.transaction() as db:
+        again = await DispatchRepository(db).acquire_slots(
+            [(a, 0), (a, 1), (b, 0), (b, 1)], "someone", ctx.clock.now(), ttl
+        )
+    assert again == {}
+    # Once they expire, another worker takes them all, with epochs past every earlier one.
+    clock.advance(ctx.settings.lease_ttl_s + 1)
+    async with ctx.database.transaction() as db:
+        later = await DispatchRepository(db).acquire_slots(
+            [(a, 0), (a, 1), (b, 0), (b, 1)], "someone", ctx.clock.now(), ttl
+        )
+        renewed_by_old = await DispatchRepository(db).renew_slots(
+            [(a, 0, taken[(a, 0)])], "me", ctx.clock.now(), ttl
+        )
+    assert set(later) == {(a, 0), (a, 1), (b, 0), (b, 1)}
+    assert later[(a, 0)] > max(taken[(a, 0)], held_by_other)
+    assert min(later[(b, 0)], later[(b, 1)]) > max(taken[(b, 0)], taken[(b, 1)])
+    assert renewed_by_old == set()
 
 
 @pytest.mark.parametrize("max_concurrency", [1, 2])

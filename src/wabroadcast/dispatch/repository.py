@@ -153,31 +153,69 @@ class DispatchRepository:
         self, session_id: str, slot: int, holder: str, now: datetime, ttl: timedelta
     ) -> int | None:
         """Take the slot if free or expired; the new epoch, or None if someone holds it."""
-        free = await self.session.execute(
-            select(SessionLease.slot)
-            .where(
-                SessionLease.session_id == session_id,
-                SessionLease.slot == slot,
-                or_(SessionLease.holder.is_(None), SessionLease.expires_at < now),
-            )
-            .with_for_update(skip_locked=True)
-        )
-        if free.first() is None:
-            return None
-        epoch = (
+        taken = await self.acquire_slots([(session_id, slot)], holder, now, ttl)
+        return taken.get((session_id, slot))
+
+    async def acquire_slots(
+        self, slots: Sequence[tuple[str, int]], holder: str, now: datetime, ttl: timedelta
+    ) -> dict[tuple[str, int], int]:
+        """Take every slot of ``slots`` that is free or expired; each one's new epoch.
+
+        A few statements for any number of slots (a worker may serve thousands of
+        sessions). Slots another worker holds, or is taking right now, are skipped.
+        Each session's epoch sequence moves past every epoch handed out, so an
+        epoch names one lease of one session; unused numbers are simply skipped.
+        """
+        if not slots:
+            return {}
+        free = (
             await self.session.execute(
-                update(WhatsAppSession)
-                .where(WhatsAppSession.id == session_id)
-                .values(lease_epoch_seq=WhatsAppSession.lease_epoch_seq + 1)
-                .returning(WhatsAppSession.lease_epoch_seq)
+                select(SessionLease.session_id, SessionLease.slot)
+                .where(
+                    tuple_(SessionLease.session_id, SessionLease.slot).in_(list(slots)),
+                    or_(SessionLease.holder.is_(None), SessionLease.expires_at < now),
+                )
+                .order_by(SessionLease.session_id, SessionLease.slot)
+                .with_for_update(skip_locked=True)
             )
-        ).scalar_one()
+        ).all()
+        if not free:
+            return {}
+        per_session: dict[str, list[int]] = defaultdict(list)
+        for session_id, slot in free:
+            per_session[str(session_id)].append(int(slot))
+        step = max(len(taken) for taken in per_session.values())
+        session_ids = sorted(per_session)
+        # Locked in id order first, so two workers never wait on each other in a cycle.
         await self.session.execute(
-            update(SessionLease)
-            .where(SessionLease.session_id == session_id, SessionLease.slot == slot)
-            .values(holder=holder, epoch=epoch, expires_at=now + ttl)
+            select(WhatsAppSession.id)
+            .where(WhatsAppSession.id.in_(session_ids))
+            .order_by(WhatsAppSession.id)
+            .with_for_update()
         )
-        return int(epoch)
+        tops = dict(
+            (
+                await self.session.execute(
+                    update(WhatsAppSession)
+                    .where(WhatsAppSession.id.in_(session_ids))
+                    .values(lease_epoch_seq=WhatsAppSession.lease_epoch_seq + step)
+                    .returning(WhatsAppSession.id, WhatsAppSession.lease_epoch_seq)
+                )
+            ).all()
+        )
+        epochs = {
+            (session_id, slot): int(tops[session_id]) - step + 1 + n
+            for session_id, taken in per_session.items()
+            for n, slot in enumerate(taken)
+        }
+        leases = table_of(SessionLease)
+        await self.session.execute(
+            update(leases)
+            .where(leases.c.session_id == bindparam("sid"), leases.c.slot == bindparam("n"))
+            .values(holder=holder, epoch=bindparam("new_epoch"), expires_at=now + ttl),
+            [{"sid": sid, "n": slot, "new_epoch": epoch} for (sid, slot), epoch in epochs.items()],
+        )
+        return epochs
 
     async def renew_slots(
         self,

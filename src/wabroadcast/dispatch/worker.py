@@ -195,14 +195,19 @@ class Dispatcher:
             # a worker may serve thousands of sessions.
             rows = await repo.get_sessions(session_ids)
             await repo.ensure_slots_many([(r.id, r.tenant_id, r.max_concurrency) for r in rows])
-        for row in rows:
-            for slot in range(row.max_concurrency):
-                key = (row.id, slot)
-                if key in running:
-                    continue
-                self._slots[key] = asyncio.create_task(
-                    SlotRunner(self, row.id, slot).run(), name=f"slot {row.id}#{slot}"
-                )
+            idle = [
+                (row.id, slot)
+                for row in rows
+                for slot in range(row.max_concurrency)
+                if (row.id, slot) not in running
+            ]
+            taken = await repo.acquire_slots(
+                idle, self.worker_id, self.ctx.clock.now(), self.lease_ttl
+            )
+        for (session_id, slot), epoch in taken.items():
+            self._slots[(session_id, slot)] = asyncio.create_task(
+                SlotRunner(self, session_id, slot, epoch).run(), name=f"slot {session_id}#{slot}"
+            )
         self._slots = {key: task for key, task in self._slots.items() if not task.done()}
 
     async def recover_orphans(self) -> None:
@@ -274,20 +279,21 @@ class LeaseLost(Exception):
 class SlotRunner:
     """One send slot of one session: at most one provider call in flight at a time."""
 
-    def __init__(self, dispatcher: Dispatcher, session_id: str, slot: int) -> None:
+    def __init__(self, dispatcher: Dispatcher, session_id: str, slot: int, epoch: int) -> None:
         self.d = dispatcher
         self.ctx = dispatcher.ctx
         self.session_id = session_id
         self.slot = slot
-        self.epoch = 0
+        # The lease the dispatcher took for this slot (Dispatcher.tick).
+        self.epoch = epoch
         # When the lease was last known renewed (monotonic), and whether it is gone.
-        self.renewed = 0.0
+        self.renewed = time.monotonic()
         self.lost = False
         # Measured seconds per message of this slot's provider calls (moving average).
         self.seconds_per_send: float | None = None
 
     async def run(self) -> None:
-        """Lease the slot, send while there is due work, release it; never raise.
+        """Send while there is due work, then release the slot's lease; never raise.
 
         Every failure is logged here: a slot is retried on the next pass, and an
         unreleased lease simply expires, which recovery already handles.
@@ -305,14 +311,6 @@ class SlotRunner:
 
     async def _run(self) -> None:
         ctx = self.ctx
-        async with ctx.database.transaction() as db:
-            epoch = await DispatchRepository(db).acquire_slot(
-                self.session_id, self.slot, self.d.worker_id, ctx.clock.now(), self.d.lease_ttl
-            )
-        if epoch is None:
-            return
-        self.epoch = epoch
-        self.renewed = time.monotonic()
         prometheus.record_lease("acquired")
         key = (self.session_id, self.slot)
         self.d.held[key] = self
