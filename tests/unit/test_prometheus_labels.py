@@ -120,3 +120,27 @@ def test_retries_are_counted_by_provider_and_error_code() -> None:
     assert (
         sample("wabroadcast_send_retries_total", provider="simulator", error_code="") - before == 2
     )
+
+
+def test_one_call_counts_each_send_once_by_outcome() -> None:
+    sent = {"provider": "simulator", "outcome": "sent", "error_code": ""}
+    failed = {"provider": "simulator", "outcome": "failed", "error_code": "NOT_ON_WHATSAPP"}
+    latency = {"provider": "simulator", "outcome": "sent"}
+    before = (
+        sample("wabroadcast_sends_total", **sent),
+        sample("wabroadcast_sends_total", **failed),
+        sample("wabroadcast_send_latency_seconds_count", **latency),
+        sample("wabroadcast_send_queue_wait_seconds_count", provider="simulator"),
+    )
+    prometheus.record_call(
+        "simulator",
+        [("sent", None, 1.0), ("failed", "NOT_ON_WHATSAPP", None), ("sent", None, 2.0)],
+        0.01,
+    )
+    after = (
+        sample("wabroadcast_sends_total", **sent),
+        sample("wabroadcast_sends_total", **failed),
+        sample("wabroadcast_send_latency_seconds_count", **latency),
+        sample("wabroadcast_send_queue_wait_seconds_count", provider="simulator"),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 1, 2, 2]

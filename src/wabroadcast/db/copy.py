@@ -49,6 +49,20 @@ async def copy_lines(
 async def copy_rows(
     session: AsyncSession, table: str, columns: Sequence[str], rows: Iterable[Sequence[object]]
 ) -> None:
-    """COPY rows of Python values, in ``columns`` order, into ``table``."""
-    lines = ("\t".join(map(copy_value, row)) + "\n" for row in rows)
+    """COPY rows of Python values, in ``columns`` order, into ``table``.
+
+    Rows written together often share timestamps; each distinct one is
+    formatted once.
+    """
+    stamps: dict[datetime, str] = {}
+
+    def cell(value: object) -> str:
+        if isinstance(value, datetime):
+            text = stamps.get(value)
+            if text is None:
+                text = stamps[value] = copy_value(value)
+            return text
+        return copy_value(value)
+
+    lines = ("\t".join(map(cell, row)) + "\n" for row in rows)
     await copy_lines(session, table, columns, lines)

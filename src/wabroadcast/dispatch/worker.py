@@ -454,30 +454,35 @@ class SlotRunner:
             else 0.7 * self.seconds_per_send + 0.3 * per_send
         )
         idempotent = provider.supports_client_message_id
+        attempted = list(zip(items, sent, strict=False))
+        prometheus.record_call(
+            ref.provider,
+            (
+                (
+                    outcome.outcome.value,
+                    outcome.error_code,
+                    None if item.due_at is None else (started_at - item.due_at).total_seconds(),
+                )
+                for item, outcome in attempted
+            ),
+            per_send,
+        )
+        # Bound once per call: what every line of the call shares.
+        call_log = log.bind(session_id=self.session_id, latency_ms=latency_ms, call_size=len(items))
         done: list[tuple[Result, SendResult]] = []
-        for item, outcome in zip(items, sent, strict=False):
+        for item, outcome in attempted:
             result = self._result_for(item, outcome, unknown=unknown, idempotent=idempotent)
-            prometheus.record_send(
-                ref.provider,
-                outcome.outcome.value,
-                outcome.error_code,
-                per_send,
-                None if item.due_at is None else (started_at - item.due_at).total_seconds(),
-            )
             if result.status is RecipientStatus.QUEUED and not result.refund_attempt:
                 prometheus.record_retry(ref.provider, outcome.error_code)
-            log.info(
+            call_log.info(
                 f"{SEND_TAG} attempt",
                 broadcast_id=item.broadcast_id,
-                session_id=self.session_id,
                 phone=mask_phone(item.phone),
                 attempt=item.attempts,
                 outcome=outcome.outcome.value,
                 status=result.status.value,
                 error_code=outcome.error_code,
                 repeated=outcome.repeated,
-                latency_ms=latency_ms,
-                call_size=len(items),
             )
             done.append((result, outcome))
         return done
