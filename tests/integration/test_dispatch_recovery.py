@@ -24,6 +24,7 @@ from tests.helpers import il_numbers
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.dispatch.repository import DispatchRepository, Result
+from wabroadcast.dispatch.worker import LeaseLost, SlotRunner
 from wabroadcast.domain.status import RecipientStatus
 from wabroadcast.providers.base import SessionRef
 
@@ -224,6 +225,38 @@ async def test_one_acquisition_takes_every_free_slot_of_many_sessions(
     assert later[(a, 0)] > max(taken[(a, 0)], held_by_other)
     assert min(later[(b, 0)], later[(b, 1)]) > max(taken[(b, 0)], taken[(b, 1)])
     assert renewed_by_old == set()
+
+
+async def test_the_dispatcher_renews_its_leases_and_tells_a_slot_that_lost_one(
+    ctx: AppContext, tenant: TenantFixture, clock: FrozenClock
+) -> None:
+    worker = dispatcher(ctx, "me")
+    ttl = _ttl(ctx)
+    async with ctx.database.transaction() as db:
+        repo = DispatchRepository(db)
+        await repo.ensure_slots(tenant.session_id, tenant.tenant_id, 2)
+        taken = await repo.acquire_slots(
+            [(tenant.session_id, 0), (tenant.session_id, 1)], "me", ctx.clock.now(), ttl
+        )
+    kept = SlotRunner(worker, tenant.session_id, 0, taken[(tenant.session_id, 0)])
+    # Slot 1's lease expires and another worker takes it over.
+    gone = SlotRunner(worker, tenant.session_id, 1, taken[(tenant.session_id, 1)])
+    worker.held = {(r.session_id, r.slot): r for r in (kept, gone)}
+    clock.advance(ctx.settings.lease_ttl_s / 2)
+    async with ctx.database.transaction() as db:
+        await DispatchRepository(db).renew_slots(
+            [(tenant.session_id, 0, kept.epoch)], "me", ctx.clock.now(), ttl
+        )
+    clock.advance(ctx.settings.lease_ttl_s * 0.6)
+    async with ctx.database.transaction() as db:
+        other = await DispatchRepository(db).acquire_slots(
+            [(tenant.session_id, 0), (tenant.session_id, 1)], "other", ctx.clock.now(), ttl
+        )
+    assert set(other) == {(tenant.session_id, 1)}
+    await worker.renew_leases()
+    assert (kept.lost, gone.lost) == (False, True)
+    with pytest.raises(LeaseLost):
+        await gone._keep_lease()
 
 
 @pytest.mark.parametrize("max_concurrency", [1, 2])

@@ -559,13 +559,15 @@ class SlotRunner:
     async def _keep_lease(self) -> None:
         """Raise unless the lease is surely still ours; renew it here if nobody did lately.
 
-        The dispatcher renews all held leases together; this renews only when that
-        has not happened for a third of the lease's life (as in ``run_until_idle``),
-        and a slot whose lease was found gone stops before its next send.
+        The dispatcher renews all held leases together every third of a lease's
+        life; this renews only when that has not happened for two thirds of it
+        (``run_until_idle`` runs no renewal loop, or the loop is stuck), and a slot
+        whose lease was found gone stops before its next send.
         """
         if self.lost:
             raise LeaseLost(self.session_id)
-        if time.monotonic() - self.renewed < self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL:
+        period = self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL
+        if time.monotonic() - self.renewed < 2 * period:
             return
         started = time.monotonic()
         async with self.ctx.database.transaction() as db:
