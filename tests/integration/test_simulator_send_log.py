@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import TenantFixture
+from tests.conftest import TenantFixture, make_tenant
 from tests.dispatch_helpers import scenario, sends
 from tests.helpers import il_numbers
 from wabroadcast.context import AppContext
@@ -139,3 +139,20 @@ async def test_a_slow_send_is_logged_before_it_ends_and_counts_as_in_flight(
         task.cancel()
     await asyncio.gather(slow, second, return_exceptions=True)
     assert [r.finished_at for r in await _rows(ctx)] == [None, None]
+
+
+async def test_a_message_id_is_a_repeat_only_within_its_own_session(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    other = await make_tenant(ctx, name="Other")
+    numbers = il_numbers(2)
+    first = await ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers))
+    # Both sessions send in one flush, with the same client message ids.
+    mine, theirs = await asyncio.gather(
+        ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers)),
+        ctx.providers.simulator.send_many(_ref(other), _messages(numbers)),
+    )
+    assert [r.repeated for r in mine] == [True, True]
+    assert [r.provider_message_id for r in mine] == [r.provider_message_id for r in first]
+    assert [r.repeated for r in theirs] == [False, False]
+    assert not {r.provider_message_id for r in theirs} & {r.provider_message_id for r in first}

@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import itertools
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -105,6 +106,8 @@ def scenario_from_row(row: SimulatorScenario) -> Scenario:
     )
 
 
+# Client message ids per repeat lookup (SQLite allows 32,766 parameters per statement).
+ORIGINALS_CHUNK = 5000
 # The columns a send record is written with.
 SEND_COLUMNS = (
     "session_id",
@@ -156,16 +159,31 @@ class SimulatorRepository:
         )
         return {str(session_id): int(count) for session_id, count in result.all()}
 
-    async def originals(self, session_id: str, client_message_ids: Sequence[str]) -> dict[str, str]:
-        """Provider message ids of earlier first sends with these client message ids."""
-        result = await self.session.execute(
-            select(SimulatorSend.client_message_id, SimulatorSend.provider_message_id).where(
-                SimulatorSend.session_id == session_id,
-                SimulatorSend.client_message_id.in_(client_message_ids),
-                SimulatorSend.repeat.is_(False),
+    async def originals(self, sends: Sequence[tuple[str, str]]) -> dict[str, dict[str, str]]:
+        """Earlier first sends with these (session, client message id): provider ids by session.
+
+        A few statements for any number of sessions, on the index of first sends.
+        """
+        wanted = set(sends)
+        found: dict[str, dict[str, str]] = defaultdict(dict)
+        ids = sorted({client_message_id for _, client_message_id in wanted})
+        sessions = sorted({session_id for session_id, _ in wanted})
+        for offset in range(0, len(ids), ORIGINALS_CHUNK):
+            result = await self.session.execute(
+                select(
+                    SimulatorSend.session_id,
+                    SimulatorSend.client_message_id,
+                    SimulatorSend.provider_message_id,
+                ).where(
+                    SimulatorSend.session_id.in_(sessions),
+                    SimulatorSend.client_message_id.in_(ids[offset : offset + ORIGINALS_CHUNK]),
+                    SimulatorSend.repeat.is_(False),
+                )
             )
-        )
-        return {str(cmid): str(pmid) for cmid, pmid in result.all()}
+            for session_id, client_message_id, provider_message_id in result.all():
+                if (session_id, client_message_id) in wanted:
+                    found[str(session_id)][str(client_message_id)] = str(provider_message_id)
+        return found
 
     async def add_sends(self, rows: Sequence[dict[str, object]], *, with_ids: bool) -> list[int]:
         """Insert send records; their ids in the order given when ``with_ids``."""
@@ -365,13 +383,19 @@ class SendLog:
                 if session_id not in rows:
                     rows[session_id] = await repo.ensure(session_id, self._clock)
             in_flight = await repo.in_flight(session_ids, now)
+            by_session: dict[str, list[tuple[int, _PendingCall]]] = defaultdict(list)
+            for n, call in enumerate(calls):
+                by_session[call.session_id].append((n, call))
+            known = await repo.originals(
+                [(c.session_id, m.client_message_id) for c in calls for m in c.messages]
+            )
             records: list[dict[str, object]] = []
             logged: list[tuple[int, int]] = []  # (call index, position in its sends)
             marks: dict[str, int] = {}
             for session_id in session_ids:
                 row = rows[session_id]
                 scenario = scenario_from_row(row)
-                mine = [(n, call) for n, call in enumerate(calls) if call.session_id == session_id]
+                mine = by_session[session_id]
                 if not scenario.connected:
                     for n, _call in mine:
                         results[n] = CallStarted(scenario, [])
@@ -379,10 +403,7 @@ class SendLog:
                 mark = in_flight.get(session_id, 0) + len(mine)
                 if mark > row.in_flight_high_water_mark:
                     marks[session_id] = mark
-                originals = await repo.originals(
-                    session_id,
-                    sorted({m.client_message_id for _n, call in mine for m in call.messages}),
-                )
+                originals = known.get(session_id, {})
                 for n, call in mine:
                     sends = self._start_call(scenario, call, originals, now, records)
                     logged.extend((n, position) for position in range(len(sends)))
