@@ -58,8 +58,9 @@ FLUSH_AFTER_S = 0.25
 # time), so recipients are not shown as "sending" long before their turn; its
 # first claim, before any send was timed, is FIRST_CLAIM recipients.
 CLAIM_SECONDS = 2.0
-RENEWALS_PER_TTL = 3
 FIRST_CLAIM = 20
+# The dispatcher renews its leases this many times per lease life.
+RENEWALS_PER_TTL = 3
 # Expired Idempotency-Key rows are deleted this often (by any worker).
 PURGE_EVERY_S = 300.0
 
@@ -139,7 +140,7 @@ class Dispatcher:
             try:
                 await self.renew_leases()
             except Exception as exc:
-                # Slots stop by themselves before a lease that was not renewed expires.
+                # A slot renews its own lease when this has not for two thirds of its life.
                 log.warning(
                     f"{BROADCAST_TAG} lease renewal failed; retrying",
                     broadcast_id=None,
@@ -147,9 +148,10 @@ class Dispatcher:
                     error=repr(exc),
                 )
 
-    async def renew_leases(self) -> None:
-        """Extend every lease this process holds; a slot whose lease is gone is told so."""
-        held = list(self.held.values())
+    async def renew_leases(self, runners: Sequence[SlotRunner] | None = None) -> None:
+        """Extend the leases of ``runners`` (default: all held); a slot whose lease is gone
+        is told so (``lost``). On a connection of its own, never queued behind sends."""
+        held = list(self.held.values() if runners is None else runners)
         if not held:
             return
         started = time.monotonic()
@@ -564,24 +566,11 @@ class SlotRunner:
         (``run_until_idle`` runs no renewal loop, or the loop is stuck), and a slot
         whose lease was found gone stops before its next send.
         """
+        period = self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL
+        if not self.lost and time.monotonic() - self.renewed >= 2 * period:
+            await self.d.renew_leases([self])
         if self.lost:
             raise LeaseLost(self.session_id)
-        period = self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL
-        if time.monotonic() - self.renewed < 2 * period:
-            return
-        started = time.monotonic()
-        async with self.ctx.database.transaction() as db:
-            renewed = await DispatchRepository(db).renew_slots(
-                [(self.session_id, self.slot, self.epoch)],
-                self.d.worker_id,
-                self.ctx.clock.now(),
-                self.d.lease_ttl,
-            )
-        if not renewed:
-            self.lost = True
-            raise LeaseLost(self.session_id)
-        self.renewed = max(self.renewed, started)
-        prometheus.record_lease("renewed")
 
     async def _wait_for_pace(self, pace: pacing.Pace) -> None:
         jitter = timedelta(milliseconds=self.d.rng.uniform(0, pace.jitter_ms))

@@ -254,8 +254,13 @@ class SimulatorRepository:
 STOPS_THE_CALL = frozenset({SendOutcome.DISCONNECTED, SendOutcome.ACCOUNT_BLOCKED})
 
 
-def decide(scenario: Scenario, to: str, client_message_id: str) -> tuple[SendOutcome, str | None]:
-    """What the simulated WhatsApp answers to a first send of this message."""
+def decide(
+    scenario: Scenario, message: OutgoingMessage, repeat: bool
+) -> tuple[SendOutcome, str | None]:
+    """What the simulated WhatsApp answers; a repeat is acknowledged, never sent again."""
+    if repeat:
+        return SendOutcome.SENT, None
+    to, client_message_id = message.to, message.client_message_id
     if to in scenario.fail_numbers:
         code = scenario.fail_numbers[to]
         return classify(code)[0], code
@@ -440,11 +445,7 @@ class SendLog:
             outcome: SendOutcome | None = None
             code: str | None = None
             if at_once:
-                outcome, code = (
-                    (SendOutcome.SENT, None)
-                    if repeat
-                    else decide(scenario, message.to, message.client_message_id)
-                )
+                outcome, code = decide(scenario, message, repeat)
             records.append(
                 {
                     "session_id": call.session_id,
@@ -541,12 +542,7 @@ class SimulatorProvider:
     async def _finish(self, scenario: Scenario, send: LoggedSend) -> tuple[SendOutcome, str | None]:
         """Wait out the latency of a send that was logged as started, then log its end."""
         await asyncio.sleep(scenario.latency_ms / 1000)
-        message = send.message
-        outcome, code = (
-            (SendOutcome.SENT, None)
-            if send.repeat
-            else decide(scenario, message.to, message.client_message_id)
-        )
+        outcome, code = decide(scenario, send.message, send.repeat)
         finished = self._clock.now()
         await self._log.end(
             {

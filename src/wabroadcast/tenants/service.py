@@ -37,6 +37,10 @@ class TenantContext:
     name: str
     default_region: str
 
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantContext:
+        return cls(tenant.id, tenant.name, tenant.default_region)
+
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
@@ -134,7 +138,7 @@ async def authenticate(session: AsyncSession, api_key: str) -> TenantContext | N
     tenant = await TenantRepository(session).by_api_key_hash(hash_api_key(api_key))
     if tenant is None:
         return None
-    return TenantContext(tenant.id, tenant.name, tenant.default_region)
+    return TenantContext.of(tenant)
 
 
 async def resolve_session(

@@ -74,7 +74,7 @@ async def visitor_for(ctx: AppContext, token: str) -> Visitor | None:
     if found is None:
         return None
     row, tenant = found
-    return Visitor(TenantContext(tenant.id, tenant.name, tenant.default_region), row.csrf_token)
+    return Visitor(TenantContext.of(tenant), row.csrf_token)
 
 
 async def sign_out(ctx: AppContext, token: str) -> None:
