@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.db.copy import copy_lines, copy_text
-from wabroadcast.db.models import IdempotencyRequest, WhatsAppBroadcast, WhatsAppBroadcastRecipient
+from wabroadcast.db.models import (
+    IdempotencyRequest,
+    WhatsAppBroadcast,
+    WhatsAppBroadcastRecipient,
+    table_of,
+)
 from wabroadcast.domain.recipients import ValidRecipient
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 
@@ -255,22 +261,30 @@ async def shift_counts(
     new in this transaction. Counters change by relative UPDATEs in the same
     transaction as the recipient rows, so they stay exact under concurrency.
     """
-    for broadcast_id, pairs in moves.items():
-        delta: dict[str, int] = {}
-        for (old, new), count in pairs.items():
+    # Columns changed -> (broadcast, their deltas), so broadcasts that moved the same
+    # way (most often sending -> sent) share one statement, run for all of them.
+    groups: dict[tuple[str, ...], list[tuple[int, dict[str, int]]]] = defaultdict(list)
+    for broadcast_id in sorted(moves):
+        delta: dict[str, int] = defaultdict(int)
+        for (old, new), count in moves[broadcast_id].items():
             if count and old is not new:
-                delta[COUNT_COLUMNS[old]] = delta.get(COUNT_COLUMNS[old], 0) - count
-                delta[COUNT_COLUMNS[new]] = delta.get(COUNT_COLUMNS[new], 0) + count
-        values: dict[str, Any] = {
-            name: getattr(WhatsAppBroadcast, name) + change
-            for name, change in delta.items()
-            if change
-        }
-        if values:
-            values["updated_at"] = at
-            await session.execute(
-                update(WhatsAppBroadcast).where(WhatsAppBroadcast.id == broadcast_id).values(values)
-            )
+                delta[COUNT_COLUMNS[old]] -= count
+                delta[COUNT_COLUMNS[new]] += count
+        changed = {name: change for name, change in delta.items() if change}
+        if changed:
+            groups[tuple(sorted(changed))].append((broadcast_id, changed))
+    table = table_of(WhatsAppBroadcast)
+    for columns, rows in groups.items():
+        values: dict[str, Any] = {name: table.c[name] + bindparam(f"d_{name}") for name in columns}
+        values["updated_at"] = at
+        statement = update(table).where(table.c.id == bindparam("bid")).values(values)
+        await session.execute(
+            statement,
+            [
+                {"bid": broadcast_id, **{f"d_{name}": changed[name] for name in columns}}
+                for broadcast_id, changed in rows
+            ],
+        )
 
 
 class IdempotencyRepository:

@@ -62,8 +62,7 @@ class Database:
         self.engine = create_engine_for(url, pool_size=pool_size)
         self.is_sqlite = is_sqlite_url(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._control_engine: AsyncEngine | None = None
-        self._control_sessions: async_sessionmaker[AsyncSession] | None = None
+        self._lanes: dict[str, tuple[AsyncEngine, async_sessionmaker[AsyncSession]]] = {}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -72,22 +71,25 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def control_transaction(self) -> AsyncIterator[AsyncSession]:
-        """A transaction on a connection of its own, never queued behind the main pool.
+    async def control_transaction(self, lane: str = "control") -> AsyncIterator[AsyncSession]:
+        """A transaction on a connection of its own (one per ``lane``), never queued
+        behind the main pool.
 
         For the few writes that must happen on time whatever else the process is
-        doing (lease renewals): thousands of send slots may be waiting for the
-        main pool's connections.
+        doing: thousands of send slots may be waiting for the main pool's
+        connections. Lease renewals use the "control" lane; the simulated
+        WhatsApp's send log, which stands for another system, has its own.
         """
-        if self._control_sessions is None:
-            self._control_engine = create_engine_for(self.url, pool_size=1)
-            self._control_sessions = async_sessionmaker(
-                self._control_engine, expire_on_commit=False, autoflush=False
+        if lane not in self._lanes:
+            engine = create_engine_for(self.url, pool_size=1)
+            self._lanes[lane] = (
+                engine,
+                async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
             )
-        async with self._control_sessions() as session, session.begin():
+        async with self._lanes[lane][1]() as session, session.begin():
             yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._control_engine is not None:
-            await self._control_engine.dispose()
+        for engine, _ in self._lanes.values():
+            await engine.dispose()

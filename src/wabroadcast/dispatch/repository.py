@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     String,
@@ -25,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.repository import BroadcastRepository, shift_counts
+from wabroadcast.db.arrays import one_of
 from wabroadcast.db.models import (
     SessionLease,
     UTCDateTime,
@@ -40,24 +43,59 @@ log = get_logger("wabroadcast.dispatch")
 
 R = WhatsAppBroadcastRecipient
 B = WhatsAppBroadcast
-# Sent results on PostgreSQL, any number in one statement. Two array parameters
+# Sent results on PostgreSQL, any number of any leases in one statement. Its
+# parameters (the ids, and a JSON object of id -> [provider id, lease epoch])
 # keep its text the same whatever the batch size, so it is parsed and planned
-# once per connection; each row finds its provider id by position, not by a
-# join, whose plan would depend on statistics a freshly loaded table lacks.
+# once per connection. Each row looks itself up in the object (a binary search
+# over its sorted keys), not through a join, whose plan would depend on
+# statistics a freshly loaded table lacks, nor by position in an array, which
+# costs a scan per row.
 RECORD_SENT_POSTGRES = text(
     """
     UPDATE whatsapp_broadcast_recipients AS r
     SET status = 'sent',
-        provider_message_id =
-            (CAST(:provider_ids AS varchar[]))[array_position(CAST(:ids AS bigint[]), r.id)],
+        provider_message_id = (CAST(:sent AS jsonb) -> CAST(r.id AS text)) ->> 0,
         sent_at = :now,
         error_code = NULL,
         error_message = NULL,
         updated_at = :now
     WHERE r.id = ANY(CAST(:ids AS bigint[]))
-      AND r.lease_epoch = :epoch
+      AND r.lease_epoch = CAST((CAST(:sent AS jsonb) -> CAST(r.id AS text)) ->> 1 AS bigint)
       AND r.status = 'sending'
     RETURNING r.broadcast_id
+    """
+).bindparams(bindparam("now", type_=UTCDateTime()))
+# Claims on PostgreSQL for any number of broadcasts in one statement: up to
+# ``limits[i]`` due recipients of ``broadcast_ids[i]``, oldest first, skipping rows
+# another worker is claiming, each committed as sending under its broadcast's
+# epoch (``epochs``: a JSON object of broadcast id -> epoch). The ids are gathered
+# first (an init plan) so the update itself is an index lookup.
+CLAIM_POSTGRES = text(
+    """
+    UPDATE whatsapp_broadcast_recipients AS r
+    SET status = 'sending',
+        attempts = r.attempts + 1,
+        lease_owner = :holder,
+        lease_epoch = CAST(CAST(:epochs AS jsonb) ->> CAST(r.broadcast_id AS text) AS bigint),
+        client_message_id =
+            COALESCE(r.client_message_id, 'wab-' || r.id || '-' || (r.attempts + 1)),
+        updated_at = :now
+    WHERE r.id = ANY(ARRAY(
+        SELECT due.id
+        FROM unnest(CAST(:broadcast_ids AS bigint[]), CAST(:limits AS integer[]))
+            AS wanted(broadcast_id, claim_limit)
+        CROSS JOIN LATERAL (
+            SELECT q.id
+            FROM whatsapp_broadcast_recipients AS q
+            WHERE q.broadcast_id = wanted.broadcast_id
+              AND q.status = 'queued'
+              AND q.next_attempt_at <= :now
+            ORDER BY q.id
+            LIMIT wanted.claim_limit
+            FOR UPDATE SKIP LOCKED
+        ) AS due
+    ))
+    RETURNING r.id, r.broadcast_id, r.phone, r.attempts, r.client_message_id, r.next_attempt_at
     """
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 # Ids per IN list on SQLite (it allows 32,766 parameters per statement).
@@ -79,6 +117,15 @@ class Claimed:
     client_message_id: str
     # When the recipient became due (queued, or its retry time): the queue wait starts here.
     due_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """Claim up to ``limit`` recipients of ``session_id`` under lease ``epoch``."""
+
+    session_id: str
+    epoch: int
+    limit: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +175,7 @@ class DispatchRepository:
         if not session_ids:
             return []
         result = await self.session.execute(
-            select(WhatsAppSession).where(WhatsAppSession.id.in_(session_ids))
+            select(WhatsAppSession).where(one_of(self.session, WhatsAppSession.id, session_ids))
         )
         return list(result.scalars())
 
@@ -189,7 +236,7 @@ class DispatchRepository:
         # Locked in id order first, so two workers never wait on each other in a cycle.
         await self.session.execute(
             select(WhatsAppSession.id)
-            .where(WhatsAppSession.id.in_(session_ids))
+            .where(one_of(self.session, WhatsAppSession.id, session_ids))
             .order_by(WhatsAppSession.id)
             .with_for_update()
         )
@@ -197,7 +244,7 @@ class DispatchRepository:
             (
                 await self.session.execute(
                     update(WhatsAppSession)
-                    .where(WhatsAppSession.id.in_(session_ids))
+                    .where(one_of(self.session, WhatsAppSession.id, session_ids))
                     .values(lease_epoch_seq=WhatsAppSession.lease_epoch_seq + step)
                     .returning(WhatsAppSession.id, WhatsAppSession.lease_epoch_seq)
                 )
@@ -243,12 +290,18 @@ class DispatchRepository:
         return {(str(s), int(n), int(e)) for s, n, e in result.all()}
 
     async def release_slot(self, session_id: str, slot: int, epoch: int) -> None:
+        await self.release_slots([(session_id, slot, epoch)])
+
+    async def release_slots(self, slots: Sequence[tuple[str, int, int]]) -> None:
+        """Give up our leases (session, slot, epoch); one that moved on is left alone."""
+        if not slots:
+            return
         await self.session.execute(
             update(SessionLease)
             .where(
-                SessionLease.session_id == session_id,
-                SessionLease.slot == slot,
-                SessionLease.epoch == epoch,
+                tuple_(SessionLease.session_id, SessionLease.slot, SessionLease.epoch).in_(
+                    sorted(slots)
+                )
             )
             .values(holder=None, expires_at=None)
         )
@@ -276,74 +329,154 @@ class DispatchRepository:
     async def claim(
         self, session_id: str, *, holder: str, epoch: int, now: datetime, limit: int
     ) -> list[Claimed]:
-        """Commit up to ``limit`` due recipients of the session's oldest broadcast as sending."""
-        broadcasts = (
+        """Commit up to ``limit`` due recipients of the session as sending, oldest first."""
+        claimed = await self.claim_many([ClaimRequest(session_id, epoch, limit)], holder, now)
+        return claimed.get(session_id, [])
+
+    async def claim_many(
+        self, requests: Sequence[ClaimRequest], holder: str, now: datetime
+    ) -> dict[str, list[Claimed]]:
+        """``claim`` for many sessions at once (one lease each): their batches by session.
+
+        Each session's sendable broadcasts are taken oldest first, the next one
+        only filling what the older left of the limit, so a batch shorter than
+        its limit means the session had nothing more due. One statement claims
+        for every session still looking, so a worker that just took a thousand
+        sessions starts them all together.
+        """
+        if len({request.session_id for request in requests}) != len(requests):
+            raise ValueError("claim_many takes at most one request per session")
+        wanted = {request.session_id: request for request in requests if request.limit > 0}
+        if not wanted:
+            return {}
+        rows = (
             await self.session.execute(
-                select(B.id, B.status, B.message)
-                .where(B.session_id == session_id, B.status.in_(SENDABLE_BROADCASTS))
-                .order_by(B.id)
+                select(B.id, B.session_id, B.status, B.message)
+                .where(B.session_id.in_(sorted(wanted)), B.status.in_(SENDABLE_BROADCASTS))
+                .order_by(B.session_id, B.id)
             )
         ).all()
-        for broadcast_id, status, message in broadcasts:
-            due = (
-                select(R.id)
-                .where(
-                    R.broadcast_id == broadcast_id,
-                    R.status == RecipientStatus.QUEUED.value,
-                    R.next_attempt_at <= now,
-                )
-                .order_by(R.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+        candidates: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+        for broadcast_id, session_id, status, message in rows:
+            candidates[str(session_id)].append((int(broadcast_id), str(status), str(message)))
+        claimed: dict[str, list[Claimed]] = defaultdict(list)
+        started: list[tuple[int, str]] = []
+        counts: Moves = {}
+        rank = 0
+        while True:
+            # The rank-th oldest broadcast of every session whose batch is not full yet.
+            room = {s: wanted[s].limit - len(claimed[s]) for s in wanted}
+            tries = {
+                session_id: candidates[session_id][rank]
+                for session_id in wanted
+                if room[session_id] > 0 and rank < len(candidates[session_id])
+            }
+            if not tries:
+                break
+            found = await self._claim_broadcasts(
+                [(b, wanted[s].epoch, room[s]) for s, (b, _, _) in tries.items()], holder, now
             )
-            new_client_id = (
-                literal("wab-") + cast(R.id, String) + literal("-") + cast(R.attempts + 1, String)
+            for session_id, (broadcast_id, status, message) in tries.items():
+                batch = found.get(broadcast_id)
+                if not batch:
+                    continue
+                claimed[session_id] += [
+                    Claimed(rid, broadcast_id, phone, message, attempts, cmid, due_at)
+                    for rid, phone, attempts, cmid, due_at in batch
+                ]
+                counts[broadcast_id] = {
+                    (RecipientStatus.QUEUED, RecipientStatus.SENDING): len(batch)
+                }
+                if status == BroadcastStatus.QUEUED.value:
+                    started.append((broadcast_id, session_id))
+            rank += 1
+        await shift_counts(self.session, counts, now)
+        await self._mark_running(started, now)
+        return {session_id: batch for session_id, batch in claimed.items() if batch}
+
+    async def _claim_broadcasts(
+        self, wanted: Sequence[tuple[int, int, int]], holder: str, now: datetime
+    ) -> dict[int, list[tuple[int, str, int, str, datetime | None]]]:
+        """Due recipients of each (broadcast, epoch, limit) committed as ``sending``, by broadcast:
+        (id, phone, attempts, client message id, due at), in id order."""
+        if self._is_postgres:
+            result = await self.session.execute(
+                CLAIM_POSTGRES,
+                {
+                    "broadcast_ids": [b for b, _, _ in wanted],
+                    "epochs": json.dumps({str(b): e for b, e, _ in wanted}),
+                    "limits": [n for _, _, n in wanted],
+                    "holder": holder,
+                    "now": now,
+                },
             )
-            rows = (
-                await self.session.execute(
-                    update(R)
-                    .where(R.id.in_(due.scalar_subquery()))
-                    .values(
-                        status=RecipientStatus.SENDING.value,
-                        attempts=R.attempts + 1,
-                        lease_owner=holder,
-                        lease_epoch=epoch,
-                        client_message_id=func.coalesce(R.client_message_id, new_client_id),
-                        updated_at=now,
-                    )
-                    .returning(R.id, R.phone, R.attempts, R.client_message_id, R.next_attempt_at)
-                    .execution_options(synchronize_session=False)
-                )
-            ).all()
-            if not rows:
-                continue
-            await shift_counts(
-                self.session,
-                {broadcast_id: {(RecipientStatus.QUEUED, RecipientStatus.SENDING): len(rows)}},
-                now,
+            rows = result.all()
+        else:
+            rows = []
+            for broadcast_id, epoch, limit in wanted:
+                rows += await self._claim_broadcast_sqlite(broadcast_id, epoch, limit, holder, now)
+        found: dict[int, list[tuple[int, str, int, str, datetime | None]]] = defaultdict(list)
+        for rid, broadcast_id, phone, attempts, cmid, due_at in sorted(rows, key=lambda r: r[0]):
+            found[int(broadcast_id)].append(
+                (int(rid), str(phone), int(attempts), str(cmid), due_at)
             )
-            if status == BroadcastStatus.QUEUED.value:
-                started = await self.session.execute(
-                    update(B)
-                    .where(B.id == broadcast_id, B.status == BroadcastStatus.QUEUED.value)
-                    .values(status=BroadcastStatus.RUNNING.value, started_at=now, updated_at=now)
-                    .returning(B.queued_count, B.sending_count, B.sent_count, B.failed_count)
-                )
-                counts = started.first()
-                if counts is not None:
-                    log.info(
-                        f"{BROADCAST_TAG} running",
-                        broadcast_id=broadcast_id,
-                        session_id=session_id,
-                        queued_count=int(counts[0]) + int(counts[1]),
-                        sent_count=int(counts[2]),
-                        failed_count=int(counts[3]),
-                    )
-            return [
-                Claimed(int(rid), broadcast_id, phone, message, int(attempts), str(cmid), due_at)
-                for rid, phone, attempts, cmid, due_at in sorted(rows, key=lambda row: int(row[0]))
-            ]
-        return []
+        return found
+
+    async def _claim_broadcast_sqlite(
+        self, broadcast_id: int, epoch: int, limit: int, holder: str, now: datetime
+    ) -> list[Any]:
+        # SQLite writes one transaction at a time (BEGIN IMMEDIATE): no row locks needed.
+        due = (
+            select(R.id)
+            .where(
+                R.broadcast_id == broadcast_id,
+                R.status == RecipientStatus.QUEUED.value,
+                R.next_attempt_at <= now,
+            )
+            .order_by(R.id)
+            .limit(limit)
+        )
+        new_client_id = (
+            literal("wab-") + cast(R.id, String) + literal("-") + cast(R.attempts + 1, String)
+        )
+        result = await self.session.execute(
+            update(R)
+            .where(R.id.in_(due.scalar_subquery()))
+            .values(
+                status=RecipientStatus.SENDING.value,
+                attempts=R.attempts + 1,
+                lease_owner=holder,
+                lease_epoch=epoch,
+                client_message_id=func.coalesce(R.client_message_id, new_client_id),
+                updated_at=now,
+            )
+            .returning(
+                R.id, R.broadcast_id, R.phone, R.attempts, R.client_message_id, R.next_attempt_at
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return list(result.all())
+
+    async def _mark_running(self, broadcasts: Sequence[tuple[int, str]], now: datetime) -> None:
+        """Queued broadcasts whose first recipients were just claimed are now running."""
+        if not broadcasts:
+            return
+        sessions = dict(broadcasts)
+        result = await self.session.execute(
+            update(B)
+            .where(B.id.in_(sorted(sessions)), B.status == BroadcastStatus.QUEUED.value)
+            .values(status=BroadcastStatus.RUNNING.value, started_at=now, updated_at=now)
+            .returning(B.id, B.queued_count, B.sending_count, B.sent_count, B.failed_count)
+        )
+        for broadcast_id, queued, sending, sent, failed in result.all():
+            log.info(
+                f"{BROADCAST_TAG} running",
+                broadcast_id=int(broadcast_id),
+                session_id=sessions[int(broadcast_id)],
+                queued_count=int(queued) + int(sending),
+                sent_count=int(sent),
+                failed_count=int(failed),
+            )
 
     async def unclaim(self, claimed: Sequence[Claimed], epoch: int, now: datetime) -> None:
         """Put claimed-but-unsent recipients back as they were (stopping, or a lost lease)."""
@@ -423,31 +556,33 @@ class DispatchRepository:
         return set(moves)
 
     async def _record_sent(self, sent: Sequence[Result], now: datetime, moves: Moves) -> None:
-        """The common result, sent, in one statement per lease epoch, not one per row."""
-        by_epoch: dict[int, dict[int, str | None]] = defaultdict(dict)
-        for item in sent:
-            by_epoch[item.epoch][item.recipient_id] = item.provider_message_id
-        for epoch, provider_ids in by_epoch.items():
-            if self._is_postgres:
-                broadcast_ids = await self._record_sent_postgres(epoch, provider_ids, now)
-            else:
-                broadcast_ids = await self._record_sent_sqlite(epoch, provider_ids, now)
-            for broadcast_id in broadcast_ids:
-                _add_move(moves, broadcast_id, RecipientStatus.SENDING, RecipientStatus.SENT)
-
-    async def _record_sent_postgres(
-        self, epoch: int, provider_ids: dict[int, str | None], now: datetime
-    ) -> list[int]:
-        rows = await self.session.execute(
-            RECORD_SENT_POSTGRES,
-            {
-                "ids": list(provider_ids),
-                "provider_ids": list(provider_ids.values()),
-                "epoch": epoch,
-                "now": now,
-            },
-        )
-        return [int(broadcast_id) for (broadcast_id,) in rows.all()]
+        """The common result, sent, in one statement (PostgreSQL) or one per lease (SQLite)."""
+        if not sent:
+            return
+        if self._is_postgres:
+            rows = await self.session.execute(
+                RECORD_SENT_POSTGRES,
+                {
+                    "ids": [item.recipient_id for item in sent],
+                    "sent": json.dumps(
+                        {
+                            str(item.recipient_id): [item.provider_message_id, item.epoch]
+                            for item in sent
+                        }
+                    ),
+                    "now": now,
+                },
+            )
+            broadcast_ids = [int(broadcast_id) for (broadcast_id,) in rows.all()]
+        else:
+            by_epoch: dict[int, dict[int, str | None]] = defaultdict(dict)
+            for item in sent:
+                by_epoch[item.epoch][item.recipient_id] = item.provider_message_id
+            broadcast_ids = []
+            for epoch, provider_ids in by_epoch.items():
+                broadcast_ids += await self._record_sent_sqlite(epoch, provider_ids, now)
+        for broadcast_id in broadcast_ids:
+            _add_move(moves, broadcast_id, RecipientStatus.SENDING, RecipientStatus.SENT)
 
     async def _record_sent_sqlite(
         self, epoch: int, provider_ids: dict[int, str | None], now: datetime
@@ -532,35 +667,37 @@ class DispatchRepository:
             await repo.cancel_queued(broadcast_id, now)
 
     async def finishable(self, broadcast_ids: Iterable[int]) -> list[WhatsAppBroadcast]:
-        """Running or paused broadcasts with nothing left queued or sending."""
+        """Running or paused broadcasts with nothing left queued or sending, locked (in id
+        order) until this transaction ends, so ``finish_many`` applies to each of them."""
         ids = list(broadcast_ids)
         if not ids:
             return []
         result = await self.session.execute(
-            select(B).where(
+            select(B)
+            .where(
                 B.id.in_(ids),
                 B.status.in_((BroadcastStatus.RUNNING.value, BroadcastStatus.PAUSED.value)),
                 B.queued_count == 0,
                 B.sending_count == 0,
             )
+            .order_by(B.id)
+            .with_for_update()
         )
         return list(result.scalars())
 
-    async def finish(
-        self, broadcast_id: int, from_status: str, status: BroadcastStatus, now: datetime
-    ) -> bool:
-        result = await self.session.execute(
-            update(B)
-            .where(
-                B.id == broadcast_id,
-                B.status == from_status,
-                B.queued_count == 0,
-                B.sending_count == 0,
-            )
-            .values(status=status.value, finished_at=now, updated_at=now)
-            .returning(B.id)
+    async def finish_many(
+        self, finished: Sequence[tuple[int, BroadcastStatus]], now: datetime
+    ) -> None:
+        """Set the final status of broadcasts ``finishable`` returned (and locked)."""
+        if not finished:
+            return
+        table = table_of(B)
+        await self.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("bid"))
+            .values(status=bindparam("final"), finished_at=now, updated_at=now),
+            [{"bid": broadcast_id, "final": status.value} for broadcast_id, status in finished],
         )
-        return result.first() is not None
 
     async def pause_session_broadcasts(
         self, session_id: str, reason: str, now: datetime

@@ -26,9 +26,16 @@ from datetime import timedelta
 
 from wabroadcast.broadcasts.repository import IdempotencyRepository
 from wabroadcast.context import AppContext
+from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch import pacing
-from wabroadcast.dispatch.repository import Claimed, DispatchRepository, Result
+from wabroadcast.dispatch.repository import (
+    Claimed,
+    ClaimRequest,
+    DispatchRepository,
+    Result,
+)
 from wabroadcast.dispatch.retry import RetryPolicy
+from wabroadcast.dispatch.writer import ResultWriter
 from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.status import RecipientStatus, final_broadcast_status
 from wabroadcast.observability import prometheus
@@ -96,6 +103,8 @@ class Dispatcher:
         self.claims = 0
         self.stopping = asyncio.Event()
         self._purged = float("-inf")
+        # Results and lease releases of all slots, written together.
+        self.writer = ResultWriter(ctx, self.close_out)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Loop until ``stop`` is set, then let running sends finish and release every lease."""
@@ -196,7 +205,14 @@ class Dispatcher:
             # One query and one insert for all sessions, not one transaction each:
             # a worker may serve thousands of sessions.
             rows = await repo.get_sessions(session_ids)
-            await repo.ensure_slots_many([(r.id, r.tenant_id, r.max_concurrency) for r in rows])
+            # Lease rows exist for every slot this process is running already.
+            await repo.ensure_slots_many(
+                [
+                    (r.id, r.tenant_id, r.max_concurrency)
+                    for r in rows
+                    if any((r.id, n) not in running for n in range(r.max_concurrency))
+                ]
+            )
             idle = [
                 (row.id, slot)
                 for row in rows
@@ -206,11 +222,62 @@ class Dispatcher:
             taken = await repo.acquire_slots(
                 idle, self.worker_id, self.ctx.clock.now(), self.lease_ttl
             )
+            # Each session's first new slot gets its first batch here, in one
+            # statement for all sessions, so a thousand sessions start together.
+            by_id = {row.id: row for row in rows}
+            first_slots: dict[str, tuple[int, int]] = {}
+            for (session_id, slot), epoch in sorted(taken.items()):
+                first_slots.setdefault(session_id, (slot, epoch))
+            limits = {
+                session_id: self.claim_limit(by_id[session_id], None) for session_id in first_slots
+            }
+            first = await repo.claim_many(
+                [
+                    ClaimRequest(session_id, epoch, limits[session_id])
+                    for session_id, (slot, epoch) in first_slots.items()
+                ],
+                self.worker_id,
+                self.ctx.clock.now(),
+            )
+            # A session with nothing due now (all waiting for a retry time, say)
+            # gives its slots back at once; a later pass looks again.
+            idle_now = [(s, n, e) for (s, n), e in taken.items() if s not in first]
+            await repo.release_slots(idle_now)
+        self.claims += len(first)
         for (session_id, slot), epoch in taken.items():
+            if session_id not in first:
+                continue
+            claimed: list[Claimed] = []
+            if first_slots[session_id][0] == slot:
+                claimed = first[session_id]
+            runner = SlotRunner(
+                self, session_id, slot, epoch, by_id[session_id], claimed, limits[session_id]
+            )
             self._slots[(session_id, slot)] = asyncio.create_task(
-                SlotRunner(self, session_id, slot, epoch).run(), name=f"slot {session_id}#{slot}"
+                runner.run(), name=f"slot {session_id}#{slot}"
             )
         self._slots = {key: task for key, task in self._slots.items() if not task.done()}
+
+    def claim_limit(self, row: WhatsAppSession, seconds_per_send: float | None) -> int:
+        """How many recipients one slot of the session claims at once.
+
+        Without idempotent message ids, one at a time, so a crash leaves at most
+        one unknown outcome per slot. Otherwise a fair part of a batch (slots of one
+        session share the work), but only about CLAIM_SECONDS of it, so recipients
+        are not shown as "sending" long before their turn.
+        """
+        provider = self.ctx.providers.for_kind(row.provider)
+        if not provider.supports_client_message_id:
+            return 1
+        limit = max(1, self.ctx.settings.claim_batch // row.max_concurrency)
+        pace = pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
+        if pace.paced:
+            return min(limit, max(1, math.ceil(pace.rate_per_minute / 60 * CLAIM_SECONDS)))
+        if seconds_per_send is None:
+            return min(limit, FIRST_CLAIM)
+        if seconds_per_send > 0:
+            return min(limit, max(1, int(CLAIM_SECONDS / seconds_per_send)))
+        return limit
 
     async def recover_orphans(self) -> None:
         """Resolve recipients left ``sending`` by a lease that expired (a dead worker)."""
@@ -259,19 +326,28 @@ class Dispatcher:
         """After results: cancel what a cancelled broadcast re-queued, finish what is done."""
         now = self.ctx.clock.now()
         await repo.sweep_cancelled(broadcast_ids, now)
-        for broadcast in await repo.finishable(broadcast_ids):
-            sent = broadcast.sent_count + broadcast.delivered_count + broadcast.read_count
-            status = final_broadcast_status(sent, broadcast.failed_count)
-            if await repo.finish(broadcast.id, broadcast.status, status, now):
-                log.info(
-                    f"{BROADCAST_TAG} finished",
-                    broadcast_id=broadcast.id,
-                    status=status.value,
-                    queued_count=0,
-                    sent_count=sent,
-                    failed_count=broadcast.failed_count,
-                    cancelled_count=broadcast.cancelled_count,
-                )
+        finishable = await repo.finishable(broadcast_ids)
+        finished = [
+            (
+                broadcast,
+                final_broadcast_status(
+                    broadcast.sent_count + broadcast.delivered_count + broadcast.read_count,
+                    broadcast.failed_count,
+                ),
+            )
+            for broadcast in finishable
+        ]
+        await repo.finish_many([(broadcast.id, status) for broadcast, status in finished], now)
+        for broadcast, status in finished:
+            log.info(
+                f"{BROADCAST_TAG} finished",
+                broadcast_id=broadcast.id,
+                status=status.value,
+                queued_count=0,
+                sent_count=broadcast.sent_count + broadcast.delivered_count + broadcast.read_count,
+                failed_count=broadcast.failed_count,
+                cancelled_count=broadcast.cancelled_count,
+            )
 
 
 class LeaseLost(Exception):
@@ -281,13 +357,27 @@ class LeaseLost(Exception):
 class SlotRunner:
     """One send slot of one session: at most one provider call in flight at a time."""
 
-    def __init__(self, dispatcher: Dispatcher, session_id: str, slot: int, epoch: int) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        session_id: str,
+        slot: int,
+        epoch: int,
+        row: WhatsAppSession | None = None,
+        claimed: Sequence[Claimed] = (),
+        claim_limit: int = 0,
+    ) -> None:
         self.d = dispatcher
         self.ctx = dispatcher.ctx
         self.session_id = session_id
         self.slot = slot
         # The lease the dispatcher took for this slot (Dispatcher.tick).
         self.epoch = epoch
+        # The session as read when the lease was taken, and the batch claimed then
+        # (sent first, before this slot claims on its own).
+        self._row = row
+        self._first = list(claimed)
+        self._first_limit = claim_limit
         # When the lease was last known renewed (monotonic), and whether it is gone.
         self.renewed = time.monotonic()
         self.lost = False
@@ -312,7 +402,6 @@ class SlotRunner:
             )
 
     async def _run(self) -> None:
-        ctx = self.ctx
         prometheus.record_lease("acquired")
         key = (self.session_id, self.slot)
         self.d.held[key] = self
@@ -329,49 +418,42 @@ class SlotRunner:
             )
         finally:
             self.d.held.pop(key, None)
-            async with ctx.database.transaction() as db:
-                await DispatchRepository(db).release_slot(self.session_id, self.slot, self.epoch)
+            await self.d.writer.write([], release=(self.session_id, self.slot, self.epoch))
             prometheus.record_lease("released")
 
     async def _loop(self) -> None:
+        """Send batch after batch; stop after a short one (the session had nothing more
+        due when it was claimed: a later pass looks again) or when the session must."""
         ctx = self.ctx
-        while not self.d.stopping.is_set():
-            async with ctx.database.transaction() as db:
-                repo = DispatchRepository(db)
-                row = await repo.get_session(self.session_id)
-                if row is None or self.slot >= row.max_concurrency:
-                    return
-                provider = ctx.providers.for_kind(row.provider)
-                pace = pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
-                # Without idempotent message ids, commit one recipient at a time so a
-                # crash leaves at most one unknown outcome per slot.
-                # Slots of one session share the work: each takes a fair part of a batch.
-                limit = (
-                    max(1, ctx.settings.claim_batch // row.max_concurrency)
-                    if provider.supports_client_message_id
-                    else 1
-                )
-                # About CLAIM_SECONDS of work, so recipients are not shown as
-                # "sending" long before their turn.
-                if pace.paced:
-                    limit = min(limit, max(1, math.ceil(pace.rate_per_minute / 60 * CLAIM_SECONDS)))
-                elif self.seconds_per_send is None:
-                    limit = min(limit, FIRST_CLAIM)
-                elif self.seconds_per_send > 0:
-                    limit = min(limit, max(1, int(CLAIM_SECONDS / self.seconds_per_send)))
-                claimed = await repo.claim(
-                    self.session_id,
-                    holder=self.d.worker_id,
-                    epoch=self.epoch,
-                    now=ctx.clock.now(),
-                    limit=limit,
-                )
+        row, claimed, limit = self._row, self._first, self._first_limit
+        self._first = []
+        while True:
             if not claimed:
-                return
-            self.d.claims += 1
+                if self.d.stopping.is_set():
+                    return
+                async with ctx.database.transaction() as db:
+                    repo = DispatchRepository(db)
+                    row = await repo.get_session(self.session_id)
+                    if row is None or self.slot >= row.max_concurrency:
+                        return
+                    limit = self.d.claim_limit(row, self.seconds_per_send)
+                    claimed = await repo.claim(
+                        self.session_id,
+                        holder=self.d.worker_id,
+                        epoch=self.epoch,
+                        now=ctx.clock.now(),
+                        limit=limit,
+                    )
+                if not claimed:
+                    return
+                self.d.claims += 1
+            assert row is not None
+            provider = ctx.providers.for_kind(row.provider)
+            pace = pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
             ref = SessionRef(row.id, row.tenant_id, row.provider, {})
-            if await self._send_all(claimed, provider, ref, pace):
+            if await self._send_all(claimed, provider, ref, pace) or len(claimed) < limit:
                 return
+            claimed = []
 
     async def _send_all(
         self, claimed: Sequence[Claimed], provider: Provider, ref: SessionRef, pace: pacing.Pace
@@ -535,12 +617,7 @@ class SlotRunner:
         )
 
     async def _flush(self, results: list[Result]) -> None:
-        if not results:
-            return
-        async with self.ctx.database.transaction() as db:
-            repo = DispatchRepository(db)
-            touched = await repo.record(results, self.ctx.clock.now())
-            await self.d.close_out(repo, touched)
+        await self.d.writer.write(results)
 
     async def _pause_session(self, sent: SendResult, results: list[Result]) -> None:
         async with self.ctx.database.transaction() as db:

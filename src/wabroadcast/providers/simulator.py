@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import json
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -18,10 +20,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
+from wabroadcast.db.arrays import is_postgres, one_of
 from wabroadcast.db.copy import copy_rows
 from wabroadcast.db.engine import Database
 from wabroadcast.db.models import SimulatorScenario, SimulatorSend, table_of
@@ -36,6 +39,9 @@ from wabroadcast.providers.base import (
 )
 
 KIND = "simulator"
+# The send log writes on a connection of its own: it stands for WhatsApp's side,
+# which does not wait in line behind the worker's own database work.
+SIMULATOR_LANE = "simulator"
 DEFAULT_DELIVER_AFTER_MS = 2000
 # A send whose caller died never records its end; this long after it started
 # it no longer counts as in flight (longer than the largest settable latency,
@@ -123,6 +129,46 @@ SEND_COLUMNS = (
 )
 
 
+# Earlier first sends of exact (session, client message id) pairs (PostgreSQL): one
+# index probe per pair, and the same statement text whatever the number of pairs.
+ORIGINALS_POSTGRES = text(
+    """
+    SELECT s.session_id, s.client_message_id, s.provider_message_id
+    FROM unnest(CAST(:sessions AS varchar[]), CAST(:ids AS varchar[]))
+        AS wanted(session_id, client_message_id)
+    JOIN simulator_sends AS s
+      ON s.session_id = wanted.session_id
+     AND s.client_message_id = wanted.client_message_id
+     AND NOT s.repeat
+    """
+)
+# Ids for send records about to be written by COPY (PostgreSQL).
+NEXT_SEND_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('simulator_sends', 'id')) "
+    "FROM generate_series(1, :count)"
+)
+# The ends of any number of sends in one statement (PostgreSQL): each row looks
+# itself up in a JSON object of id -> [finished_at, outcome, error_code, deliver_at].
+FINISH_SENDS_POSTGRES = text(
+    """
+    UPDATE simulator_sends AS s
+    SET finished_at = CAST((CAST(:ends AS jsonb) -> CAST(s.id AS text)) ->> 0 AS timestamptz),
+        outcome = (CAST(:ends AS jsonb) -> CAST(s.id AS text)) ->> 1,
+        error_code = (CAST(:ends AS jsonb) -> CAST(s.id AS text)) ->> 2,
+        deliver_at = CAST((CAST(:ends AS jsonb) -> CAST(s.id AS text)) ->> 3 AS timestamptz)
+    WHERE s.id = ANY(CAST(:ids AS bigint[]))
+    """
+)
+
+
+def _iso(value: object) -> str | None:
+    """A timestamp as JSON text (an aware datetime keeps its offset)."""
+    if value is None:
+        return None
+    assert isinstance(value, datetime)
+    return value.isoformat()
+
+
 class SimulatorRepository:
     """All SQL of the simulator's own tables."""
 
@@ -140,7 +186,7 @@ class SimulatorRepository:
         """
         result = await self.session.execute(
             select(SimulatorScenario)
-            .where(SimulatorScenario.session_id.in_(session_ids))
+            .where(one_of(self.session, SimulatorScenario.session_id, session_ids))
             .order_by(SimulatorScenario.session_id)
             .with_for_update()
         )
@@ -151,7 +197,7 @@ class SimulatorRepository:
         result = await self.session.execute(
             select(SimulatorSend.session_id, func.count())
             .where(
-                SimulatorSend.session_id.in_(session_ids),
+                one_of(self.session, SimulatorSend.session_id, session_ids),
                 SimulatorSend.finished_at.is_(None),
                 SimulatorSend.started_at > now - IN_FLIGHT_WINDOW,
             )
@@ -166,6 +212,15 @@ class SimulatorRepository:
         """
         wanted = set(sends)
         found: dict[str, dict[str, str]] = defaultdict(dict)
+        if is_postgres(self.session):
+            pairs = sorted(wanted)
+            result = await self.session.execute(
+                ORIGINALS_POSTGRES,
+                {"sessions": [s for s, _ in pairs], "ids": [c for _, c in pairs]},
+            )
+            for session_id, client_message_id, provider_message_id in result.all():
+                found[str(session_id)][str(client_message_id)] = str(provider_message_id)
+            return found
         ids = sorted({client_message_id for _, client_message_id in wanted})
         sessions = sorted({session_id for session_id, _ in wanted})
         for offset in range(0, len(ids), ORIGINALS_CHUNK):
@@ -190,37 +245,75 @@ class SimulatorRepository:
         if not rows:
             return []
         table = table_of(SimulatorSend)
-        if with_ids:
-            result = await self.session.execute(
-                insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
-            )
-            return [int(send_id) for send_id in result.scalars()]
         if self.session.get_bind().dialect.name != "postgresql":
+            if with_ids:
+                result = await self.session.execute(
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
+                )
+                return [int(send_id) for send_id in result.scalars()]
             await self.session.execute(insert(table), list(rows))
             return []
+        if not with_ids:
+            await copy_rows(
+                self.session,
+                table.name,
+                SEND_COLUMNS,
+                ([row[name] for name in SEND_COLUMNS] for row in rows),
+            )
+            return []
+        # Ids drawn from the table's own sequence in one query, then one COPY.
+        result = await self.session.execute(NEXT_SEND_IDS, {"count": len(rows)})
+        ids = [int(send_id) for send_id in result.scalars()]
         await copy_rows(
             self.session,
             table.name,
-            SEND_COLUMNS,
-            ([row[name] for name in SEND_COLUMNS] for row in rows),
+            ("id", *SEND_COLUMNS),
+            (
+                [send_id, *(row[name] for name in SEND_COLUMNS)]
+                for send_id, row in zip(ids, rows, strict=True)
+            ),
         )
-        return []
+        return ids
 
     async def finish_sends(self, ends: Sequence[dict[str, object]]) -> None:
         """Record the end of sends that took a while: keyed by ``id``."""
-        if ends:
+        if not ends:
+            return
+        if self.session.get_bind().dialect.name != "postgresql":
             await self.session.execute(update(SimulatorSend), list(ends))
+            return
+        await self.session.execute(
+            FINISH_SENDS_POSTGRES,
+            {
+                "ids": [end["id"] for end in ends],
+                "ends": json.dumps(
+                    {
+                        str(end["id"]): [
+                            _iso(end["finished_at"]),
+                            end["outcome"],
+                            end["error_code"],
+                            _iso(end["deliver_at"]),
+                        ]
+                        for end in ends
+                    }
+                ),
+            },
+        )
 
     async def raise_high_water_marks(self, marks: Mapping[str, int]) -> None:
-        for session_id, mark in marks.items():
-            await self.session.execute(
-                update(SimulatorScenario)
-                .where(
-                    SimulatorScenario.session_id == session_id,
-                    SimulatorScenario.in_flight_high_water_mark < mark,
-                )
-                .values(in_flight_high_water_mark=mark)
+        """Raise each session's high-water mark to ``marks[session]``, in one executemany."""
+        if not marks:
+            return
+        table = table_of(SimulatorScenario)
+        await self.session.execute(
+            update(table)
+            .where(
+                table.c.session_id == bindparam("sid"),
+                table.c.in_flight_high_water_mark < bindparam("mark"),
             )
+            .values(in_flight_high_water_mark=bindparam("mark")),
+            [{"sid": session_id, "mark": mark} for session_id, mark in sorted(marks.items())],
+        )
 
     async def sends(
         self, session_id: str, *, after_id: int | None, limit: int
@@ -309,6 +402,8 @@ class _PendingCall:
     session_id: str
     messages: Sequence[OutgoingMessage]
     started: asyncio.Future[CallStarted]
+    # The end of the caller's previous send, written just before this start.
+    ended: dict[str, object] | None = None
 
 
 @dataclass(slots=True)
@@ -336,9 +431,16 @@ class SendLog:
         self._id_prefix = uuid.uuid4().hex[:16]
         self._id_counter = itertools.count(1)
 
-    async def start(self, session_id: str, messages: Sequence[OutgoingMessage]) -> CallStarted:
+    async def start(
+        self,
+        session_id: str,
+        messages: Sequence[OutgoingMessage],
+        ended: dict[str, object] | None = None,
+    ) -> CallStarted:
+        """Log the start of the first of ``messages`` (all of them, without latency),
+        after the end of the caller's previous send if given; returns once committed."""
         future: asyncio.Future[CallStarted] = asyncio.get_running_loop().create_future()
-        self._calls.append(_PendingCall(session_id, messages, future))
+        self._calls.append(_PendingCall(session_id, messages, future, ended))
         self._wake()
         return await future
 
@@ -377,9 +479,12 @@ class SendLog:
     ) -> list[CallStarted]:
         now = self._clock.now()
         results: dict[int, CallStarted] = {}
-        async with self._database.transaction() as db:
+        async with self._database.control_transaction(SIMULATOR_LANE) as db:
             repo = SimulatorRepository(db)
-            await repo.finish_sends([pending.values for pending in ends])
+            await repo.finish_sends(
+                [pending.values for pending in ends]
+                + [call.ended for call in calls if call.ended is not None]
+            )
             if not calls:
                 return []
             session_ids = sorted({call.session_id for call in calls})
@@ -518,42 +623,53 @@ class SimulatorProvider:
     ) -> list[SendResult]:
         """Send the messages one after another; stop after one that stops the call.
 
-        Every send is logged as it starts (committed before it goes on) and, after
-        the scenario's latency, as it ends. A client message id seen before is a
-        repeat: it gets the first send's provider message id back and is not
-        delivered again.
+        Every send is logged as it starts (committed before its answer comes back)
+        and as it ends, the scenario's latency after it began (or when its start
+        was committed, if that took longer); a send's end is committed with the
+        next send's start. A client message id seen before is a repeat: it gets
+        the first send's provider message id back and is not delivered again.
         """
         results: list[SendResult] = []
         pending = list(messages)
+        # The end of the last send, logged with the next start (one commit, not two).
+        ended: dict[str, object] | None = None
         while pending:
-            started = await self._log.start(session.session_id, pending)
+            # The latency runs from here: logging the start is part of the trip.
+            began = time.monotonic()
+            started = await self._log.start(session.session_id, pending, ended)
+            ended = None
             if not started.sends:
                 return [*results, DISCONNECTED]
             for send in started.sends:
                 outcome, code = send.outcome, send.error_code
                 if outcome is None:
-                    outcome, code = await self._finish(started.scenario, send)
+                    outcome, code, ended = await self._wait_out(started.scenario, send, began)
                 results.append(_result(send, outcome, code))
                 if outcome in STOPS_THE_CALL:
-                    return results
-            pending = pending[len(started.sends) :]
+                    pending = []
+                    break
+            else:
+                pending = pending[len(started.sends) :]
+        if ended is not None:
+            await self._log.end(ended)
         return results
 
-    async def _finish(self, scenario: Scenario, send: LoggedSend) -> tuple[SendOutcome, str | None]:
-        """Wait out the latency of a send that was logged as started, then log its end."""
-        await asyncio.sleep(scenario.latency_ms / 1000)
+    async def _wait_out(
+        self, scenario: Scenario, send: LoggedSend, began: float
+    ) -> tuple[SendOutcome, str | None, dict[str, object]]:
+        """Wait out the rest of the latency of a send that began at ``began`` (monotonic)
+        and is logged as started; its outcome and its end record."""
+        await asyncio.sleep(max(0.0, scenario.latency_ms / 1000 - (time.monotonic() - began)))
         outcome, code = decide(scenario, send.message, send.repeat)
         finished = self._clock.now()
-        await self._log.end(
-            {
-                "id": send.send_id,
-                "finished_at": finished,
-                "outcome": outcome.value,
-                "error_code": code,
-                "deliver_at": deliver_at(scenario, outcome, send.repeat, finished),
-            }
-        )
-        return outcome, code
+        end: dict[str, object] = {
+            "id": send.send_id,
+            "finished_at": finished,
+            "outcome": outcome.value,
+            "error_code": code,
+            "deliver_at": deliver_at(scenario, outcome, send.repeat, finished),
+        }
+        return outcome, code, end
 
     def parse_webhook(self, secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
         """Receipts posted for a simulator session, signed with its webhook secret."""

@@ -1,0 +1,219 @@
+"""Work done for many slots at once: claims, results and lease releases, on both databases.
+
+A worker that serves a thousand sessions claims for all of them in one
+statement and writes their results together; these tests check that grouping
+changes nothing a single slot would see: oldest broadcast first, exact
+counters, results fenced by each one's own lease epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from tests.conftest import TenantFixture, make_tenant
+from tests.dispatch_helpers import (
+    broadcast,
+    counts_match_rows,
+    create,
+    dispatcher,
+    scenario,
+    sends,
+    unpaced,
+)
+from tests.helpers import il_numbers
+from wabroadcast.clock import FrozenClock
+from wabroadcast.context import AppContext
+from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
+from wabroadcast.dispatch.repository import ClaimRequest, DispatchRepository, Result
+from wabroadcast.dispatch.writer import ResultWriter
+from wabroadcast.domain.status import RecipientStatus
+from wabroadcast.providers.base import OutgoingMessage, SendOutcome, SessionRef
+
+
+async def _lease(ctx: AppContext, tenant: TenantFixture, holder: str = "me") -> int:
+    async with ctx.database.transaction() as db:
+        repo = DispatchRepository(db)
+        await repo.ensure_slots(tenant.session_id, tenant.tenant_id, 1)
+        epoch = await repo.acquire_slot(
+            tenant.session_id, 0, holder, ctx.clock.now(), timedelta(seconds=60)
+        )
+    assert epoch is not None
+    return epoch
+
+
+async def _leases(ctx: AppContext) -> dict[str, str | None]:
+    async with ctx.database.transaction() as db:
+        rows = await db.execute(select(SessionLease.session_id, SessionLease.holder))
+        return {str(session_id): holder for session_id, holder in rows.all()}
+
+
+async def test_one_claim_serves_many_sessions_oldest_broadcast_first(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    other = await make_tenant(ctx, name="Other")
+    older = await create(client, tenant, il_numbers(2, start=0), message="older")
+    newer = await create(client, tenant, il_numbers(3, start=10), message="newer")
+    theirs = await create(client, other, il_numbers(4, start=20), message="theirs")
+    mine, their_epoch = await _lease(ctx, tenant), await _lease(ctx, other)
+    async with ctx.database.transaction() as db:
+        claimed = await DispatchRepository(db).claim_many(
+            [
+                ClaimRequest(tenant.session_id, mine, 4),
+                ClaimRequest(other.session_id, their_epoch, 2),
+            ],
+            "me",
+            ctx.clock.now(),
+        )
+    # The older broadcast is taken whole, the newer one fills the rest of the batch.
+    ours = claimed[tenant.session_id]
+    assert [(c.broadcast_id, c.message) for c in ours] == [
+        (older, "older"),
+        (older, "older"),
+        (newer, "newer"),
+        (newer, "newer"),
+    ]
+    assert [c.broadcast_id for c in claimed[other.session_id]] == [theirs, theirs]
+    for fixture, broadcast_id, sending, epoch in (
+        (tenant, older, 2, mine),
+        (tenant, newer, 2, mine),
+        (other, theirs, 2, their_epoch),
+    ):
+        assert (await broadcast(client, fixture, broadcast_id))["status"] == "running"
+        await counts_match_rows(ctx, broadcast_id)
+        async with ctx.database.transaction() as db:
+            epochs = (
+                await db.execute(
+                    select(WhatsAppBroadcastRecipient.lease_epoch).where(
+                        WhatsAppBroadcastRecipient.broadcast_id == broadcast_id,
+                        WhatsAppBroadcastRecipient.status == "sending",
+                    )
+                )
+            ).scalars()
+            assert list(epochs) == [epoch] * sending
+    # A short batch means the session had nothing more due: 3 of 4 claimed, 1 left.
+    async with ctx.database.transaction() as db:
+        rest = await DispatchRepository(db).claim(
+            tenant.session_id, holder="me", epoch=mine, now=ctx.clock.now(), limit=4
+        )
+    assert [c.broadcast_id for c in rest] == [newer]
+
+
+async def test_a_claim_takes_one_request_per_session(
+    tenant: TenantFixture, ctx: AppContext
+) -> None:
+    async with ctx.database.transaction() as db:
+        with pytest.raises(ValueError, match="one request per session"):
+            await DispatchRepository(db).claim_many(
+                [ClaimRequest(tenant.session_id, 1, 5), ClaimRequest(tenant.session_id, 2, 5)],
+                "me",
+                ctx.clock.now(),
+            )
+
+
+async def test_results_of_many_slots_are_written_together_each_fenced_by_its_epoch(
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = await make_tenant(ctx, name="Other")
+    mine_id = await create(client, tenant, il_numbers(3, start=0))
+    theirs_id = await create(client, other, il_numbers(2, start=10))
+    mine, theirs = await _lease(ctx, tenant), await _lease(ctx, other)
+    async with ctx.database.transaction() as db:
+        claimed = await DispatchRepository(db).claim_many(
+            [ClaimRequest(tenant.session_id, mine, 10), ClaimRequest(other.session_id, theirs, 10)],
+            "me",
+            ctx.clock.now(),
+        )
+    transactions: list[int] = []
+    worker = dispatcher(ctx)
+    writer = ResultWriter(ctx, worker.close_out)
+    write_batch = writer._write
+
+    async def counted(batch: list[object]) -> None:
+        transactions.append(len(batch))
+        await write_batch(batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer, "_write", counted)
+    sent = [
+        Result(c.recipient_id, c.broadcast_id, mine, RecipientStatus.SENT, f"p-{c.recipient_id}")
+        for c in claimed[tenant.session_id]
+    ]
+    # A slot whose lease moved on (a stale epoch): its results must not land.
+    stale = [
+        Result(c.recipient_id, c.broadcast_id, theirs - 1, RecipientStatus.SENT, "late")
+        for c in claimed[other.session_id]
+    ]
+    await asyncio.gather(
+        writer.write(sent[:1]),
+        writer.write(sent[1:], release=(tenant.session_id, 0, mine)),
+        writer.write(stale),
+    )
+    # All three arrived before the writer ran: one transaction for the three slots.
+    assert transactions == [3]
+    b = await broadcast(client, tenant, mine_id)
+    assert (b["status"], b["sent_count"]) == ("completed", 3)
+    async with ctx.database.transaction() as db:
+        stored = (
+            await db.execute(
+                select(WhatsAppBroadcastRecipient.provider_message_id).where(
+                    WhatsAppBroadcastRecipient.broadcast_id == mine_id
+                )
+            )
+        ).scalars()
+        assert sorted(str(p) for p in stored) == sorted(
+            f"p-{c.recipient_id}" for c in claimed[tenant.session_id]
+        )
+    t = await broadcast(client, other, theirs_id)
+    assert (t["status"], t["queued_count"], t["sent_count"]) == ("running", 2, 0)
+    await counts_match_rows(ctx, mine_id)
+    await counts_match_rows(ctx, theirs_id)
+    leases = await _leases(ctx)
+    assert (leases[tenant.session_id], leases[other.session_id]) == (None, "me")
+
+
+async def test_a_pass_gives_back_the_slots_of_a_session_with_nothing_due(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, clock: FrozenClock
+) -> None:
+    await unpaced(ctx, tenant.session_id)
+    broadcast_id = await create(client, tenant, il_numbers(2))
+    async with ctx.database.transaction() as db:
+        await db.execute(
+            update(WhatsAppBroadcastRecipient)
+            .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
+            .values(next_attempt_at=clock.now() + timedelta(minutes=5))
+        )
+    worker = dispatcher(ctx)
+    await worker.tick()
+    assert worker.held == {}
+    assert (await _leases(ctx))[tenant.session_id] is None
+    assert (await broadcast(client, tenant, broadcast_id))["status"] == "queued"
+    # Once they are due, the next pass sends them.
+    clock.advance(301)
+    await worker.run_until_idle()
+    b = await broadcast(client, tenant, broadcast_id)
+    assert (b["status"], b["sent_count"]) == ("completed", 2)
+    assert len((await sends(client, tenant))["items"]) == 2
+
+
+async def test_a_slow_call_logs_each_end_and_keeps_one_send_in_flight(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """Each send's end goes into the log with the next send's start; the last on its own."""
+    await scenario(client, tenant, latency_ms=20)
+    numbers = il_numbers(3)
+    results = await ctx.providers.simulator.send_many(
+        SessionRef(tenant.session_id, tenant.tenant_id, "simulator", {}),
+        [OutgoingMessage(n, "hi", f"slow-{i}") for i, n in enumerate(numbers)],
+    )
+    assert [r.outcome for r in results] == [SendOutcome.SENT] * 3
+    log = await sends(client, tenant)
+    assert [(s["phone"], s["outcome"]) for s in log["items"]] == [(n, "sent") for n in numbers]
+    assert all(s["finished_at"] is not None for s in log["items"])
+    assert log["hwm"] == 1
