@@ -217,3 +217,50 @@ async def test_a_slow_call_logs_each_end_and_keeps_one_send_in_flight(
     assert [(s["phone"], s["outcome"]) for s in log["items"]] == [(n, "sent") for n in numbers]
     assert all(s["finished_at"] is not None for s in log["items"])
     assert log["hwm"] == 1
+
+
+async def test_a_write_that_fails_costs_only_its_own_slot_its_results(
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = await make_tenant(ctx, name="Other")
+    mine_id = await create(client, tenant, il_numbers(2, start=0))
+    theirs_id = await create(client, other, il_numbers(2, start=10))
+    mine, theirs = await _lease(ctx, tenant), await _lease(ctx, other)
+    async with ctx.database.transaction() as db:
+        claimed = await DispatchRepository(db).claim_many(
+            [ClaimRequest(tenant.session_id, mine, 10), ClaimRequest(other.session_id, theirs, 10)],
+            "me",
+            ctx.clock.now(),
+        )
+    record = DispatchRepository.record
+
+    async def refuse_poison(
+        repo: DispatchRepository, results: list[Result], *args: object, **kwargs: object
+    ) -> set[int]:
+        if any(r.error_code == "POISON" for r in results):
+            raise RuntimeError("the database refused this result")
+        return await record(repo, results, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DispatchRepository, "record", refuse_poison)
+    writer = ResultWriter(ctx, dispatcher(ctx).close_out)
+    good = [
+        Result(c.recipient_id, c.broadcast_id, mine, RecipientStatus.SENT, "ok")
+        for c in claimed[tenant.session_id]
+    ]
+    poison = [
+        Result(c.recipient_id, c.broadcast_id, theirs, RecipientStatus.FAILED, None, "POISON")
+        for c in claimed[other.session_id]
+    ]
+    outcomes = await asyncio.gather(
+        writer.write(good), writer.write(poison), return_exceptions=True
+    )
+    assert outcomes[0] is None
+    assert isinstance(outcomes[1], RuntimeError)
+    assert (await broadcast(client, tenant, mine_id))["status"] == "completed"
+    theirs_now = await broadcast(client, other, theirs_id)
+    assert (theirs_now["status"], theirs_now["queued_count"]) == ("running", 2)
+    await counts_match_rows(ctx, mine_id)
+    await counts_match_rows(ctx, theirs_id)

@@ -5,7 +5,8 @@ batch of results (and one more for each lease it gives up) would cost more than
 the sends themselves. Slots hand their results here and wait: whatever arrives
 while a transaction runs is written by the next one, together. A slot's
 results are committed when its ``write`` returns, exactly as if it had written
-them itself, and a failed transaction fails every ``write`` it carried.
+them itself. When a grouped transaction fails, each write is tried again on
+its own, so only a write that fails by itself reports the error.
 """
 
 from __future__ import annotations
@@ -26,6 +27,15 @@ class _Pending:
     results: Sequence[Result]
     release: tuple[str, int, int] | None
     done: asyncio.Future[None]
+
+
+def _settle(pending: _Pending, error: Exception | None) -> None:
+    if pending.done.done():
+        return
+    if error is None:
+        pending.done.set_result(None)
+    else:
+        pending.done.set_exception(error)
 
 
 class ResultWriter:
@@ -56,13 +66,21 @@ class ResultWriter:
             try:
                 await self._write(batch)
             except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], exc)
+                    continue
+                # One slot's bad result must not cost the others theirs: each
+                # write again on its own, so only the one that fails fails.
                 for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(exc)
+                    try:
+                        await self._write([pending])
+                    except Exception as own:
+                        _settle(pending, own)
+                    else:
+                        _settle(pending, None)
                 continue
             for pending in batch:
-                if not pending.done.done():
-                    pending.done.set_result(None)
+                _settle(pending, None)
 
     async def _write(self, batch: Sequence[_Pending]) -> None:
         async with self._ctx.database.transaction() as db:
