@@ -29,6 +29,7 @@ from tests.helpers import il_numbers
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
+from wabroadcast.dispatch import repository as repository_module
 from wabroadcast.dispatch.repository import ClaimRequest, DispatchRepository, Result
 from wabroadcast.dispatch.writer import ResultWriter
 from wabroadcast.domain.status import RecipientStatus
@@ -264,3 +265,46 @@ async def test_a_write_that_fails_costs_only_its_own_slot_its_results(
     assert (theirs_now["status"], theirs_now["queued_count"]) == ("running", 2)
     await counts_match_rows(ctx, mine_id)
     await counts_match_rows(ctx, theirs_id)
+
+
+async def test_a_cancel_during_a_claim_waits_for_it_instead_of_deadlocking(
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The claim is held between locking its recipients and counting them; the cancel
+    comes in then. Both must succeed: the claimed recipients go on, the rest are cancelled."""
+    broadcast_id = await create(client, tenant, il_numbers(5))
+    epoch = await _lease(ctx, tenant)
+    claimed_rows = asyncio.Event()
+    go_on = asyncio.Event()
+    count = repository_module.shift_counts
+
+    async def held_shift_counts(*args: object, **kwargs: object) -> None:
+        claimed_rows.set()
+        await go_on.wait()
+        await count(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(repository_module, "shift_counts", held_shift_counts)
+
+    async def claim() -> int:
+        async with ctx.database.transaction() as db:
+            batch = await DispatchRepository(db).claim(
+                tenant.session_id, holder="me", epoch=epoch, now=ctx.clock.now(), limit=2
+            )
+        return len(batch)
+
+    claiming = asyncio.create_task(claim())
+    await claimed_rows.wait()
+    cancelling = asyncio.create_task(
+        client.post(f"/api/whatsapp/broadcasts/{broadcast_id}/cancel", headers=tenant.headers)
+    )
+    await asyncio.sleep(0.3)  # the cancel is now waiting on the claim's locks
+    go_on.set()
+    assert await claiming == 2
+    response = await cancelling
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["queued_count"], body["cancelled_count"]) == ("cancelled", 2, 3)
+    await counts_match_rows(ctx, broadcast_id)

@@ -349,11 +349,18 @@ class DispatchRepository:
         wanted = {request.session_id: request for request in requests if request.limit > 0}
         if not wanted:
             return {}
+        # The broadcasts are locked first, in id order like every other writer of
+        # them: a cancel (broadcast, then its queued recipients) and a claim
+        # (recipients, then the broadcast's counters) would otherwise deadlock.
         rows = (
             await self.session.execute(
                 select(B.id, B.session_id, B.status, B.message)
-                .where(B.session_id.in_(sorted(wanted)), B.status.in_(SENDABLE_BROADCASTS))
-                .order_by(B.session_id, B.id)
+                .where(
+                    one_of(self.session, B.session_id, sorted(wanted)),
+                    B.status.in_(SENDABLE_BROADCASTS),
+                )
+                .order_by(B.id)
+                .with_for_update()
             )
         ).all()
         candidates: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
@@ -702,12 +709,20 @@ class DispatchRepository:
     async def pause_session_broadcasts(
         self, session_id: str, reason: str, now: datetime
     ) -> list[int]:
-        rows = (
+        # Locked in id order first, as claims and result writes lock them.
+        ids = (
+            await self.session.execute(
+                select(B.id)
+                .where(B.session_id == session_id, B.status.in_(SENDABLE_BROADCASTS))
+                .order_by(B.id)
+                .with_for_update()
+            )
+        ).scalars()
+        paused = [int(broadcast_id) for broadcast_id in ids]
+        if paused:
             await self.session.execute(
                 update(B)
-                .where(B.session_id == session_id, B.status.in_(SENDABLE_BROADCASTS))
+                .where(B.id.in_(paused))
                 .values(status=BroadcastStatus.PAUSED.value, status_reason=reason, updated_at=now)
-                .returning(B.id)
             )
-        ).all()
-        return [int(r[0]) for r in rows]
+        return paused
