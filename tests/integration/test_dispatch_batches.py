@@ -26,6 +26,7 @@ from tests.dispatch_helpers import (
     unpaced,
 )
 from tests.helpers import il_numbers
+from wabroadcast.broadcasts.repository import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
@@ -279,7 +280,7 @@ async def test_a_cancel_during_a_claim_waits_for_it_instead_of_deadlocking(
     epoch = await _lease(ctx, tenant)
     claimed_rows = asyncio.Event()
     go_on = asyncio.Event()
-    count = repository_module.shift_counts
+    count = shift_counts
 
     async def held_shift_counts(*args: object, **kwargs: object) -> None:
         claimed_rows.set()

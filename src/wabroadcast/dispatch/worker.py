@@ -1,7 +1,11 @@
 """The dispatcher: takes queued recipients and sends them, exactly once, within limits.
 
 One process serves many sessions at once (one asyncio task per leased send
-slot), so a slow session never holds up the others. Every step that matters
+slot), so a slow session never holds up the others. What is the same for all
+slots is done once for all of them: each pass takes every free slot and the
+first batch of each new session in a few statements, and results and lease
+releases go through one group-committing writer (dispatch/writer.py), so a
+thousand sessions cost a few transactions, not thousands. Every step that matters
 is committed before the next begins: a recipient is ``sending`` (with its
 attempt number and lease epoch) before its provider call, and its result is
 written only where that epoch still matches. A worker killed at any point
