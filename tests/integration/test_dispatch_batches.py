@@ -31,6 +31,7 @@ from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
 from wabroadcast.dispatch import repository as repository_module
+from wabroadcast.dispatch.claims import ClaimBatcher
 from wabroadcast.dispatch.repository import ClaimRequest, DispatchRepository, Result
 from wabroadcast.dispatch.writer import ResultWriter
 from wabroadcast.domain.status import RecipientStatus
@@ -134,15 +135,16 @@ async def test_results_of_many_slots_are_written_together_each_fenced_by_its_epo
             ctx.clock.now(),
         )
     transactions: list[int] = []
-    worker = dispatcher(ctx)
-    writer = ResultWriter(ctx, worker.close_out)
-    write_batch = writer._write
+    record = DispatchRepository.record
 
-    async def counted(batch: list[object]) -> None:
-        transactions.append(len(batch))
-        await write_batch(batch)  # type: ignore[arg-type]
+    async def counted(
+        repo: DispatchRepository, results: list[Result], *args: object, **kwargs: object
+    ) -> set[int]:
+        transactions.append(len(results))
+        return await record(repo, results, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(writer, "_write", counted)
+    monkeypatch.setattr(DispatchRepository, "record", counted)
+    writer = ResultWriter(ctx, dispatcher(ctx).close_out)
     sent = [
         Result(c.recipient_id, c.broadcast_id, mine, RecipientStatus.SENT, f"p-{c.recipient_id}")
         for c in claimed[tenant.session_id]
@@ -158,7 +160,7 @@ async def test_results_of_many_slots_are_written_together_each_fenced_by_its_epo
         writer.write(stale),
     )
     # All three arrived before the writer ran: one transaction for the three slots.
-    assert transactions == [3]
+    assert transactions == [len(sent) + len(stale)]
     b = await broadcast(client, tenant, mine_id)
     assert (b["status"], b["sent_count"]) == ("completed", 3)
     async with ctx.database.transaction() as db:
@@ -309,3 +311,61 @@ async def test_a_cancel_during_a_claim_waits_for_it_instead_of_deadlocking(
     body = response.json()
     assert (body["status"], body["queued_count"], body["cancelled_count"]) == ("cancelled", 2, 3)
     await counts_match_rows(ctx, broadcast_id)
+
+
+async def test_slots_asking_for_work_together_are_served_by_one_transaction(
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = await make_tenant(ctx, name="Other")
+    await unpaced(ctx, tenant.session_id, max_concurrency=2)
+    mine_id = await create(client, tenant, il_numbers(30, start=0))
+    theirs_id = await create(client, other, il_numbers(4, start=100))
+    ttl = timedelta(seconds=60)
+    async with ctx.database.transaction() as db:
+        repo = DispatchRepository(db)
+        await repo.ensure_slots(tenant.session_id, tenant.tenant_id, 2)
+        await repo.ensure_slots(other.session_id, other.tenant_id, 1)
+        taken = await repo.acquire_slots(
+            [(tenant.session_id, 0), (tenant.session_id, 1), (other.session_id, 0)],
+            "me",
+            ctx.clock.now(),
+            ttl,
+        )
+    calls: list[str] = []
+    claim_many, get_sessions = DispatchRepository.claim_many, DispatchRepository.get_sessions
+
+    async def counted_claim(repo: DispatchRepository, *args: object, **kwargs: object) -> object:
+        calls.append("claim")
+        return await claim_many(repo, *args, **kwargs)  # type: ignore[arg-type]
+
+    async def counted_read(repo: DispatchRepository, *args: object) -> object:
+        calls.append("transaction")  # the batcher reads the sessions once per transaction
+        return await get_sessions(repo, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DispatchRepository, "claim_many", counted_claim)
+    monkeypatch.setattr(DispatchRepository, "get_sessions", counted_read)
+    claimer = ClaimBatcher(ctx, "me", lambda row, seconds: 10)
+    first, second, theirs, beyond = await asyncio.gather(
+        claimer.next_batch(tenant.session_id, 0, taken[(tenant.session_id, 0)], None),
+        claimer.next_batch(tenant.session_id, 1, taken[(tenant.session_id, 1)], None),
+        claimer.next_batch(other.session_id, 0, taken[(other.session_id, 0)], None),
+        # The other tenant's session has one slot only: slot 1 must stop.
+        claimer.next_batch(other.session_id, 1, 99, None),
+    )
+    # One transaction, two rounds: the session's second slot waits for the next statement.
+    assert calls == ["transaction", "claim", "claim"]
+    assert first is not None
+    assert second is not None
+    assert theirs is not None
+    assert beyond is None
+    mine_first = [c.recipient_id for c in first.claimed]
+    mine_second = [c.recipient_id for c in second.claimed]
+    assert len(mine_first) == len(mine_second) == 10
+    assert max(mine_first) < min(mine_second)
+    assert [c.broadcast_id for c in theirs.claimed] == [theirs_id] * 4
+    assert theirs.limit == 10
+    await counts_match_rows(ctx, mine_id)
+    await counts_match_rows(ctx, theirs_id)

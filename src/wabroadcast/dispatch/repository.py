@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.repository import BroadcastRepository, shift_counts
-from wabroadcast.db.arrays import one_of
+from wabroadcast.db.in_list import one_of
 from wabroadcast.db.models import (
     SessionLease,
     UTCDateTime,
@@ -43,7 +43,8 @@ log = get_logger("wabroadcast.dispatch")
 
 R = WhatsAppBroadcastRecipient
 B = WhatsAppBroadcast
-# Sent results on PostgreSQL, any number of any leases in one statement. Its
+# Sent results on PostgreSQL, any number of any leases in one statement, counted
+# per broadcast (for the broadcasts' counters). Its
 # parameters (the ids, and a JSON object of id -> [provider id, lease epoch])
 # keep its text the same whatever the batch size, so it is parsed and planned
 # once per connection. Each row looks itself up in the object (a binary search
@@ -52,6 +53,7 @@ B = WhatsAppBroadcast
 # costs a scan per row.
 RECORD_SENT_POSTGRES = text(
     """
+    WITH sent AS (
     UPDATE whatsapp_broadcast_recipients AS r
     SET status = 'sent',
         provider_message_id = (CAST(:sent AS jsonb) -> CAST(r.id AS text)) ->> 0,
@@ -63,6 +65,8 @@ RECORD_SENT_POSTGRES = text(
       AND r.lease_epoch = CAST((CAST(:sent AS jsonb) -> CAST(r.id AS text)) ->> 1 AS bigint)
       AND r.status = 'sending'
     RETURNING r.broadcast_id
+    )
+    SELECT broadcast_id, count(*) FROM sent GROUP BY broadcast_id
     """
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 # Claims on PostgreSQL for any number of broadcasts in one statement: up to
@@ -144,9 +148,11 @@ class Result:
     keep_client_message_id: bool = False
 
 
-def _add_move(moves: Moves, broadcast_id: int, old: RecipientStatus, new: RecipientStatus) -> None:
+def _add_move(
+    moves: Moves, broadcast_id: int, old: RecipientStatus, new: RecipientStatus, count: int = 1
+) -> None:
     pairs = moves.setdefault(broadcast_id, defaultdict(int))
-    pairs[(old, new)] += 1
+    pairs[(old, new)] += count
 
 
 class DispatchRepository:
@@ -580,16 +586,19 @@ class DispatchRepository:
                     "now": now,
                 },
             )
-            broadcast_ids = [int(broadcast_id) for (broadcast_id,) in rows.all()]
+            counts = [(int(broadcast_id), int(count)) for broadcast_id, count in rows.all()]
         else:
             by_epoch: dict[int, dict[int, str | None]] = defaultdict(dict)
             for item in sent:
                 by_epoch[item.epoch][item.recipient_id] = item.provider_message_id
-            broadcast_ids = []
+            counts = []
             for epoch, provider_ids in by_epoch.items():
-                broadcast_ids += await self._record_sent_sqlite(epoch, provider_ids, now)
-        for broadcast_id in broadcast_ids:
-            _add_move(moves, broadcast_id, RecipientStatus.SENDING, RecipientStatus.SENT)
+                counts += [
+                    (broadcast_id, 1)
+                    for broadcast_id in await self._record_sent_sqlite(epoch, provider_ids, now)
+                ]
+        for broadcast_id, count in counts:
+            _add_move(moves, broadcast_id, RecipientStatus.SENDING, RecipientStatus.SENT, count)
 
     async def _record_sent_sqlite(
         self, epoch: int, provider_ids: dict[int, str | None], now: datetime

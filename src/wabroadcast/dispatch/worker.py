@@ -32,6 +32,7 @@ from wabroadcast.broadcasts.repository import IdempotencyRepository
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch import pacing
+from wabroadcast.dispatch.claims import ClaimBatcher, NextBatch
 from wabroadcast.dispatch.repository import (
     Claimed,
     ClaimRequest,
@@ -107,8 +108,9 @@ class Dispatcher:
         self.claims = 0
         self.stopping = asyncio.Event()
         self._purged = float("-inf")
-        # Results and lease releases of all slots, written together.
+        # Claims, results and lease releases of all slots, each grouped.
         self.writer = ResultWriter(ctx, self.close_out)
+        self.claimer = ClaimBatcher(ctx, self.worker_id, self.claim_limit)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Loop until ``stop`` is set, then let running sends finish and release every lease."""
@@ -382,6 +384,8 @@ class SlotRunner:
         self._row = row
         self._first = list(claimed)
         self._first_limit = claim_limit
+        # This slot's results on their way to the database (at most one batch).
+        self._flushing: asyncio.Task[None] | None = None
         # When the lease was last known renewed (monotonic), and whether it is gone.
         self.renewed = time.monotonic()
         self.lost = False
@@ -422,42 +426,62 @@ class SlotRunner:
             )
         finally:
             self.d.held.pop(key, None)
-            await self.d.writer.write([], release=(self.session_id, self.slot, self.epoch))
-            prometheus.record_lease("released")
+            try:
+                await self._flushed()
+            finally:
+                await self.d.writer.write([], release=(self.session_id, self.slot, self.epoch))
+                prometheus.record_lease("released")
 
     async def _loop(self) -> None:
         """Send batch after batch; stop after a short one (the session had nothing more
-        due when it was claimed: a later pass looks again) or when the session must."""
+        due when it was claimed: a later pass looks again) or when the session must.
+
+        With a provider that ignores a repeated message id, the next batch is claimed
+        while this one goes out, so the session never waits between batches. Not
+        without: there every claimed recipient is one a crash would leave with an
+        unknown outcome, so only the one being sent may be claimed.
+        """
         ctx = self.ctx
         row, claimed, limit = self._row, self._first, self._first_limit
         self._first = []
-        while True:
-            if not claimed:
-                if self.d.stopping.is_set():
-                    return
-                async with ctx.database.transaction() as db:
-                    repo = DispatchRepository(db)
-                    row = await repo.get_session(self.session_id)
-                    if row is None or self.slot >= row.max_concurrency:
-                        return
-                    limit = self.d.claim_limit(row, self.seconds_per_send)
-                    claimed = await repo.claim(
-                        self.session_id,
-                        holder=self.d.worker_id,
-                        epoch=self.epoch,
-                        now=ctx.clock.now(),
-                        limit=limit,
-                    )
+        upcoming: asyncio.Task[NextBatch | None] | None = None
+        try:
+            while True:
                 if not claimed:
+                    if upcoming is not None:
+                        batch, upcoming = await upcoming, None
+                    elif self.d.stopping.is_set():
+                        return
+                    else:
+                        batch = await self._claim_next()
+                    if batch is None or not batch.claimed:
+                        return
+                    row, claimed, limit = batch.row, batch.claimed, batch.limit
+                    self.d.claims += 1
+                assert row is not None
+                provider = ctx.providers.for_kind(row.provider)
+                pace = pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
+                ref = SessionRef(row.id, row.tenant_id, row.provider, {})
+                if provider.supports_client_message_id and len(claimed) >= limit:
+                    # Halfway through this batch (by its expected time): away from the
+                    # moments its results are written, when the slot is busiest.
+                    halfway = len(claimed) * (self.seconds_per_send or 0.0) / 2
+                    upcoming = asyncio.create_task(self._claim_next(after=halfway))
+                if await self._send_all(claimed, provider, ref, pace) or len(claimed) < limit:
                     return
-                self.d.claims += 1
-            assert row is not None
-            provider = ctx.providers.for_kind(row.provider)
-            pace = pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
-            ref = SessionRef(row.id, row.tenant_id, row.provider, {})
-            if await self._send_all(claimed, provider, ref, pace) or len(claimed) < limit:
-                return
-            claimed = []
+                claimed = []
+        finally:
+            if upcoming is not None:
+                unsent = await upcoming
+                if unsent is not None:
+                    await self._unclaim(unsent.claimed)
+
+    async def _claim_next(self, after: float = 0.0) -> NextBatch | None:
+        if after > 0:
+            await asyncio.sleep(after)
+        return await self.d.claimer.next_batch(
+            self.session_id, self.slot, self.epoch, self.seconds_per_send
+        )
 
     async def _send_all(
         self, claimed: Sequence[Claimed], provider: Provider, ref: SessionRef, pace: pacing.Pace
@@ -621,7 +645,17 @@ class SlotRunner:
         )
 
     async def _flush(self, results: list[Result]) -> None:
-        await self.d.writer.write(results)
+        """Hand ``results`` to the writer and go on sending while they are committed;
+        waits first for this slot's previous batch, so at most one is on its way."""
+        if results:
+            await self._flushed()
+            self._flushing = asyncio.create_task(self.d.writer.write(results))
+
+    async def _flushed(self) -> None:
+        """Wait until this slot's results handed to the writer are committed."""
+        if self._flushing is not None:
+            flushing, self._flushing = self._flushing, None
+            await flushing
 
     async def _pause_session(self, sent: SendResult, results: list[Result]) -> None:
         async with self.ctx.database.transaction() as db:

@@ -24,9 +24,9 @@ from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
-from wabroadcast.db.arrays import is_postgres, one_of
 from wabroadcast.db.copy import copy_rows
 from wabroadcast.db.engine import Database
+from wabroadcast.db.in_list import is_postgres, one_of
 from wabroadcast.db.models import SimulatorScenario, SimulatorSend, table_of
 from wabroadcast.providers.base import (
     ConnectionState,
@@ -130,12 +130,13 @@ SEND_COLUMNS = (
 
 
 # Earlier first sends of exact (session, client message id) pairs (PostgreSQL): one
-# index probe per pair, and the same statement text whatever the number of pairs.
+# index probe per pair, and the same statement text whatever the number of pairs
+# (the pairs go as one JSON parameter, which the driver passes as it is).
 ORIGINALS_POSTGRES = text(
     """
     SELECT s.session_id, s.client_message_id, s.provider_message_id
-    FROM unnest(CAST(:sessions AS varchar[]), CAST(:ids AS varchar[]))
-        AS wanted(session_id, client_message_id)
+    FROM json_to_recordset(CAST(:wanted AS json))
+        AS wanted(session_id varchar, client_message_id varchar)
     JOIN simulator_sends AS s
       ON s.session_id = wanted.session_id
      AND s.client_message_id = wanted.client_message_id
@@ -178,19 +179,52 @@ class SimulatorRepository:
     async def get(self, session_id: str) -> SimulatorScenario | None:
         return await self.session.get(SimulatorScenario, session_id)
 
-    async def lock_scenarios(self, session_ids: Sequence[str]) -> dict[str, SimulatorScenario]:
-        """The sessions' scenarios, locked in id order so concurrent flushes never deadlock.
+    async def lock_scenarios(self, session_ids: Sequence[str]) -> dict[str, tuple[Scenario, int]]:
+        """The sessions' scenarios and in-flight high-water marks, locked in id order so
+        concurrent flushes never deadlock.
 
         While held, no other process logs a send of these sessions: their
         in-flight counts and repeat checks cannot race.
         """
+        table = table_of(SimulatorScenario)
         result = await self.session.execute(
-            select(SimulatorScenario)
+            select(
+                table.c.session_id,
+                table.c.connected,
+                table.c.status_delay_ms,
+                table.c.latency_ms,
+                table.c.fail_numbers,
+                table.c.fail_rate,
+                table.c.deliver_after_ms,
+                table.c.in_flight_high_water_mark,
+            )
             .where(one_of(self.session, SimulatorScenario.session_id, session_ids))
-            .order_by(SimulatorScenario.session_id)
+            .order_by(table.c.session_id)
             .with_for_update()
         )
-        return {row.session_id: row for row in result.scalars()}
+        return {
+            str(session_id): (
+                Scenario(
+                    connected=bool(connected),
+                    status_delay_ms=int(status_delay_ms),
+                    latency_ms=int(latency_ms),
+                    fail_numbers=dict(fail_numbers),
+                    fail_rate=float(fail_rate),
+                    deliver_after_ms=None if deliver_after_ms is None else int(deliver_after_ms),
+                ),
+                int(mark),
+            )
+            for (
+                session_id,
+                connected,
+                status_delay_ms,
+                latency_ms,
+                fail_numbers,
+                fail_rate,
+                deliver_after_ms,
+                mark,
+            ) in result.all()
+        }
 
     async def in_flight(self, session_ids: Sequence[str], now: datetime) -> dict[str, int]:
         """Logged sends of each session that started and have not finished yet."""
@@ -213,11 +247,8 @@ class SimulatorRepository:
         wanted = set(sends)
         found: dict[str, dict[str, str]] = defaultdict(dict)
         if is_postgres(self.session):
-            pairs = sorted(wanted)
-            result = await self.session.execute(
-                ORIGINALS_POSTGRES,
-                {"sessions": [s for s, _ in pairs], "ids": [c for _, c in pairs]},
-            )
+            pairs = [{"session_id": s, "client_message_id": c} for s, c in sorted(wanted)]
+            result = await self.session.execute(ORIGINALS_POSTGRES, {"wanted": json.dumps(pairs)})
             for session_id, client_message_id, provider_message_id in result.all():
                 found[str(session_id)][str(client_message_id)] = str(provider_message_id)
             return found
@@ -488,30 +519,36 @@ class SendLog:
             if not calls:
                 return []
             session_ids = sorted({call.session_id for call in calls})
-            rows = await repo.lock_scenarios(session_ids)
+            scenarios = await repo.lock_scenarios(session_ids)
             for session_id in session_ids:
-                if session_id not in rows:
-                    rows[session_id] = await repo.ensure(session_id, self._clock)
+                if session_id not in scenarios:
+                    row = await repo.ensure(session_id, self._clock)
+                    scenarios[session_id] = (scenario_from_row(row), row.in_flight_high_water_mark)
             in_flight = await repo.in_flight(session_ids, now)
             by_session: dict[str, list[tuple[int, _PendingCall]]] = defaultdict(list)
             for n, call in enumerate(calls):
                 by_session[call.session_id].append((n, call))
+            # Only the messages that start now are looked up: with latency, a call's
+            # first one (the rest start in later transactions, one after another).
             known = await repo.originals(
-                [(c.session_id, m.client_message_id) for c in calls for m in c.messages]
+                [
+                    (call.session_id, message.client_message_id)
+                    for call in calls
+                    for message in _starting_now(scenarios[call.session_id][0], call)
+                ]
             )
             records: list[dict[str, object]] = []
             logged: list[tuple[int, int]] = []  # (call index, position in its sends)
             marks: dict[str, int] = {}
             for session_id in session_ids:
-                row = rows[session_id]
-                scenario = scenario_from_row(row)
+                scenario, high_water_mark = scenarios[session_id]
                 mine = by_session[session_id]
                 if not scenario.connected:
                     for n, _call in mine:
                         results[n] = CallStarted(scenario, [])
                     continue
                 mark = in_flight.get(session_id, 0) + len(mine)
-                if mark > row.in_flight_high_water_mark:
+                if mark > high_water_mark:
                     marks[session_id] = mark
                 originals = known.get(session_id, {})
                 for n, call in mine:
@@ -539,10 +576,10 @@ class SendLog:
         now: datetime,
         records: list[dict[str, object]],
     ) -> list[LoggedSend]:
-        """Log the call's sends: all of them at once without latency, else its first."""
+        """Log the call's sends that start now (``_starting_now``)."""
         at_once = scenario.latency_ms == 0
         sends: list[LoggedSend] = []
-        for message in call.messages if at_once else call.messages[:1]:
+        for message in _starting_now(scenario, call):
             original = originals.get(message.client_message_id)
             repeat = original is not None
             provider_message_id = original or self._new_provider_id()
@@ -569,6 +606,14 @@ class SendLog:
             if outcome in STOPS_THE_CALL:
                 break
         return sends
+
+
+def _starting_now(scenario: Scenario, call: _PendingCall) -> Sequence[OutgoingMessage]:
+    """A call's messages that start in this transaction: all of them when they take no
+    time (a disconnected session starts none), else only the first."""
+    if not scenario.connected:
+        return []
+    return call.messages if scenario.latency_ms == 0 else call.messages[:1]
 
 
 def _result(send: LoggedSend, outcome: SendOutcome, code: str | None) -> SendResult:

@@ -2,17 +2,18 @@
 
 SQLAlchemy renders an IN list as one placeholder per value, so every batch size
 is a new statement text that the driver converts and the server parses again.
-On PostgreSQL the values go as one array parameter instead (``= ANY(:values)``):
-the text never changes, whatever the batch size. SQLite keeps the IN list.
+On PostgreSQL the values go as one JSON array parameter instead, which the
+driver passes as it is (a list parameter it would format value by value, in
+Python): the text never changes, whatever the batch size. SQLite keeps the IN list.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, any_, literal
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import JSON, ColumnElement, String, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -26,5 +27,6 @@ def one_of(
 ) -> ColumnElement[bool]:
     """``column`` equals one of ``values``, as an array parameter on PostgreSQL."""
     if is_postgres(session):
-        return column == any_(literal(list(values), ARRAY(column.type)))
+        listed = bindparam(None, json.dumps(list(values)), type_=String(), unique=True)
+        return column.in_(select(func.json_array_elements_text(cast(listed, JSON))))
     return column.in_(values)
