@@ -32,7 +32,7 @@ from wabroadcast.context import AppContext
 from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
 from wabroadcast.dispatch import repository as repository_module
 from wabroadcast.dispatch.claims import ClaimBatcher
-from wabroadcast.dispatch.repository import ClaimRequest, DispatchRepository, Result
+from wabroadcast.dispatch.repository import Claimed, ClaimRequest, DispatchRepository, Result
 from wabroadcast.dispatch.writer import ResultWriter
 from wabroadcast.domain.status import RecipientStatus
 from wabroadcast.providers.base import OutgoingMessage, SendOutcome, SessionRef
@@ -53,6 +53,24 @@ async def _leases(ctx: AppContext) -> dict[str, str | None]:
     async with ctx.database.transaction() as db:
         rows = await db.execute(select(SessionLease.session_id, SessionLease.holder))
         return {str(session_id): holder for session_id, holder in rows.all()}
+
+
+async def _two_sessions_claimed(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, mine_count: int
+) -> tuple[TenantFixture, int, int, int, int, dict[str, list[Claimed]]]:
+    """A broadcast for ``tenant`` and one of 2 for another tenant, both claimed whole:
+    (other tenant, my broadcast, theirs, my epoch, theirs, the claims by session)."""
+    other = await make_tenant(ctx, name="Other")
+    mine_id = await create(client, tenant, il_numbers(mine_count, start=0))
+    theirs_id = await create(client, other, il_numbers(2, start=10))
+    mine, theirs = await _lease(ctx, tenant), await _lease(ctx, other)
+    async with ctx.database.transaction() as db:
+        claimed = await DispatchRepository(db).claim_many(
+            [ClaimRequest(tenant.session_id, mine, 10), ClaimRequest(other.session_id, theirs, 10)],
+            "me",
+            ctx.clock.now(),
+        )
+    return other, mine_id, theirs_id, mine, theirs, claimed
 
 
 async def test_one_claim_serves_many_sessions_oldest_broadcast_first(
@@ -124,16 +142,9 @@ async def test_results_of_many_slots_are_written_together_each_fenced_by_its_epo
     ctx: AppContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    other = await make_tenant(ctx, name="Other")
-    mine_id = await create(client, tenant, il_numbers(3, start=0))
-    theirs_id = await create(client, other, il_numbers(2, start=10))
-    mine, theirs = await _lease(ctx, tenant), await _lease(ctx, other)
-    async with ctx.database.transaction() as db:
-        claimed = await DispatchRepository(db).claim_many(
-            [ClaimRequest(tenant.session_id, mine, 10), ClaimRequest(other.session_id, theirs, 10)],
-            "me",
-            ctx.clock.now(),
-        )
+    other, mine_id, theirs_id, mine, theirs, claimed = await _two_sessions_claimed(
+        client, tenant, ctx, mine_count=3
+    )
     transactions: list[int] = []
     record = DispatchRepository.record
 
@@ -229,16 +240,9 @@ async def test_a_write_that_fails_costs_only_its_own_slot_its_results(
     ctx: AppContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    other = await make_tenant(ctx, name="Other")
-    mine_id = await create(client, tenant, il_numbers(2, start=0))
-    theirs_id = await create(client, other, il_numbers(2, start=10))
-    mine, theirs = await _lease(ctx, tenant), await _lease(ctx, other)
-    async with ctx.database.transaction() as db:
-        claimed = await DispatchRepository(db).claim_many(
-            [ClaimRequest(tenant.session_id, mine, 10), ClaimRequest(other.session_id, theirs, 10)],
-            "me",
-            ctx.clock.now(),
-        )
+    other, mine_id, theirs_id, mine, theirs, claimed = await _two_sessions_claimed(
+        client, tenant, ctx, mine_count=2
+    )
     record = DispatchRepository.record
 
     async def refuse_poison(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,10 +16,9 @@ def copy_text(value: str) -> str:
     return value.translate(_COPY_ESCAPES)
 
 
-async def copy_lines(
-    session: AsyncSession, table: str, columns: Sequence[str], lines: Iterable[str]
-) -> None:
-    """COPY already formatted lines (tab-separated, newline-terminated) into ``table``."""
+@asynccontextmanager
+async def _copy_in(session: AsyncSession, table: str, columns: Sequence[str]) -> AsyncIterator[Any]:
+    """The driver's COPY ... FROM STDIN on the session's connection (in its transaction)."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
@@ -26,6 +26,14 @@ async def copy_lines(
         driver.cursor() as cursor,
         cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
     ):
+        yield copy
+
+
+async def copy_lines(
+    session: AsyncSession, table: str, columns: Sequence[str], lines: Iterable[str]
+) -> None:
+    """COPY already formatted lines (tab-separated, newline-terminated) into ``table``."""
+    async with _copy_in(session, table, columns) as copy:
         await copy.write("".join(lines).encode("utf-8"))
 
 
@@ -37,12 +45,6 @@ async def copy_rows(
     The driver formats each row (in C with psycopg's binary package), which
     costs a fraction of formatting the text here.
     """
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver: Any = raw.driver_connection
-    async with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
+    async with _copy_in(session, table, columns) as copy:
         for row in rows:
             await copy.write_row(row)
