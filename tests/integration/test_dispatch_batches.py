@@ -373,3 +373,32 @@ async def test_slots_asking_for_work_together_are_served_by_one_transaction(
     assert theirs.limit == 10
     await counts_match_rows(ctx, mine_id)
     await counts_match_rows(ctx, theirs_id)
+
+
+async def test_a_slot_that_stops_puts_back_the_batch_it_claimed_ahead(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, clock: FrozenClock
+) -> None:
+    """The first batch (20) is full, so the next is claimed while it goes out; the session
+    disconnects at the 5th send, and both batches' unsent recipients go back to queued."""
+    await unpaced(ctx, tenant.session_id)
+    numbers = il_numbers(50)
+    await scenario(client, tenant, fail_numbers={numbers[4]: "SESSION_DISCONNECTED"})
+    broadcast_id = await create(client, tenant, numbers)
+    worker = dispatcher(ctx)
+    with pytest.raises(RuntimeError, match="idle"):
+        await worker.run_until_idle(max_rounds=1)  # one pass, its slot run to the end
+    async with ctx.database.transaction() as db:
+        statuses = (
+            await db.execute(
+                select(WhatsAppBroadcastRecipient.status, WhatsAppBroadcastRecipient.attempts)
+                .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
+                .order_by(WhatsAppBroadcastRecipient.id)
+            )
+        ).all()
+    assert [status for status, _ in statuses] == ["sent"] * 4 + ["queued"] * 46
+    # Put back without using an attempt: only the four sent ones have one.
+    assert [attempts for _, attempts in statuses] == [1] * 4 + [0] * 46
+    assert (await broadcast(client, tenant, broadcast_id))["status"] == "running"
+    await counts_match_rows(ctx, broadcast_id)
+    log = await sends(client, tenant)
+    assert [s["phone"] for s in log["items"]] == numbers[:5]
