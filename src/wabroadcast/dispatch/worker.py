@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import random
@@ -579,23 +580,26 @@ class SlotRunner:
             ),
             per_send,
         )
-        # Bound once per call: what every line of the call shares.
+        # Bound once per call: what every line of the call shares. The lines are only
+        # built when info is logged (a call may carry hundreds).
         call_log = log.bind(session_id=self.session_id, latency_ms=latency_ms, call_size=len(items))
+        logged = call_log.is_enabled_for(logging.INFO)
         done: list[tuple[Result, SendResult]] = []
         for item, outcome in attempted:
             result = self._result_for(item, outcome, unknown=unknown, idempotent=idempotent)
             if result.status is RecipientStatus.QUEUED and not result.refund_attempt:
                 prometheus.record_retry(ref.provider, outcome.error_code)
-            call_log.info(
-                f"{SEND_TAG} attempt",
-                broadcast_id=item.broadcast_id,
-                phone=mask_phone(item.phone),
-                attempt=item.attempts,
-                outcome=outcome.outcome.value,
-                status=result.status.value,
-                error_code=outcome.error_code,
-                repeated=outcome.repeated,
-            )
+            if logged:
+                call_log.info(
+                    f"{SEND_TAG} attempt",
+                    broadcast_id=item.broadcast_id,
+                    phone=mask_phone(item.phone),
+                    attempt=item.attempts,
+                    outcome=outcome.outcome.value,
+                    status=result.status.value,
+                    error_code=outcome.error_code,
+                    repeated=outcome.repeated,
+                )
             done.append((result, outcome))
         return done
 
@@ -609,10 +613,10 @@ class SlotRunner:
     def _result_for(
         self, item: Claimed, sent: SendResult, *, unknown: bool, idempotent: bool
     ) -> Result:
-        now = self.ctx.clock.now()
         ids = (item.recipient_id, item.broadcast_id, self.epoch)
         if sent.outcome is SendOutcome.SENT:
             return Result(*ids, RecipientStatus.SENT, provider_message_id=sent.provider_message_id)
+        now = self.ctx.clock.now()
         if sent.outcome is SendOutcome.FAILED or (unknown and not idempotent):
             message = UNKNOWN_OUTCOME_MESSAGE if unknown else sent.error_message
             return Result(

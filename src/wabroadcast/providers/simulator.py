@@ -12,13 +12,11 @@ import asyncio
 import hashlib
 import itertools
 import json
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -432,7 +430,8 @@ class CallStarted:
 class _PendingCall:
     session_id: str
     messages: Sequence[OutgoingMessage]
-    started: asyncio.Future[CallStarted]
+    # Called once the start is committed, with what it found, or with the error.
+    started: Callable[[CallStarted | Exception], None]
     # The end of the caller's previous send, written just before this start.
     ended: dict[str, object] | None = None
 
@@ -440,7 +439,7 @@ class _PendingCall:
 @dataclass(slots=True)
 class _PendingEnd:
     values: dict[str, object]
-    done: asyncio.Future[None]
+    done: Callable[[Exception | None], None]
 
 
 class SendLog:
@@ -462,24 +461,23 @@ class SendLog:
         self._id_prefix = uuid.uuid4().hex[:16]
         self._id_counter = itertools.count(1)
 
-    async def start(
+    def start(
         self,
         session_id: str,
         messages: Sequence[OutgoingMessage],
-        ended: dict[str, object] | None = None,
-    ) -> CallStarted:
+        ended: dict[str, object] | None,
+        started: Callable[[CallStarted | Exception], None],
+    ) -> None:
         """Log the start of the first of ``messages`` (all of them, without latency),
-        after the end of the caller's previous send if given; returns once committed."""
-        future: asyncio.Future[CallStarted] = asyncio.get_running_loop().create_future()
-        self._calls.append(_PendingCall(session_id, messages, future, ended))
+        after the end of the caller's previous send if given; ``started`` is called
+        once that is committed."""
+        self._calls.append(_PendingCall(session_id, messages, started, ended))
         self._wake()
-        return await future
 
-    async def end(self, values: dict[str, object]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ends.append(_PendingEnd(values, future))
+    def end(self, values: dict[str, object], done: Callable[[Exception | None], None]) -> None:
+        """Log the end of a caller's last send; ``done`` is called once it is committed."""
+        self._ends.append(_PendingEnd(values, done))
         self._wake()
-        await future
 
     def _wake(self) -> None:
         if self._writer is None or self._writer.done():
@@ -492,18 +490,15 @@ class SendLog:
             try:
                 started = await self._write(calls, ends)
             except Exception as exc:
-                waiters: list[asyncio.Future[Any]] = [c.started for c in calls]
-                waiters += [e.done for e in ends]
-                for waiter in waiters:
-                    if not waiter.done():
-                        waiter.set_exception(exc)
+                for call in calls:
+                    call.started(exc)
+                for pending_end in ends:
+                    pending_end.done(exc)
                 continue
             for call, result in zip(calls, started, strict=True):
-                if not call.started.done():
-                    call.started.set_result(result)
+                call.started(result)
             for pending_end in ends:
-                if not pending_end.done.done():
-                    pending_end.done.set_result(None)
+                pending_end.done(None)
 
     async def _write(
         self, calls: Sequence[_PendingCall], ends: Sequence[_PendingEnd]
@@ -632,6 +627,116 @@ DISCONNECTED = SendResult(
 )
 
 
+class _Call:
+    """One ``send_many`` call, driven by the send log's commits and one timer per send.
+
+    Each step runs as a plain callback: a start committed, a send's latency over,
+    the last end committed. No task wakes up between the sends of a call, which
+    matters when a thousand sessions send at once on one event loop.
+    """
+
+    def __init__(
+        self,
+        log: SendLog,
+        clock: Clock,
+        loop: asyncio.AbstractEventLoop,
+        session_id: str,
+        messages: Sequence[OutgoingMessage],
+        answer: asyncio.Future[list[SendResult]],
+    ) -> None:
+        self._log = log
+        self._clock = clock
+        self._loop = loop
+        self._session_id = session_id
+        self._pending = list(messages)
+        self._answer = answer
+        self._results: list[SendResult] = []
+        # The end of the last send, logged with the next start (one commit, not two).
+        self._ended: dict[str, object] | None = None
+        self._began = 0.0
+
+    def next(self) -> None:
+        """Start the next message (all of them, without latency), or finish."""
+        if self._answer.done():
+            return  # the caller went away (cancelled): send nothing more
+        if not self._pending:
+            self._finish()
+            return
+        # The latency runs from here: logging the start is part of the trip.
+        self._began = self._loop.time()
+        ended, self._ended = self._ended, None
+        self._log.start(self._session_id, self._pending, ended, self._started)
+
+    def _started(self, started: CallStarted | Exception) -> None:
+        if isinstance(started, Exception):
+            self._fail(started)
+            return
+        try:
+            self._go_on(started)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _go_on(self, started: CallStarted) -> None:
+        if not started.sends:
+            self._results.append(DISCONNECTED)
+            self._pending = []
+            self.next()
+            return
+        self._pending = self._pending[len(started.sends) :]
+        for send in started.sends:
+            if send.outcome is None:
+                due = self._began + started.scenario.latency_ms / 1000
+                self._loop.call_at(due, self._latency_over, started.scenario, send)
+                return
+            self._record(send, send.outcome, send.error_code)
+        self.next()
+
+    def _latency_over(self, scenario: Scenario, send: LoggedSend) -> None:
+        try:
+            self._end(scenario, send)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _end(self, scenario: Scenario, send: LoggedSend) -> None:
+        outcome, code = decide(scenario, send.message, send.repeat)
+        finished = self._clock.now()
+        self._ended = {
+            "id": send.send_id,
+            "finished_at": finished,
+            "outcome": outcome.value,
+            "error_code": code,
+            "deliver_at": deliver_at(scenario, outcome, send.repeat, finished),
+        }
+        self._record(send, outcome, code)
+        self.next()
+
+    def _record(self, send: LoggedSend, outcome: SendOutcome, code: str | None) -> None:
+        self._results.append(_result(send, outcome, code))
+        if outcome in STOPS_THE_CALL:
+            self._pending = []
+
+    def _finish(self) -> None:
+        if self._ended is None:
+            self._answer_with(self._results)
+            return
+        ended, self._ended = self._ended, None
+        self._log.end(ended, self._ended_logged)
+
+    def _ended_logged(self, error: Exception | None) -> None:
+        if error is not None:
+            self._fail(error)
+        else:
+            self._answer_with(self._results)
+
+    def _answer_with(self, results: list[SendResult]) -> None:
+        if not self._answer.done():
+            self._answer.set_result(results)
+
+    def _fail(self, error: Exception) -> None:
+        if not self._answer.done():
+            self._answer.set_exception(error)
+
+
 class SimulatorProvider:
     """The simulated gateway; reads its scenario from the database on every call."""
 
@@ -674,47 +779,10 @@ class SimulatorProvider:
         next send's start. A client message id seen before is a repeat: it gets
         the first send's provider message id back and is not delivered again.
         """
-        results: list[SendResult] = []
-        pending = list(messages)
-        # The end of the last send, logged with the next start (one commit, not two).
-        ended: dict[str, object] | None = None
-        while pending:
-            # The latency runs from here: logging the start is part of the trip.
-            began = time.monotonic()
-            started = await self._log.start(session.session_id, pending, ended)
-            ended = None
-            if not started.sends:
-                return [*results, DISCONNECTED]
-            for send in started.sends:
-                outcome, code = send.outcome, send.error_code
-                if outcome is None:
-                    outcome, code, ended = await self._wait_out(started.scenario, send, began)
-                results.append(_result(send, outcome, code))
-                if outcome in STOPS_THE_CALL:
-                    pending = []
-                    break
-            else:
-                pending = pending[len(started.sends) :]
-        if ended is not None:
-            await self._log.end(ended)
-        return results
-
-    async def _wait_out(
-        self, scenario: Scenario, send: LoggedSend, began: float
-    ) -> tuple[SendOutcome, str | None, dict[str, object]]:
-        """Wait out the rest of the latency of a send that began at ``began`` (monotonic)
-        and is logged as started; its outcome and its end record."""
-        await asyncio.sleep(max(0.0, scenario.latency_ms / 1000 - (time.monotonic() - began)))
-        outcome, code = decide(scenario, send.message, send.repeat)
-        finished = self._clock.now()
-        end: dict[str, object] = {
-            "id": send.send_id,
-            "finished_at": finished,
-            "outcome": outcome.value,
-            "error_code": code,
-            "deliver_at": deliver_at(scenario, outcome, send.repeat, finished),
-        }
-        return outcome, code, end
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[SendResult]] = loop.create_future()
+        _Call(self._log, self._clock, loop, session.session_id, messages, answer).next()
+        return await answer
 
     def parse_webhook(self, secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
         """Receipts posted for a simulator session, signed with its webhook secret."""
