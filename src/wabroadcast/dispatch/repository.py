@@ -172,9 +172,6 @@ class DispatchRepository:
         )
         return list(result.scalars())
 
-    async def get_session(self, session_id: str) -> WhatsAppSession | None:
-        return await self.session.get(WhatsAppSession, session_id)
-
     # --- slot leases --------------------------------------------------------------
 
     async def get_sessions(self, session_ids: Sequence[str]) -> list[WhatsAppSession]:
