@@ -28,6 +28,11 @@ def is_sqlite_url(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def is_postgres(session: AsyncSession) -> bool:
+    """Whether the session talks to PostgreSQL (else SQLite), for dialect-specific SQL."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def create_engine_for(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine configured for the backend the URL names."""
     if is_sqlite_url(url):

@@ -17,9 +17,7 @@ from sqlalchemy import JSON, ColumnElement, String, bindparam, cast, func, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
-
-def is_postgres(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+from wabroadcast.db.engine import is_postgres
 
 
 def one_of(

@@ -27,6 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.repository import BroadcastRepository, shift_counts
+from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.in_list import one_of
 from wabroadcast.db.models import (
     SessionLease,
@@ -161,7 +162,7 @@ class DispatchRepository:
 
     @property
     def _is_postgres(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+        return is_postgres(self.session)
 
     # --- discovery ------------------------------------------------------------
 

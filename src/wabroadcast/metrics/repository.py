@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.models import Tenant, WhatsAppBroadcast, WhatsAppBroadcastRecipient
 from wabroadcast.domain.status import ACTIVE_BROADCAST_STATUSES
 
@@ -57,7 +58,7 @@ class MetricsRepository:
 
     @property
     def _is_postgres(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+        return is_postgres(self.session)
 
     async def tenant_counts(
         self, tenant_id: int, *, since: datetime, until: datetime

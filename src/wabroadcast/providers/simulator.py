@@ -17,14 +17,15 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
 from wabroadcast.db.copy import copy_rows
-from wabroadcast.db.engine import Database
-from wabroadcast.db.in_list import is_postgres, one_of
+from wabroadcast.db.engine import Database, is_postgres
+from wabroadcast.db.in_list import one_of
 from wabroadcast.db.models import SimulatorScenario, SimulatorSend, table_of
 from wabroadcast.providers.base import (
     ConnectionState,
@@ -99,7 +100,19 @@ class Scenario:
     deliver_after_ms: int | None = DEFAULT_DELIVER_AFTER_MS
 
 
-def scenario_from_row(row: SimulatorScenario) -> Scenario:
+class ScenarioFields(Protocol):
+    """What a scenario is built from: its stored row, or a row of those columns."""
+
+    connected: bool
+    status_delay_ms: int
+    latency_ms: int
+    fail_numbers: dict[str, str]
+    fail_rate: float
+    deliver_after_ms: int | None
+
+
+def scenario_from_row(row: ScenarioFields) -> Scenario:
+    """The scenario of a stored row (an ORM object, or a row of its columns)."""
     return Scenario(
         connected=row.connected,
         status_delay_ms=row.status_delay_ms,
@@ -201,27 +214,8 @@ class SimulatorRepository:
             .with_for_update()
         )
         return {
-            str(session_id): (
-                Scenario(
-                    connected=bool(connected),
-                    status_delay_ms=int(status_delay_ms),
-                    latency_ms=int(latency_ms),
-                    fail_numbers=dict(fail_numbers),
-                    fail_rate=float(fail_rate),
-                    deliver_after_ms=None if deliver_after_ms is None else int(deliver_after_ms),
-                ),
-                int(mark),
-            )
-            for (
-                session_id,
-                connected,
-                status_delay_ms,
-                latency_ms,
-                fail_numbers,
-                fail_rate,
-                deliver_after_ms,
-                mark,
-            ) in result.all()
+            str(row.session_id): (scenario_from_row(row), int(row.in_flight_high_water_mark))
+            for row in result.all()
         }
 
     async def in_flight(self, session_ids: Sequence[str], now: datetime) -> dict[str, int]:
@@ -274,7 +268,7 @@ class SimulatorRepository:
         if not rows:
             return []
         table = table_of(SimulatorSend)
-        if self.session.get_bind().dialect.name != "postgresql":
+        if not is_postgres(self.session):
             if with_ids:
                 result = await self.session.execute(
                     insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
@@ -308,7 +302,7 @@ class SimulatorRepository:
         """Record the end of sends that took a while: keyed by ``id``."""
         if not ends:
             return
-        if self.session.get_bind().dialect.name != "postgresql":
+        if not is_postgres(self.session):
             await self.session.execute(update(SimulatorSend), list(ends))
             return
         await self.session.execute(

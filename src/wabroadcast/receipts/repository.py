@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.models import SimulatorSend, WhatsAppBroadcastRecipient, WhatsAppSession
 
 R = WhatsAppBroadcastRecipient
@@ -83,7 +84,7 @@ class ReceiptRepository:
 
     @property
     def _is_postgres(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+        return is_postgres(self.session)
 
     async def webhook_session(self, session_id: str) -> WebhookSession | None:
         result = await self.session.execute(
