@@ -156,3 +156,44 @@ async def test_a_message_id_is_a_repeat_only_within_its_own_session(
     assert [r.provider_message_id for r in mine] == [r.provider_message_id for r in first]
     assert [r.repeated for r in theirs] == [False, False]
     assert not {r.provider_message_id for r in theirs} & {r.provider_message_id for r in first}
+
+
+async def test_a_slow_call_reports_each_result_once_its_end_is_logged(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """``on_result`` hears of each send while the call goes on, in order, once the send's
+    end is in the log (committed with the next start); the last one comes with the answer."""
+    numbers = il_numbers(4)
+    await scenario(client, tenant, latency_ms=20)
+    heard: list[tuple[int, str | None]] = []
+    results = await ctx.providers.simulator.send_many(
+        _ref(tenant),
+        _messages(numbers),
+        lambda position, result: heard.append((position, result.provider_message_id)),
+    )
+    assert [r.outcome for r in results] == [SendOutcome.SENT] * 4
+    assert heard == [(n, results[n].provider_message_id) for n in range(3)]
+    rows = await _rows(ctx)
+    assert all(r.finished_at is not None and r.outcome == "sent" for r in rows)
+
+
+async def test_a_changed_scenario_holds_from_the_next_send_on(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """The send log keeps scenarios it has read while their rows are unchanged; a change
+    made meanwhile (here after the high-water mark itself was raised) is read again."""
+    numbers = il_numbers(3)
+    ref = _ref(tenant)
+    (first,) = await ctx.providers.simulator.send_many(ref, _messages(numbers[:1], "a"))
+    await scenario(client, tenant, fail_numbers={numbers[1]: "NOT_ON_WHATSAPP"})
+    second, third = await ctx.providers.simulator.send_many(ref, _messages(numbers[1:], "b"))
+    assert (first.outcome, second.outcome, third.outcome) == (
+        SendOutcome.SENT,
+        SendOutcome.FAILED,
+        SendOutcome.SENT,
+    )
+    assert second.error_code == "NOT_ON_WHATSAPP"
+    await scenario(client, tenant, connected=False)
+    (held,) = await ctx.providers.simulator.send_many(ref, _messages(numbers[2:], "c"))
+    assert held.outcome is SendOutcome.DISCONNECTED
+    assert len(await _rows(ctx)) == 3

@@ -7,7 +7,7 @@ types so the broadcast and dispatch code never learns a provider's dialect.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -72,6 +72,10 @@ class SendResult:
     repeated: bool = False
 
 
+# Told a result of a ``send_many`` call before the call ends: (position, result).
+ResultCallback = Callable[[int, SendResult], None]
+
+
 class ReceiptStatus(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
@@ -118,7 +122,10 @@ class Provider(Protocol):
         ...
 
     async def send_many(
-        self, session: SessionRef, messages: Sequence[OutgoingMessage]
+        self,
+        session: SessionRef,
+        messages: Sequence[OutgoingMessage],
+        on_result: ResultCallback | None = None,
     ) -> list[SendResult]:
         """Send the messages one after another, as ``send`` would, in one call.
 
@@ -127,6 +134,10 @@ class Provider(Protocol):
         shorter than ``messages``: the rest were not attempted. Only used with
         providers that support client message ids, where a call cut short by a
         crash is safely retried with the same ids.
+
+        ``on_result(position, result)``, if given, may be called during the call
+        with results already known, so a long call's results need not wait for
+        its end; each such result is also in the returned list.
         """
         ...
 

@@ -15,9 +15,9 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,12 +26,13 @@ from wabroadcast.clock import Clock
 from wabroadcast.db.copy import copy_rows
 from wabroadcast.db.engine import Database, is_postgres
 from wabroadcast.db.in_list import one_of
-from wabroadcast.db.models import SimulatorScenario, SimulatorSend, table_of
+from wabroadcast.db.models import SimulatorScenario, SimulatorSend, UTCDateTime, table_of
 from wabroadcast.providers.base import (
     ConnectionState,
     ConnectionStatus,
     OutgoingMessage,
     Receipt,
+    ResultCallback,
     SendOutcome,
     SendResult,
     SessionRef,
@@ -125,6 +126,8 @@ def scenario_from_row(row: ScenarioFields) -> Scenario:
 
 # Client message ids per repeat lookup (SQLite allows 32,766 parameters per statement).
 ORIGINALS_CHUNK = 5000
+# A send record's values, in SEND_COLUMNS order.
+SendRow = tuple[object, ...]
 # The columns a send record is written with.
 SEND_COLUMNS = (
     "session_id",
@@ -140,45 +143,112 @@ SEND_COLUMNS = (
 )
 
 
-# Earlier first sends of exact (session, client message id) pairs (PostgreSQL): one
-# index probe per pair, and the same statement text whatever the number of pairs
-# (the pairs go as one JSON parameter, which the driver passes as it is).
-ORIGINALS_POSTGRES = text(
+# Send records with their ids (PostgreSQL): a JSON array of [id, *SEND_COLUMNS],
+# times in epoch seconds.
+INSERT_SENDS_POSTGRES = text(
     """
-    SELECT s.session_id, s.client_message_id, s.provider_message_id
-    FROM json_to_recordset(CAST(:wanted AS json))
-        AS wanted(session_id varchar, client_message_id varchar)
-    JOIN simulator_sends AS s
-      ON s.session_id = wanted.session_id
-     AND s.client_message_id = wanted.client_message_id
-     AND NOT s.repeat
+    INSERT INTO simulator_sends (id, session_id, phone, client_message_id,
+        provider_message_id, repeat, started_at, finished_at, outcome, error_code, deliver_at)
+    SELECT CAST(e ->> 0 AS bigint), e ->> 1, e ->> 2, e ->> 3, e ->> 4, CAST(e ->> 5 AS boolean),
+        to_timestamp(CAST(e ->> 6 AS float8)), to_timestamp(CAST(e ->> 7 AS float8)),
+        e ->> 8, e ->> 9, to_timestamp(CAST(e ->> 10 AS float8))
+    FROM json_array_elements(CAST(:sends AS json)) AS e
     """
 )
-# Ids for send records about to be written by COPY (PostgreSQL).
+# Ids for send records about to be written (PostgreSQL).
 NEXT_SEND_IDS = text(
     "SELECT nextval(pg_get_serial_sequence('simulator_sends', 'id')) "
     "FROM generate_series(1, :count)"
 )
-# The ends of any number of sends in one statement (PostgreSQL): each row looks
-# itself up in a JSON object of id -> [finished_at, outcome, error_code, deliver_at].
+# The ends of any number of sends in one statement (PostgreSQL): one JSON array of
+# [id, finished_at, outcome, error_code, deliver_at] (times in epoch seconds), read once.
 FINISH_SENDS_POSTGRES = text(
     """
     UPDATE simulator_sends AS s
-    SET finished_at = CAST((CAST(:ends AS jsonb) -> CAST(s.id AS text)) ->> 0 AS timestamptz),
-        outcome = (CAST(:ends AS jsonb) -> CAST(s.id AS text)) ->> 1,
-        error_code = (CAST(:ends AS jsonb) -> CAST(s.id AS text)) ->> 2,
-        deliver_at = CAST((CAST(:ends AS jsonb) -> CAST(s.id AS text)) ->> 3 AS timestamptz)
-    WHERE s.id = ANY(CAST(:ids AS bigint[]))
+    SET finished_at = to_timestamp(CAST(e ->> 1 AS float8)),
+        outcome = e ->> 2,
+        error_code = e ->> 3,
+        deliver_at = to_timestamp(CAST(e ->> 4 AS float8))
+    FROM json_array_elements(CAST(:ends AS json)) AS e
+    WHERE s.id = CAST(e ->> 0 AS bigint)
     """
 )
 
 
-def _iso(value: object) -> str | None:
-    """A timestamp as JSON text (an aware datetime keeps its offset)."""
+def _ends_json(ends: Sequence[dict[str, object]]) -> str:
+    """Ends of sends as FINISH_SENDS_POSTGRES takes them."""
+    return json.dumps(
+        [
+            [
+                end["id"],
+                _epoch(end["finished_at"]),
+                end["outcome"],
+                end["error_code"],
+                _epoch(end["deliver_at"]),
+            ]
+            for end in ends
+        ]
+    )
+
+
+def _epoch(value: object) -> float | None:
+    """A timestamp as JSON takes it: seconds since the epoch (to_timestamp reads it back)."""
     if value is None:
         return None
     assert isinstance(value, datetime)
-    return value.isoformat()
+    return value.timestamp()
+
+
+# The ends of sends written and the sessions' scenario rows locked, in one
+# statement (PostgreSQL): FINISH_SENDS_POSTGRES as a data-modifying WITH (always run
+# in full), then the lock, which reads only each row's version and high-water mark.
+FINISH_AND_LOCK_POSTGRES = text(
+    """
+    WITH finished AS (
+        UPDATE simulator_sends AS s
+        SET finished_at = to_timestamp(CAST(e ->> 1 AS float8)),
+            outcome = e ->> 2,
+            error_code = e ->> 3,
+            deliver_at = to_timestamp(CAST(e ->> 4 AS float8))
+        FROM json_array_elements(CAST(:ends AS json)) AS e
+        WHERE s.id = CAST(e ->> 0 AS bigint)
+    )
+    SELECT session_id, CAST(xmin AS text) AS version, in_flight_high_water_mark
+    FROM simulator_scenarios
+    WHERE session_id IN (SELECT json_array_elements_text(CAST(:ids AS json)))
+    ORDER BY session_id
+    FOR UPDATE
+    """
+)
+# What a start needs to know once the scenarios are locked, in one statement
+# (PostgreSQL): the sessions' sends in flight, earlier first sends of the message
+# ids starting now (one index probe per pair, on the index of first sends) and ids
+# for the new send records.
+LOOK_UP_POSTGRES = text(
+    """
+    SELECT
+        (SELECT COALESCE(json_object_agg(f.session_id, f.n), '{}')
+         FROM (
+            SELECT session_id, count(*) AS n
+            FROM simulator_sends
+            WHERE session_id IN (SELECT json_array_elements_text(CAST(:ids AS json)))
+              AND finished_at IS NULL
+              AND started_at > :since
+            GROUP BY session_id
+         ) AS f) AS in_flight,
+        (SELECT COALESCE(
+            json_agg(json_build_array(s.session_id, s.client_message_id, s.provider_message_id)),
+            '[]')
+         FROM json_to_recordset(CAST(:wanted AS json))
+            AS wanted(session_id varchar, client_message_id varchar)
+         JOIN simulator_sends AS s
+           ON s.session_id = wanted.session_id
+          AND s.client_message_id = wanted.client_message_id
+          AND NOT s.repeat) AS originals,
+        (SELECT COALESCE(json_agg(nextval(pg_get_serial_sequence('simulator_sends', 'id'))), '[]')
+         FROM generate_series(1, :count)) AS send_ids
+    """
+).bindparams(bindparam("since", type_=UTCDateTime()))
 
 
 class SimulatorRepository:
@@ -218,6 +288,88 @@ class SimulatorRepository:
             for row in result.all()
         }
 
+    async def _read_changed_scenarios(
+        self, locked: Sequence[Any], read: dict[str, tuple[str, Scenario]]
+    ) -> dict[str, tuple[Scenario, int]]:
+        """Scenarios and high-water marks of the locked rows (session, version, mark),
+        reading again only those whose version changed since ``read`` was filled."""
+        versions = {str(session_id): str(version) for session_id, version, _ in locked}
+        stale = [
+            session_id
+            for session_id, version in versions.items()
+            if read.get(session_id, ("", None))[0] != version
+        ]
+        if stale:
+            table = table_of(SimulatorScenario)
+            rows = await self.session.execute(
+                select(
+                    table.c.session_id,
+                    table.c.connected,
+                    table.c.status_delay_ms,
+                    table.c.latency_ms,
+                    table.c.fail_numbers,
+                    table.c.fail_rate,
+                    table.c.deliver_after_ms,
+                ).where(one_of(self.session, SimulatorScenario.session_id, stale))
+            )
+            for row in rows.all():
+                read[str(row.session_id)] = (versions[str(row.session_id)], scenario_from_row(row))
+        return {
+            str(session_id): (read[str(session_id)][1], int(mark)) for session_id, _, mark in locked
+        }
+
+    async def finish_and_lock(
+        self,
+        ends: Sequence[dict[str, object]],
+        session_ids: Sequence[str],
+        read: dict[str, tuple[str, Scenario]],
+    ) -> dict[str, tuple[Scenario, int]]:
+        """``finish_sends(ends)``, then ``lock_scenarios(session_ids)``.
+
+        On PostgreSQL in one round trip (every round trip of the send log waits for
+        its turn on an event loop that a thousand sending sessions keep busy), and
+        reading only the scenarios whose row version (``xmin``, new on every update)
+        changed since ``read`` was filled.
+        """
+        if not session_ids or not is_postgres(self.session):
+            await self.finish_sends(ends)
+            return await self.lock_scenarios(session_ids) if session_ids else {}
+        locked = (
+            await self.session.execute(
+                FINISH_AND_LOCK_POSTGRES,
+                {"ends": _ends_json(ends), "ids": json.dumps(list(session_ids))},
+            )
+        ).all()
+        return await self._read_changed_scenarios(locked, read)
+
+    async def look_up(
+        self, session_ids: Sequence[str], now: datetime, wanted: Sequence[tuple[str, str]], ids: int
+    ) -> tuple[dict[str, int], dict[str, dict[str, str]], list[int]]:
+        """``in_flight`` and ``originals(wanted)``, and ``ids`` new send ids drawn ahead
+        on PostgreSQL (one round trip there; on SQLite the ids come from the inserts)."""
+        if not is_postgres(self.session):
+            return await self.in_flight(session_ids, now), await self.originals(wanted), []
+        pairs = [{"session_id": s, "client_message_id": c} for s, c in sorted(set(wanted))]
+        in_flight, originals, send_ids = (
+            await self.session.execute(
+                LOOK_UP_POSTGRES,
+                {
+                    "ids": json.dumps(list(session_ids)),
+                    "since": now - IN_FLIGHT_WINDOW,
+                    "wanted": json.dumps(pairs),
+                    "count": ids,
+                },
+            )
+        ).one()
+        found: dict[str, dict[str, str]] = defaultdict(dict)
+        for session_id, client_message_id, provider_message_id in originals:
+            found[str(session_id)][str(client_message_id)] = str(provider_message_id)
+        return (
+            {str(session_id): int(count) for session_id, count in in_flight.items()},
+            found,
+            [int(send_id) for send_id in send_ids],
+        )
+
     async def in_flight(self, session_ids: Sequence[str], now: datetime) -> dict[str, int]:
         """Logged sends of each session that started and have not finished yet."""
         result = await self.session.execute(
@@ -232,18 +384,10 @@ class SimulatorRepository:
         return {str(session_id): int(count) for session_id, count in result.all()}
 
     async def originals(self, sends: Sequence[tuple[str, str]]) -> dict[str, dict[str, str]]:
-        """Earlier first sends with these (session, client message id): provider ids by session.
-
-        A few statements for any number of sessions, on the index of first sends.
-        """
+        """Earlier first sends with these (session, client message id): provider ids by
+        session (on PostgreSQL, ``look_up`` finds them)."""
         wanted = set(sends)
         found: dict[str, dict[str, str]] = defaultdict(dict)
-        if is_postgres(self.session):
-            pairs = [{"session_id": s, "client_message_id": c} for s, c in sorted(wanted)]
-            result = await self.session.execute(ORIGINALS_POSTGRES, {"wanted": json.dumps(pairs)})
-            for session_id, client_message_id, provider_message_id in result.all():
-                found[str(session_id)][str(client_message_id)] = str(provider_message_id)
-            return found
         ids = sorted({client_message_id for _, client_message_id in wanted})
         sessions = sorted({session_id for session_id, _ in wanted})
         for offset in range(0, len(ids), ORIGINALS_CHUNK):
@@ -263,40 +407,51 @@ class SimulatorRepository:
                     found[str(session_id)][str(client_message_id)] = str(provider_message_id)
         return found
 
-    async def add_sends(self, rows: Sequence[dict[str, object]], *, with_ids: bool) -> list[int]:
-        """Insert send records; their ids in the order given when ``with_ids``."""
+    async def add_sends(
+        self, rows: Sequence[SendRow], *, with_ids: bool, ids: Sequence[int] = ()
+    ) -> list[int]:
+        """Insert send records (values in SEND_COLUMNS order); their ids in the order
+        given when ``with_ids`` (on PostgreSQL, ``ids`` drawn ahead are used if given)."""
         if not rows:
             return []
         table = table_of(SimulatorSend)
         if not is_postgres(self.session):
+            values = [dict(zip(SEND_COLUMNS, row, strict=True)) for row in rows]
             if with_ids:
                 result = await self.session.execute(
-                    insert(table).returning(table.c.id, sort_by_parameter_order=True), list(rows)
+                    insert(table).returning(table.c.id, sort_by_parameter_order=True), values
                 )
                 return [int(send_id) for send_id in result.scalars()]
-            await self.session.execute(insert(table), list(rows))
+            await self.session.execute(insert(table), values)
             return []
         if not with_ids:
-            await copy_rows(
-                self.session,
-                table.name,
-                SEND_COLUMNS,
-                ([row[name] for name in SEND_COLUMNS] for row in rows),
-            )
+            await copy_rows(self.session, table.name, SEND_COLUMNS, rows)
             return []
-        # Ids drawn from the table's own sequence in one query, then one COPY.
-        result = await self.session.execute(NEXT_SEND_IDS, {"count": len(rows)})
-        ids = [int(send_id) for send_id in result.scalars()]
-        await copy_rows(
-            self.session,
-            table.name,
-            ("id", *SEND_COLUMNS),
-            (
-                [send_id, *(row[name] for name in SEND_COLUMNS)]
-                for send_id, row in zip(ids, rows, strict=True)
-            ),
+        # Ids drawn from the table's own sequence (ahead, or in one query now), then
+        # one INSERT of a JSON array: a single round trip, where COPY takes two.
+        if len(ids) < len(rows):
+            result = await self.session.execute(NEXT_SEND_IDS, {"count": len(rows)})
+            ids = [int(send_id) for send_id in result.scalars()]
+        ids = ids[: len(rows)]  # a sequence may skip the ids drawn but not used
+        await self.session.execute(
+            INSERT_SENDS_POSTGRES,
+            {
+                "sends": json.dumps(
+                    [
+                        [
+                            send_id,
+                            *row[:5],
+                            _epoch(row[5]),
+                            _epoch(row[6]),
+                            *row[7:9],
+                            _epoch(row[9]),
+                        ]
+                        for send_id, row in zip(ids, rows, strict=True)
+                    ]
+                )
+            },
         )
-        return ids
+        return list(ids)
 
     async def finish_sends(self, ends: Sequence[dict[str, object]]) -> None:
         """Record the end of sends that took a while: keyed by ``id``."""
@@ -305,23 +460,7 @@ class SimulatorRepository:
         if not is_postgres(self.session):
             await self.session.execute(update(SimulatorSend), list(ends))
             return
-        await self.session.execute(
-            FINISH_SENDS_POSTGRES,
-            {
-                "ids": [end["id"] for end in ends],
-                "ends": json.dumps(
-                    {
-                        str(end["id"]): [
-                            _iso(end["finished_at"]),
-                            end["outcome"],
-                            end["error_code"],
-                            _iso(end["deliver_at"]),
-                        ]
-                        for end in ends
-                    }
-                ),
-            },
-        )
+        await self.session.execute(FINISH_SENDS_POSTGRES, {"ends": _ends_json(ends)})
 
     async def raise_high_water_marks(self, marks: Mapping[str, int]) -> None:
         """Raise each session's high-water mark to ``marks[session]``, in one executemany."""
@@ -394,9 +533,9 @@ def deliver_at(
     return at + timedelta(milliseconds=scenario.deliver_after_ms)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LoggedSend:
-    """One message as the simulator logged it when it started."""
+    """One message as the simulator logged it when it started (its id once written)."""
 
     message: OutgoingMessage
     send_id: int | None
@@ -454,6 +593,8 @@ class SendLog:
         self._writer: asyncio.Task[None] | None = None
         self._id_prefix = uuid.uuid4().hex[:16]
         self._id_counter = itertools.count(1)
+        # Scenarios as last read, with their row versions (SimulatorRepository.lock_scenarios).
+        self._scenarios: dict[str, tuple[str, Scenario]] = {}
 
     def start(
         self,
@@ -501,32 +642,38 @@ class SendLog:
         results: dict[int, CallStarted] = {}
         async with self._database.control_transaction(SIMULATOR_LANE) as db:
             repo = SimulatorRepository(db)
-            await repo.finish_sends(
+            session_ids = sorted({call.session_id for call in calls})
+            scenarios = await repo.finish_and_lock(
                 [pending.values for pending in ends]
-                + [call.ended for call in calls if call.ended is not None]
+                + [call.ended for call in calls if call.ended is not None],
+                session_ids,
+                self._scenarios,
             )
             if not calls:
                 return []
-            session_ids = sorted({call.session_id for call in calls})
-            scenarios = await repo.lock_scenarios(session_ids)
             for session_id in session_ids:
                 if session_id not in scenarios:
                     row = await repo.ensure(session_id, self._clock)
                     scenarios[session_id] = (scenario_from_row(row), row.in_flight_high_water_mark)
-            in_flight = await repo.in_flight(session_ids, now)
             by_session: dict[str, list[tuple[int, _PendingCall]]] = defaultdict(list)
             for n, call in enumerate(calls):
                 by_session[call.session_id].append((n, call))
             # Only the messages that start now are looked up: with latency, a call's
             # first one (the rest start in later transactions, one after another).
-            known = await repo.originals(
-                [
-                    (call.session_id, message.client_message_id)
-                    for call in calls
-                    for message in _starting_now(scenarios[call.session_id][0], call)
-                ]
+            starting = [
+                (call.session_id, message.client_message_id)
+                for call in calls
+                for message in _starting_now(scenarios[call.session_id][0], call)
+            ]
+            # Sends that end later are finished by id: their ids are needed now.
+            waiting = any(
+                scenario.connected and scenario.latency_ms > 0
+                for scenario, _ in (scenarios[session_id] for session_id in session_ids)
             )
-            records: list[dict[str, object]] = []
+            in_flight, known, drawn = await repo.look_up(
+                session_ids, now, starting, len(starting) if waiting else 0
+            )
+            records: list[SendRow] = []
             logged: list[tuple[int, int]] = []  # (call index, position in its sends)
             marks: dict[str, int] = {}
             for session_id in session_ids:
@@ -544,12 +691,10 @@ class SendLog:
                     sends = self._start_call(scenario, call, originals, now, records)
                     logged.extend((n, position) for position in range(len(sends)))
                     results[n] = CallStarted(scenario, sends)
-            waiting = any(s.outcome is None for r in results.values() for s in r.sends)
-            send_ids = await repo.add_sends(records, with_ids=waiting)
+            send_ids = await repo.add_sends(records, with_ids=waiting, ids=drawn)
             await repo.raise_high_water_marks(marks)
         for (n, position), send_id in zip(logged, send_ids, strict=False):
-            sends = results[n].sends
-            sends[position] = replace(sends[position], send_id=send_id)
+            results[n].sends[position].send_id = send_id
         return [results[n] for n in range(len(calls))]
 
     def _new_provider_id(self) -> str:
@@ -563,7 +708,7 @@ class SendLog:
         call: _PendingCall,
         originals: dict[str, str],
         now: datetime,
-        records: list[dict[str, object]],
+        records: list[SendRow],
     ) -> list[LoggedSend]:
         """Log the call's sends that start now (``_starting_now``)."""
         at_once = scenario.latency_ms == 0
@@ -578,18 +723,18 @@ class SendLog:
             if at_once:
                 outcome, code = decide(scenario, message, repeat)
             records.append(
-                {
-                    "session_id": call.session_id,
-                    "phone": message.to,
-                    "client_message_id": message.client_message_id,
-                    "provider_message_id": provider_message_id,
-                    "repeat": repeat,
-                    "started_at": now,
-                    "finished_at": now if at_once else None,
-                    "outcome": outcome.value if outcome else None,
-                    "error_code": code,
-                    "deliver_at": deliver_at(scenario, outcome, repeat, now) if outcome else None,
-                }
+                (
+                    call.session_id,
+                    message.to,
+                    message.client_message_id,
+                    provider_message_id,
+                    repeat,
+                    now,
+                    now if at_once else None,
+                    outcome.value if outcome else None,
+                    code,
+                    deliver_at(scenario, outcome, repeat, now) if outcome else None,
+                )
             )
             sends.append(LoggedSend(message, None, provider_message_id, repeat, outcome, code))
             if outcome in STOPS_THE_CALL:
@@ -637,6 +782,7 @@ class _Call:
         session_id: str,
         messages: Sequence[OutgoingMessage],
         answer: asyncio.Future[list[SendResult]],
+        on_result: ResultCallback | None = None,
     ) -> None:
         self._log = log
         self._clock = clock
@@ -647,6 +793,9 @@ class _Call:
         self._results: list[SendResult] = []
         # The end of the last send, logged with the next start (one commit, not two).
         self._ended: dict[str, object] | None = None
+        # Results passed to ``on_result`` so far: each once its end is committed.
+        self._on_result = on_result
+        self._reported = 0
         self._began = 0.0
 
     def next(self) -> None:
@@ -671,6 +820,7 @@ class _Call:
             self._fail(exc)
 
     def _go_on(self, started: CallStarted) -> None:
+        self._report()
         if not started.sends:
             self._results.append(DISCONNECTED)
             self._pending = []
@@ -703,6 +853,16 @@ class _Call:
         }
         self._record(send, outcome, code)
         self.next()
+
+    def _report(self) -> None:
+        """Pass on the results whose sends' ends are committed (all recorded but the
+        last, whose end is committed with the next start or by ``_finish``)."""
+        if self._on_result is None:
+            return
+        settled = len(self._results) - (self._ended is not None)
+        while self._reported < settled:
+            self._on_result(self._reported, self._results[self._reported])
+            self._reported += 1
 
     def _record(self, send: LoggedSend, outcome: SendOutcome, code: str | None) -> None:
         self._results.append(_result(send, outcome, code))
@@ -763,19 +923,23 @@ class SimulatorProvider:
         return result
 
     async def send_many(
-        self, session: SessionRef, messages: Sequence[OutgoingMessage]
+        self,
+        session: SessionRef,
+        messages: Sequence[OutgoingMessage],
+        on_result: ResultCallback | None = None,
     ) -> list[SendResult]:
         """Send the messages one after another; stop after one that stops the call.
 
         Every send is logged as it starts (committed before its answer comes back)
         and as it ends, the scenario's latency after it began (or when its start
         was committed, if that took longer); a send's end is committed with the
-        next send's start. A client message id seen before is a repeat: it gets
-        the first send's provider message id back and is not delivered again.
+        next send's start, and then its result goes to ``on_result`` if given. A
+        client message id seen before is a repeat: it gets the first send's
+        provider message id back and is not delivered again.
         """
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[list[SendResult]] = loop.create_future()
-        _Call(self._log, self._clock, loop, session.session_id, messages, answer).next()
+        _Call(self._log, self._clock, loop, session.session_id, messages, answer, on_result).next()
         return await answer
 
     def parse_webhook(self, secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
