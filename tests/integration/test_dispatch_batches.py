@@ -31,6 +31,7 @@ from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
 from wabroadcast.dispatch import repository as repository_module
+from wabroadcast.dispatch import worker as worker_module
 from wabroadcast.dispatch.claims import ClaimBatcher
 from wabroadcast.dispatch.repository import Claimed, ClaimRequest, DispatchRepository, Result
 from wabroadcast.dispatch.writer import ResultWriter
@@ -402,3 +403,30 @@ async def test_a_slot_that_stops_puts_back_the_batch_it_claimed_ahead(
     await counts_match_rows(ctx, broadcast_id)
     log = await sends(client, tenant)
     assert [s["phone"] for s in log["items"]] == numbers[:5]
+
+
+async def test_a_long_call_has_its_sent_results_written_while_it_goes_on(
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four sends of 300 ms in one provider call: the first is recorded ``sent`` (and
+    counted on its broadcast) before the last has even started, not when the call ends."""
+    monkeypatch.setattr(worker_module, "FLUSH_AFTER_S", 0.0)
+    await unpaced(ctx, tenant.session_id)
+    await scenario(client, tenant, latency_ms=300, deliver_after_ms=None)
+    broadcast_id = await create(client, tenant, il_numbers(4))
+    running = asyncio.create_task(dispatcher(ctx).run_until_idle())
+    try:
+        for _ in range(500):
+            if (await broadcast(client, tenant, broadcast_id))["sent_count"] >= 1:
+                break
+            await asyncio.sleep(0.01)
+        started = len((await sends(client, tenant))["items"])
+    finally:
+        await running
+    assert started < 4
+    body = await broadcast(client, tenant, broadcast_id)
+    assert (body["status"], body["sent_count"]) == ("completed", 4)
+    await counts_match_rows(ctx, broadcast_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -13,8 +14,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.db.copy import copy_lines, copy_text
+from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.models import (
     IdempotencyRequest,
+    UTCDateTime,
     WhatsAppBroadcast,
     WhatsAppBroadcastRecipient,
     table_of,
@@ -250,6 +253,47 @@ COUNT_COLUMNS: dict[RecipientStatus, str] = {
 }
 
 
+# The counters of any number of broadcasts in one statement (PostgreSQL): each row
+# takes its deltas from a JSON array of [id, queued, sending, sent, delivered, read,
+# failed, cancelled]. The rows are locked first, in id order, by SHIFT_LOCK_POSTGRES.
+SHIFT_COUNTS_POSTGRES = text(
+    """
+    UPDATE whatsapp_broadcasts AS b
+    SET queued_count = b.queued_count + d.queued,
+        sending_count = b.sending_count + d.sending,
+        sent_count = b.sent_count + d.sent,
+        delivered_count = b.delivered_count + d.delivered,
+        read_count = b.read_count + d.read,
+        failed_count = b.failed_count + d.failed,
+        cancelled_count = b.cancelled_count + d.cancelled,
+        updated_at = :at
+    FROM (
+        SELECT (v ->> 0)::bigint AS id, (v ->> 1)::int AS queued, (v ->> 2)::int AS sending,
+               (v ->> 3)::int AS sent, (v ->> 4)::int AS delivered, (v ->> 5)::int AS read,
+               (v ->> 6)::int AS failed, (v ->> 7)::int AS cancelled
+        FROM json_array_elements(CAST(:deltas AS json)) AS v
+    ) AS d
+    WHERE b.id = d.id
+    """
+).bindparams(bindparam("at", type_=UTCDateTime()))
+# Every writer of broadcast rows locks them in id order, so none deadlocks another.
+SHIFT_LOCK_POSTGRES = text(
+    "SELECT id FROM whatsapp_broadcasts "
+    "WHERE id IN (SELECT CAST(json_array_elements_text(CAST(:ids AS json)) AS bigint)) "
+    "ORDER BY id FOR UPDATE"
+)
+# The order of the deltas in each row of SHIFT_COUNTS_POSTGRES.
+SHIFTED_COLUMNS = (
+    "queued_count",
+    "sending_count",
+    "sent_count",
+    "delivered_count",
+    "read_count",
+    "failed_count",
+    "cancelled_count",
+)
+
+
 async def shift_counts(
     session: AsyncSession,
     moves: Mapping[int, Mapping[tuple[RecipientStatus, RecipientStatus], int]],
@@ -261,9 +305,7 @@ async def shift_counts(
     new in this transaction. Counters change by relative UPDATEs in the same
     transaction as the recipient rows, so they stay exact under concurrency.
     """
-    # Columns changed -> (broadcast, their deltas), so broadcasts that moved the same
-    # way (most often sending -> sent) share one statement, run for all of them.
-    groups: dict[tuple[str, ...], list[tuple[int, dict[str, int]]]] = defaultdict(list)
+    deltas: dict[int, dict[str, int]] = {}
     for broadcast_id in sorted(moves):
         delta: dict[str, int] = defaultdict(int)
         for (old, new), count in moves[broadcast_id].items():
@@ -272,7 +314,31 @@ async def shift_counts(
                 delta[COUNT_COLUMNS[new]] += count
         changed = {name: change for name, change in delta.items() if change}
         if changed:
-            groups[tuple(sorted(changed))].append((broadcast_id, changed))
+            deltas[broadcast_id] = changed
+    if not deltas:
+        return
+    if is_postgres(session):
+        # Two statements for any number of broadcasts: a thousand sessions' results
+        # in one transaction touch a thousand broadcasts.
+        await session.execute(SHIFT_LOCK_POSTGRES, {"ids": json.dumps(list(deltas))})
+        await session.execute(
+            SHIFT_COUNTS_POSTGRES,
+            {
+                "deltas": json.dumps(
+                    [
+                        [broadcast_id, *(changed.get(name, 0) for name in SHIFTED_COLUMNS)]
+                        for broadcast_id, changed in deltas.items()
+                    ]
+                ),
+                "at": at,
+            },
+        )
+        return
+    # Columns changed -> (broadcast, their deltas), so broadcasts that moved the same
+    # way (most often sending -> sent) share one statement, run for all of them.
+    groups: dict[tuple[str, ...], list[tuple[int, dict[str, int]]]] = defaultdict(list)
+    for broadcast_id, changed in deltas.items():
+        groups[tuple(sorted(changed))].append((broadcast_id, changed))
     table = table_of(WhatsAppBroadcast)
     for columns, rows in groups.items():
         values: dict[str, Any] = {name: table.c[name] + bindparam(f"d_{name}") for name in columns}

@@ -37,11 +37,15 @@ class GroupCommit(Generic[Item, Answer]):
 
     async def submit(self, item: Item) -> Answer:
         """Hand ``item`` to the next run; its answer once that run has committed."""
+        return await self.submit_soon(item)
+
+    def submit_soon(self, item: Item) -> asyncio.Future[Answer]:
+        """Hand ``item`` to the next run without waiting: its answer, as a future."""
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(item, answer))
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run_all(), name=self._name)
-        return await answer
+        return answer
 
     async def _run_all(self) -> None:
         while self._waiting:

@@ -26,5 +26,6 @@ def one_of(
     """``column`` equals one of ``values``, as an array parameter on PostgreSQL."""
     if is_postgres(session):
         listed = bindparam(None, json.dumps(list(values)), type_=String(), unique=True)
-        return column.in_(select(func.json_array_elements_text(cast(listed, JSON))))
+        elements = func.json_array_elements_text(cast(listed, JSON))
+        return column.in_(select(cast(elements, column.type)))
     return column.in_(values)

@@ -27,7 +27,7 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from wabroadcast.broadcasts.repository import IdempotencyRepository
 from wabroadcast.context import AppContext
@@ -118,10 +118,18 @@ class Dispatcher:
         stop = stop or asyncio.Event()
         log.info(f"{BROADCAST_TAG} worker started", broadcast_id=None, worker_id=self.worker_id)
         renewer = asyncio.create_task(self._renew_until(stop), name="lease renewal")
+        # Recipients of a dead worker become recoverable only when its lease expires,
+        # so looking for them a few times per lease life is enough: the search reads
+        # every recipient in flight, which with thousands of sessions is not cheap.
+        recover_every = self.lease_ttl.total_seconds() / RENEWALS_PER_TTL
+        recovered = float("-inf")
         try:
             while not stop.is_set():
                 try:
-                    await self.tick()
+                    recover = time.monotonic() - recovered >= recover_every
+                    await self.tick(recover=recover)
+                    if recover:
+                        recovered = time.monotonic()
                 except Exception as exc:
                     # A database restart or a network blip must not end the worker;
                     # everything a tick does is safe to try again on the next one.
@@ -197,9 +205,11 @@ class Dispatcher:
                 return
         raise RuntimeError("dispatcher did not become idle")
 
-    async def tick(self) -> None:
-        """One pass: recover orphans, deliver due receipts, start slots for sessions with work."""
-        await self.recover_orphans()
+    async def tick(self, *, recover: bool = True) -> None:
+        """One pass: recover orphans (if ``recover``), deliver due receipts, start slots for
+        sessions with work."""
+        if recover:
+            await self.recover_orphans()
         await deliver_due_simulator_receipts(self.ctx)
         if time.monotonic() - self._purged >= PURGE_EVERY_S:
             async with self.ctx.database.transaction() as db:
@@ -208,7 +218,13 @@ class Dispatcher:
         running = {key for key, task in self._slots.items() if not task.done()}
         async with self.ctx.database.transaction() as db:
             repo = DispatchRepository(db)
-            session_ids = await repo.sessions_with_work()
+            # Only sessions with a slot this process is not running yet: with a
+            # thousand sessions sending, most passes find none.
+            session_ids = [
+                session_id
+                for session_id, slots in (await repo.sessions_with_work()).items()
+                if any((session_id, slot) not in running for slot in range(slots))
+            ]
             # One query and one insert for all sessions, not one transaction each:
             # a worker may serve thousands of sessions.
             rows = await repo.get_sessions(session_ids)
@@ -335,13 +351,7 @@ class Dispatcher:
         await repo.sweep_cancelled(broadcast_ids, now)
         finishable = await repo.finishable(broadcast_ids)
         finished = [
-            (
-                broadcast,
-                final_broadcast_status(
-                    broadcast.sent_count + broadcast.delivered_count + broadcast.read_count,
-                    broadcast.failed_count,
-                ),
-            )
+            (broadcast, final_broadcast_status(broadcast.sent, broadcast.failed))
             for broadcast in finishable
         ]
         await repo.finish_many([(broadcast.id, status) for broadcast, status in finished], now)
@@ -351,10 +361,57 @@ class Dispatcher:
                 broadcast_id=broadcast.id,
                 status=status.value,
                 queued_count=0,
-                sent_count=broadcast.sent_count + broadcast.delivered_count + broadcast.read_count,
-                failed_count=broadcast.failed_count,
-                cancelled_count=broadcast.cancelled_count,
+                sent_count=broadcast.sent,
+                failed_count=broadcast.failed,
+                cancelled_count=broadcast.cancelled,
             )
+
+
+class _CallResults:
+    """What one provider call of a slot produced so far: which positions are done, and
+    their log lines (each written once, when its result is known) and metrics."""
+
+    def __init__(
+        self,
+        runner: SlotRunner,
+        ref: SessionRef,
+        items: Sequence[Claimed],
+        started_at: datetime,
+        started: float,
+    ) -> None:
+        self.taken: set[int] = set()
+        self._ref = ref
+        self._items = items
+        self._started_at = started_at
+        self._started = started
+        self._counted: list[tuple[str, str | None, float | None]] = []
+        self._log = log.bind(session_id=runner.session_id, call_size=len(items))
+        self._logged = self._log.is_enabled_for(logging.INFO)
+
+    def note(self, position: int, outcome: SendResult, result: Result) -> None:
+        """The result of ``items[position]`` is known (``taken`` if during the call)."""
+        self.taken.add(position)
+        item = self._items[position]
+        due = None if item.due_at is None else (self._started_at - item.due_at).total_seconds()
+        self._counted.append((outcome.outcome.value, outcome.error_code, due))
+        if self._logged:
+            self._log.info(
+                f"{SEND_TAG} attempt",
+                broadcast_id=item.broadcast_id,
+                phone=mask_phone(item.phone),
+                attempt=item.attempts,
+                outcome=outcome.outcome.value,
+                status=result.status.value,
+                error_code=outcome.error_code,
+                repeated=outcome.repeated,
+                latency_ms=round((time.monotonic() - self._started) * 1000, 1),
+            )
+
+    def count(self, per_send_s: float) -> None:
+        """Count every result in the metrics, in one go (label lookups once per outcome,
+        not per message), each taking ``per_send_s``."""
+        prometheus.record_call(self._ref.provider, self._counted, per_send_s)
+        self._counted = []
 
 
 class LeaseLost(Exception):
@@ -385,8 +442,11 @@ class SlotRunner:
         self._row = row
         self._first = list(claimed)
         self._first_limit = claim_limit
-        # This slot's results on their way to the database (at most one batch).
-        self._flushing: asyncio.Task[None] | None = None
+        # This slot's results not yet handed to the writer, when it last was handed
+        # some, and those on their way to the database (at most one batch).
+        self._unwritten: list[Result] = []
+        self._handed_at = time.monotonic()
+        self._flushing: asyncio.Future[None] | None = None
         # When the lease was last known renewed (monotonic), and whether it is gone.
         self.renewed = time.monotonic()
         self.lost = False
@@ -495,10 +555,8 @@ class SlotRunner:
         after its pacing turn. The session stops on a disconnect or an
         account-level error.
         """
-        results: list[Result] = []
         started_calls = 0
         stop_session = False
-        flushed = time.monotonic()
         call_size = SEND_CALL if provider.supports_client_message_id and not pace.paced else 1
         try:
             while started_calls < len(claimed):
@@ -511,34 +569,50 @@ class SlotRunner:
                 # Counted before the call: if the call is interrupted, these recipients
                 # stay ``sending`` and recovery decides, instead of a blind re-queue.
                 started_calls += len(call)
-                sent = await self._send_call(provider, ref, call)
+                sent, attempted = await self._send_call(provider, ref, call)
                 # A call cut short attempted only the first ones: the rest go back.
-                started_calls -= len(call) - len(sent)
+                started_calls -= len(call) - attempted
                 for result, outcome in sent:
-                    results.append(result)
                     if outcome.outcome is SendOutcome.ACCOUNT_BLOCKED:
+                        results, self._unwritten = [*self._unwritten, result], []
                         await self._pause_session(outcome, results)
-                        results = []
                         stop_session = True
-                    elif outcome.outcome is SendOutcome.DISCONNECTED:
+                        continue
+                    self._unwritten.append(result)
+                    if outcome.outcome is SendOutcome.DISCONNECTED:
                         stop_session = True
                 # Results are written in batches, but never held long: clients and
                 # receipts should see a send soon after it happened.
-                if len(results) >= FLUSH_EVERY or time.monotonic() - flushed >= FLUSH_AFTER_S:
-                    await self._flush(results)
-                    results = []
-                    flushed = time.monotonic()
+                if (
+                    len(self._unwritten) >= FLUSH_EVERY
+                    or time.monotonic() - self._handed_at >= FLUSH_AFTER_S
+                ):
+                    await self._flush()
         finally:
-            await self._flush(results)
+            await self._flush()
             await self._unclaim(claimed[started_calls:])
         return stop_session
 
     async def _send_call(
         self, provider: Provider, ref: SessionRef, items: Sequence[Claimed]
-    ) -> list[tuple[Result, SendResult]]:
-        """One provider call for ``items``; a result for each recipient it attempted."""
+    ) -> tuple[list[tuple[Result, SendResult]], int]:
+        """One provider call for ``items``: the results of the recipients it attempted
+        that were not taken during the call (``_take_early``), and how many it attempted.
+
+        Each result is logged as it comes (a long call's sent results as they arrive,
+        the rest when the call returns); all are counted in the metrics at the end.
+        """
         started = time.monotonic()
-        started_at = self.ctx.clock.now()
+        call = _CallResults(self, ref, items, self.ctx.clock.now(), started)
+        idempotent = provider.supports_client_message_id
+
+        def take_early(position: int, outcome: SendResult) -> None:
+            # Sent during a long call: written while the call goes on, not after it.
+            if outcome.outcome is SendOutcome.SENT and position not in call.taken:
+                result = self._result_for(items[position], outcome, unknown=False, idempotent=True)
+                call.note(position, outcome, result)
+                self._take_early(result)
+
         unknown = False
         try:
             if len(items) == 1:
@@ -548,6 +622,7 @@ class SlotRunner:
                 sent = await provider.send_many(
                     ref,
                     [OutgoingMessage(i.phone, i.message, i.client_message_id) for i in items],
+                    take_early,
                 )
         except Exception as exc:
             # The provider could not say what happened: the messages may have left.
@@ -559,49 +634,23 @@ class SlotRunner:
             )
             sent = [failure] * len(items)
         elapsed = time.monotonic() - started
-        latency_ms = round(elapsed * 1000, 1)
         per_send = elapsed / max(1, len(sent))
         self.seconds_per_send = (
             per_send
             if self.seconds_per_send is None
             else 0.7 * self.seconds_per_send + 0.3 * per_send
         )
-        idempotent = provider.supports_client_message_id
-        attempted = list(zip(items, sent, strict=False))
-        prometheus.record_call(
-            ref.provider,
-            (
-                (
-                    outcome.outcome.value,
-                    outcome.error_code,
-                    None if item.due_at is None else (started_at - item.due_at).total_seconds(),
-                )
-                for item, outcome in attempted
-            ),
-            per_send,
-        )
-        # Bound once per call: what every line of the call shares. The lines are only
-        # built when info is logged (a call may carry hundreds).
-        call_log = log.bind(session_id=self.session_id, latency_ms=latency_ms, call_size=len(items))
-        logged = call_log.is_enabled_for(logging.INFO)
         done: list[tuple[Result, SendResult]] = []
-        for item, outcome in attempted:
+        for position, (item, outcome) in enumerate(zip(items, sent, strict=False)):
+            if position in call.taken:
+                continue  # sent, and being written as such, whatever the call did later
             result = self._result_for(item, outcome, unknown=unknown, idempotent=idempotent)
             if result.status is RecipientStatus.QUEUED and not result.refund_attempt:
                 prometheus.record_retry(ref.provider, outcome.error_code)
-            if logged:
-                call_log.info(
-                    f"{SEND_TAG} attempt",
-                    broadcast_id=item.broadcast_id,
-                    phone=mask_phone(item.phone),
-                    attempt=item.attempts,
-                    outcome=outcome.outcome.value,
-                    status=result.status.value,
-                    error_code=outcome.error_code,
-                    repeated=outcome.repeated,
-                )
+            call.note(position, outcome, result)
             done.append((result, outcome))
-        return done
+        call.count(elapsed / max(1, len(sent)))
+        return done, len(sent)
 
     async def _unclaim(self, pending: Sequence[Claimed]) -> None:
         """Claimed recipients whose provider call never started go back to queued."""
@@ -648,12 +697,32 @@ class SlotRunner:
             keep_client_message_id=unknown,
         )
 
-    async def _flush(self, results: list[Result]) -> None:
-        """Hand ``results`` to the writer and go on sending while they are committed;
-        waits first for this slot's previous batch, so at most one is on its way."""
-        if results:
+    def _take_early(self, result: Result) -> None:
+        """A result that arrived during a call: handed to the writer now if a batch is
+        due and none of this slot's is on its way (never waits: called from the call)."""
+        self._unwritten.append(result)
+        if self._flushing is not None and not self._flushing.done():
+            return
+        if self._flushing is not None and self._flushing.exception() is not None:
+            return  # raised by _flushed, after the call
+        if (
+            len(self._unwritten) >= FLUSH_EVERY
+            or time.monotonic() - self._handed_at >= FLUSH_AFTER_S
+        ):
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        self._flushing = self.d.writer.write_soon(self._unwritten)
+        self._unwritten = []
+        self._handed_at = time.monotonic()
+
+    async def _flush(self) -> None:
+        """Hand the unwritten results to the writer and go on sending while they are
+        committed; waits first for this slot's previous batch, so at most one is on
+        its way."""
+        if self._unwritten:
             await self._flushed()
-            self._flushing = asyncio.create_task(self.d.writer.write(results))
+            self._hand_over()
 
     async def _flushed(self) -> None:
         """Wait until this slot's results handed to the writer are committed."""

@@ -7,6 +7,7 @@ again on its own, so only a write that fails by itself reports the error.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,10 @@ class ResultWriter:
         (session, slot, epoch) if given; returns once that is committed."""
         if results or release is not None:
             await self._group.submit(_Write(results, release))
+
+    def write_soon(self, results: Sequence[Result]) -> asyncio.Future[None]:
+        """Record ``results`` without waiting: a future done once they are committed."""
+        return self._group.submit_soon(_Write(results, None))
 
     async def _write(self, batch: Sequence[_Write]) -> list[None]:
         async with self._ctx.database.transaction() as db:
