@@ -75,6 +75,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
@@ -104,6 +106,14 @@ RSS_SAMPLE_S = 0.2
 RSS_RUN_S = 20.0
 COPY_CHUNK = 100_000
 SEED = 20261128
+ANALYZED_TABLES = (
+    "whatsapp_broadcast_recipients",
+    "whatsapp_broadcasts",
+    "whatsapp_sessions",
+    "session_leases",
+    "simulator_scenarios",
+    "simulator_sends",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +316,18 @@ async def _copy_recipients(
 def _prepare(url: str, shape: Shape) -> None:
     wabroadcast("db", "upgrade", env={"WABROADCAST_DATABASE_URL": url})
     asyncio.run(_seed(url, shape))
+    if url.startswith("postgresql"):
+        _analyze(url)
+
+
+def _analyze(url: str) -> None:
+    """VACUUM ANALYZE the seeded tables, as autovacuum would have on a live database
+    (where it is on, it might otherwise pick them up in the middle of a run, changing
+    its plans; where it is off, the plans would rest on no statistics at all)."""
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in ANALYZED_TABLES:
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
 
 
 # --- the worker process ------------------------------------------------------------------
