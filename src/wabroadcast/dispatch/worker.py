@@ -367,6 +367,11 @@ class Dispatcher:
             )
 
 
+def _failed(future: asyncio.Future[None]) -> bool:
+    """A done future that did not succeed."""
+    return future.cancelled() or future.exception() is not None
+
+
 class _CallResults:
     """What one provider call of a slot produced so far: which positions are done, and
     their log lines (each written once, when its result is known) and metrics."""
@@ -446,7 +451,7 @@ class SlotRunner:
         # some, and those on their way to the database (at most one batch).
         self._unwritten: list[Result] = []
         self._handed_at = time.monotonic()
-        self._flushing: asyncio.Future[None] | None = None
+        self._flushing: list[asyncio.Future[None]] = []
         # When the lease was last known renewed (monotonic), and whether it is gone.
         self.renewed = time.monotonic()
         self.lost = False
@@ -488,6 +493,8 @@ class SlotRunner:
         finally:
             self.d.held.pop(key, None)
             try:
+                # Everything this slot sent is written before its lease is given up.
+                self._hand_over()
                 await self._flushed()
             finally:
                 await self.d.writer.write([], release=(self.session_id, self.slot, self.epoch))
@@ -582,14 +589,15 @@ class SlotRunner:
                     if outcome.outcome is SendOutcome.DISCONNECTED:
                         stop_session = True
                 # Results are written in batches, but never held long: clients and
-                # receipts should see a send soon after it happened.
-                if (
-                    len(self._unwritten) >= FLUSH_EVERY
-                    or time.monotonic() - self._handed_at >= FLUSH_AFTER_S
-                ):
+                # receipts should see a send soon after it happened. Only a full batch
+                # waits for the one before it (so memory stays bounded when the
+                # database is slower than the sends); otherwise sending goes on.
+                if len(self._unwritten) >= FLUSH_EVERY:
                     await self._flush()
+                else:
+                    self._hand_over_if_due()
         finally:
-            await self._flush()
+            self._hand_over_if_due()
             await self._unclaim(claimed[started_calls:])
         return stop_session
 
@@ -649,7 +657,10 @@ class SlotRunner:
                 prometheus.record_retry(ref.provider, outcome.error_code)
             call.note(position, outcome, result)
             done.append((result, outcome))
-        call.count(elapsed / max(1, len(sent)))
+        # Counted just after this step: the slot's next send starts first. When a
+        # thousand slots finish a call at once, their metrics would otherwise hold
+        # up every next send behind them.
+        asyncio.get_running_loop().call_soon(call.count, elapsed / max(1, len(sent)))
         return done, len(sent)
 
     async def _unclaim(self, pending: Sequence[Claimed]) -> None:
@@ -698,13 +709,15 @@ class SlotRunner:
         )
 
     def _take_early(self, result: Result) -> None:
-        """A result that arrived during a call: handed to the writer now if a batch is
-        due and none of this slot's is on its way (never waits: called from the call)."""
+        """A result that arrived during a call (never waits: called from the call)."""
         self._unwritten.append(result)
-        if self._flushing is not None and not self._flushing.done():
+        self._hand_over_if_due()
+
+    def _hand_over_if_due(self) -> None:
+        """Hand the unwritten results to the writer if a batch is due and none of this
+        slot's is on its way (a failed one is raised by ``_flushed`` instead)."""
+        if any(not flushing.done() or _failed(flushing) for flushing in self._flushing):
             return
-        if self._flushing is not None and self._flushing.exception() is not None:
-            return  # raised by _flushed, after the call
         if (
             len(self._unwritten) >= FLUSH_EVERY
             or time.monotonic() - self._handed_at >= FLUSH_AFTER_S
@@ -712,23 +725,26 @@ class SlotRunner:
             self._hand_over()
 
     def _hand_over(self) -> None:
-        self._flushing = self.d.writer.write_soon(self._unwritten)
-        self._unwritten = []
+        """The unwritten results to the writer, without waiting for their commit."""
+        if self._unwritten:
+            # Committed ones are forgotten; failed ones kept for _flushed to raise.
+            self._flushing = [f for f in self._flushing if not f.done() or _failed(f)]
+            self._flushing.append(self.d.writer.write_soon(self._unwritten))
+            self._unwritten = []
         self._handed_at = time.monotonic()
 
     async def _flush(self) -> None:
         """Hand the unwritten results to the writer and go on sending while they are
-        committed; waits first for this slot's previous batch, so at most one is on
-        its way."""
+        committed; waits first for this slot's earlier ones, so at most one batch is
+        on its way."""
         if self._unwritten:
             await self._flushed()
             self._hand_over()
 
     async def _flushed(self) -> None:
         """Wait until this slot's results handed to the writer are committed."""
-        if self._flushing is not None:
-            flushing, self._flushing = self._flushing, None
-            await flushing
+        while self._flushing:
+            await self._flushing.pop(0)
 
     async def _pause_session(self, sent: SendResult, results: list[Result]) -> None:
         async with self.ctx.database.transaction() as db:

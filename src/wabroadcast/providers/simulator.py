@@ -42,6 +42,7 @@ KIND = "simulator"
 # The send log writes on a connection of its own: it stands for WhatsApp's side,
 # which does not wait in line behind the worker's own database work.
 SIMULATOR_LANE = "simulator"
+SIMULATOR_ENDS_LANE = "simulator-ends"
 DEFAULT_DELIVER_AFTER_MS = 2000
 # A send whose caller died never records its end; this long after it started
 # it no longer counts as in flight (longer than the largest settable latency,
@@ -576,13 +577,16 @@ class _PendingEnd:
 
 
 class SendLog:
-    """Group commit of the send log: one transaction for all starts and ends meanwhile.
+    """Group commit of the send log: one transaction for all starts meanwhile.
 
     Each call waits until its start is committed before it may go on, so the log
     always holds every send that reached the simulated WhatsApp (a worker killed
-    afterwards cannot undo it). Starts and ends that arrive while a transaction
-    runs are written together by the next one, in arrival order (ends first, so a
-    caller's previous send is over before its next one counts as in flight).
+    afterwards cannot undo it). Starts that arrive while a transaction runs are
+    written together by the next one, each after the end of its caller's previous
+    send (so that send is over before the next one counts as in flight). The end
+    of a call's last send has its own group commit, on a connection of its own: a
+    caller waits for it before it gets its answer, and when a thousand calls end
+    at once it should not wait behind their next starts.
     """
 
     def __init__(self, database: Database, clock: Clock) -> None:
@@ -591,6 +595,7 @@ class SendLog:
         self._calls: list[_PendingCall] = []
         self._ends: list[_PendingEnd] = []
         self._writer: asyncio.Task[None] | None = None
+        self._end_writer: asyncio.Task[None] | None = None
         self._id_prefix = uuid.uuid4().hex[:16]
         self._id_counter = itertools.count(1)
         # Scenarios as last read, with their row versions (SimulatorRepository.lock_scenarios).
@@ -612,45 +617,49 @@ class SendLog:
     def end(self, values: dict[str, object], done: Callable[[Exception | None], None]) -> None:
         """Log the end of a caller's last send; ``done`` is called once it is committed."""
         self._ends.append(_PendingEnd(values, done))
-        self._wake()
+        if self._end_writer is None or self._end_writer.done():
+            self._end_writer = asyncio.create_task(self._write_ends(), name="simulator ends")
 
     def _wake(self) -> None:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all(), name="simulator send log")
 
-    async def _write_all(self) -> None:
-        while self._calls or self._ends:
-            calls, self._calls = self._calls, []
+    async def _write_ends(self) -> None:
+        while self._ends:
             ends, self._ends = self._ends, []
             try:
-                started = await self._write(calls, ends)
+                async with self._database.control_transaction(SIMULATOR_ENDS_LANE) as db:
+                    await SimulatorRepository(db).finish_sends([end.values for end in ends])
             except Exception as exc:
-                for call in calls:
-                    call.started(exc)
                 for pending_end in ends:
                     pending_end.done(exc)
                 continue
-            for call, result in zip(calls, started, strict=True):
-                call.started(result)
             for pending_end in ends:
                 pending_end.done(None)
 
-    async def _write(
-        self, calls: Sequence[_PendingCall], ends: Sequence[_PendingEnd]
-    ) -> list[CallStarted]:
+    async def _write_all(self) -> None:
+        while self._calls:
+            calls, self._calls = self._calls, []
+            try:
+                started = await self._write(calls)
+            except Exception as exc:
+                for call in calls:
+                    call.started(exc)
+                continue
+            for call, result in zip(calls, started, strict=True):
+                call.started(result)
+
+    async def _write(self, calls: Sequence[_PendingCall]) -> list[CallStarted]:
         now = self._clock.now()
         results: dict[int, CallStarted] = {}
         async with self._database.control_transaction(SIMULATOR_LANE) as db:
             repo = SimulatorRepository(db)
             session_ids = sorted({call.session_id for call in calls})
             scenarios = await repo.finish_and_lock(
-                [pending.values for pending in ends]
-                + [call.ended for call in calls if call.ended is not None],
+                [call.ended for call in calls if call.ended is not None],
                 session_ids,
                 self._scenarios,
             )
-            if not calls:
-                return []
             for session_id in session_ids:
                 if session_id not in scenarios:
                     row = await repo.ensure(session_id, self._clock)
