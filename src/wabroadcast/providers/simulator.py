@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
@@ -161,23 +161,10 @@ NEXT_SEND_IDS = text(
     "SELECT nextval(pg_get_serial_sequence('simulator_sends', 'id')) "
     "FROM generate_series(1, :count)"
 )
-# The ends of any number of sends in one statement (PostgreSQL): one JSON array of
-# [id, finished_at, outcome, error_code, deliver_at] (times in epoch seconds), read once.
-FINISH_SENDS_POSTGRES = text(
-    """
-    UPDATE simulator_sends AS s
-    SET finished_at = to_timestamp(CAST(e ->> 1 AS float8)),
-        outcome = e ->> 2,
-        error_code = e ->> 3,
-        deliver_at = to_timestamp(CAST(e ->> 4 AS float8))
-    FROM json_array_elements(CAST(:ends AS json)) AS e
-    WHERE s.id = CAST(e ->> 0 AS bigint)
-    """
-)
 
 
 def _ends_json(ends: Sequence[dict[str, object]]) -> str:
-    """Ends of sends as FINISH_SENDS_POSTGRES takes them."""
+    """Ends of sends as FINISH_AND_LOCK_POSTGRES takes them."""
     return json.dumps(
         [
             [
@@ -200,9 +187,11 @@ def _epoch(value: object) -> float | None:
     return value.timestamp()
 
 
-# The ends of sends written and the sessions' scenario rows locked, in one
-# statement (PostgreSQL): FINISH_SENDS_POSTGRES as a data-modifying WITH (always run
-# in full), then the lock, which reads only each row's version and high-water mark.
+# The ends of any number of sends written and the sessions' scenario rows locked, in
+# one statement (PostgreSQL). The ends are one JSON array of [id, finished_at,
+# outcome, error_code, deliver_at] (times in epoch seconds), read once, written by a
+# data-modifying WITH (always run in full); the lock reads only each row's version
+# and high-water mark. With no sessions (``ids`` an empty array) it only writes ends.
 FINISH_AND_LOCK_POSTGRES = text(
     """
     WITH finished AS (
@@ -252,6 +241,20 @@ LOOK_UP_POSTGRES = text(
 ).bindparams(bindparam("since", type_=UTCDateTime()))
 
 
+def _scenario_columns() -> tuple[ColumnElement[Any], ...]:
+    """The session id and the columns a Scenario is built from (``scenario_from_row``)."""
+    table = table_of(SimulatorScenario)
+    return (
+        table.c.session_id,
+        table.c.connected,
+        table.c.status_delay_ms,
+        table.c.latency_ms,
+        table.c.fail_numbers,
+        table.c.fail_rate,
+        table.c.deliver_after_ms,
+    )
+
+
 class SimulatorRepository:
     """All SQL of the simulator's own tables."""
 
@@ -270,16 +273,7 @@ class SimulatorRepository:
         """
         table = table_of(SimulatorScenario)
         result = await self.session.execute(
-            select(
-                table.c.session_id,
-                table.c.connected,
-                table.c.status_delay_ms,
-                table.c.latency_ms,
-                table.c.fail_numbers,
-                table.c.fail_rate,
-                table.c.deliver_after_ms,
-                table.c.in_flight_high_water_mark,
-            )
+            select(*_scenario_columns(), table.c.in_flight_high_water_mark)
             .where(one_of(self.session, SimulatorScenario.session_id, session_ids))
             .order_by(table.c.session_id)
             .with_for_update()
@@ -301,17 +295,10 @@ class SimulatorRepository:
             if read.get(session_id, ("", None))[0] != version
         ]
         if stale:
-            table = table_of(SimulatorScenario)
             rows = await self.session.execute(
-                select(
-                    table.c.session_id,
-                    table.c.connected,
-                    table.c.status_delay_ms,
-                    table.c.latency_ms,
-                    table.c.fail_numbers,
-                    table.c.fail_rate,
-                    table.c.deliver_after_ms,
-                ).where(one_of(self.session, SimulatorScenario.session_id, stale))
+                select(*_scenario_columns()).where(
+                    one_of(self.session, SimulatorScenario.session_id, stale)
+                )
             )
             for row in rows.all():
                 read[str(row.session_id)] = (versions[str(row.session_id)], scenario_from_row(row))
@@ -461,7 +448,9 @@ class SimulatorRepository:
         if not is_postgres(self.session):
             await self.session.execute(update(SimulatorSend), list(ends))
             return
-        await self.session.execute(FINISH_SENDS_POSTGRES, {"ends": _ends_json(ends)})
+        await self.session.execute(
+            FINISH_AND_LOCK_POSTGRES, {"ends": _ends_json(ends), "ids": "[]"}
+        )
 
     async def raise_high_water_marks(self, marks: Mapping[str, int]) -> None:
         """Raise each session's high-water mark to ``marks[session]``, in one executemany."""
