@@ -298,12 +298,15 @@ async def shift_counts(
     session: AsyncSession,
     moves: Mapping[int, Mapping[tuple[RecipientStatus, RecipientStatus], int]],
     at: datetime,
+    *,
+    locked: bool = False,
 ) -> None:
     """Keep a broadcast's per-status counters equal to its recipients' statuses.
 
     ``moves[broadcast_id][(old, new)] = n`` says n recipients moved from old to
     new in this transaction. Counters change by relative UPDATEs in the same
     transaction as the recipient rows, so they stay exact under concurrency.
+    ``locked``: the caller has locked these broadcasts already (in id order).
     """
     deltas: dict[int, dict[str, int]] = {}
     for broadcast_id in sorted(moves):
@@ -320,7 +323,8 @@ async def shift_counts(
     if is_postgres(session):
         # Two statements for any number of broadcasts: a thousand sessions' results
         # in one transaction touch a thousand broadcasts.
-        await session.execute(SHIFT_LOCK_POSTGRES, {"ids": json.dumps(list(deltas))})
+        if not locked:
+            await session.execute(SHIFT_LOCK_POSTGRES, {"ids": json.dumps(list(deltas))})
         await session.execute(
             SHIFT_COUNTS_POSTGRES,
             {

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -75,6 +76,7 @@ RECORD_SENT_POSTGRES = text(
 # first (an init plan) so the update itself is an index lookup.
 CLAIM_POSTGRES = text(
     """
+    WITH claimed AS (
     UPDATE whatsapp_broadcast_recipients AS r
     SET status = 'sending',
         attempts = r.attempts + 1,
@@ -99,6 +101,8 @@ CLAIM_POSTGRES = text(
         ) AS due
     ))
     RETURNING r.id, r.broadcast_id, r.phone, r.attempts, r.client_message_id, r.next_attempt_at
+    )
+    SELECT * FROM claimed ORDER BY id
     """
 ).bindparams(bindparam("now", type_=UTCDateTime()))
 # Final statuses of any number of broadcasts in one statement (PostgreSQL): a JSON
@@ -414,7 +418,7 @@ class DispatchRepository:
                     continue
                 claimed[session_id] += [
                     Claimed(rid, broadcast_id, phone, message, attempts, cmid, due_at)
-                    for rid, phone, attempts, cmid, due_at in batch
+                    for rid, _, phone, attempts, cmid, due_at in batch
                 ]
                 counts[broadcast_id] = {
                     (RecipientStatus.QUEUED, RecipientStatus.SENDING): len(batch)
@@ -422,15 +426,16 @@ class DispatchRepository:
                 if status == BroadcastStatus.QUEUED.value:
                     started.append((broadcast_id, session_id))
             rank += 1
-        await shift_counts(self.session, counts, now)
+        await shift_counts(self.session, counts, now, locked=True)
         await self._mark_running(started, now)
         return {session_id: batch for session_id, batch in claimed.items() if batch}
 
     async def _claim_broadcasts(
         self, wanted: Sequence[tuple[int, int, int]], holder: str, now: datetime
-    ) -> dict[int, list[tuple[int, str, int, str, datetime | None]]]:
-        """Due recipients of each (broadcast, epoch, limit) committed as ``sending``, by broadcast:
-        (id, phone, attempts, client message id, due at), in id order."""
+    ) -> dict[int, list[Any]]:
+        """Due recipients of each (broadcast, epoch, limit) committed as ``sending``, by
+        broadcast: rows of (id, broadcast id, phone, attempts, client message id, due
+        at), in id order."""
         if self._is_postgres:
             result = await self.session.execute(
                 CLAIM_POSTGRES,
@@ -442,16 +447,15 @@ class DispatchRepository:
                     "now": now,
                 },
             )
-            rows = result.all()
+            rows = result.all()  # in id order already
         else:
             rows = []
             for broadcast_id, epoch, limit in wanted:
                 rows += await self._claim_broadcast_sqlite(broadcast_id, epoch, limit, holder, now)
-        found: dict[int, list[tuple[int, str, int, str, datetime | None]]] = defaultdict(list)
-        for rid, broadcast_id, phone, attempts, cmid, due_at in sorted(rows, key=lambda r: r[0]):
-            found[int(broadcast_id)].append(
-                (int(rid), str(phone), int(attempts), str(cmid), due_at)
-            )
+            rows.sort(key=itemgetter(0))
+        found: dict[int, list[Any]] = defaultdict(list)
+        for row in rows:
+            found[row[1]].append(row)
         return found
 
     async def _claim_broadcast_sqlite(
@@ -496,7 +500,10 @@ class DispatchRepository:
         sessions = dict(broadcasts)
         result = await self.session.execute(
             update(B)
-            .where(B.id.in_(sorted(sessions)), B.status == BroadcastStatus.QUEUED.value)
+            .where(
+                one_of(self.session, B.id, sorted(sessions)),
+                B.status == BroadcastStatus.QUEUED.value,
+            )
             .values(status=BroadcastStatus.RUNNING.value, started_at=now, updated_at=now)
             .returning(B.id, B.queued_count, B.sending_count, B.sent_count, B.failed_count)
         )
