@@ -448,7 +448,8 @@ class SlotRunner:
         self._first = list(claimed)
         self._first_limit = claim_limit
         # This slot's results not yet handed to the writer, when it last was handed
-        # some, and those on their way to the database (at most one batch).
+        # some, and those on their way to the database (a new batch is handed over
+        # only when none is, except the last, when the slot stops).
         self._unwritten: list[Result] = []
         self._handed_at = time.monotonic()
         self._flushing: list[asyncio.Future[None]] = []
@@ -608,7 +609,7 @@ class SlotRunner:
         that were not taken during the call (``_take_early``), and how many it attempted.
 
         Each result is logged as it comes (a long call's sent results as they arrive,
-        the rest when the call returns); all are counted in the metrics at the end.
+        the rest when the call returns); all are counted in the metrics just after.
         """
         started = time.monotonic()
         call = _CallResults(self, ref, items, self.ctx.clock.now(), started)
