@@ -5,6 +5,13 @@ is a new statement text that the driver converts and the server parses again.
 On PostgreSQL the values go as one JSON array parameter instead, which the
 driver passes as it is (a list parameter it would format value by value, in
 Python): the text never changes, whatever the batch size. SQLite keeps the IN list.
+
+The condition is ``column = ANY(ARRAY(SELECT ...))``, not ``column IN (SELECT
+...)``: the array is built once, before the scan, and looked up by index. The
+IN form let the planner join the list to another condition's rows, and when
+its statistics said that condition matched one row (broadcasts analyzed while
+all were queued, asked for the running ones), it read the whole list again for
+each of a thousand rows (measured: 218 ms instead of 3 ms).
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, String, bindparam, cast, func, select
+from sqlalchemy import JSON, ColumnElement, String, any_, bindparam, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -27,5 +34,6 @@ def one_of(
     if is_postgres(session):
         listed = bindparam(None, json.dumps(list(values)), type_=String(), unique=True)
         elements = func.json_array_elements_text(cast(listed, JSON))
-        return column.in_(select(cast(elements, column.type)))
+        listed_values = select(cast(elements, column.type)).scalar_subquery()
+        return column == any_(func.array(listed_values))
     return column.in_(values)
