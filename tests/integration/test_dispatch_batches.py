@@ -9,6 +9,7 @@ counters, results fenced by each one's own lease epoch.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
 
 import httpx
@@ -32,11 +33,18 @@ from wabroadcast.context import AppContext
 from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
 from wabroadcast.dispatch import repository as repository_module
 from wabroadcast.dispatch import worker as worker_module
-from wabroadcast.dispatch.claims import ClaimBatcher
+from wabroadcast.dispatch.claims import ClaimBatcher, NextBatch
 from wabroadcast.dispatch.repository import Claimed, ClaimRequest, DispatchRepository, Result
 from wabroadcast.dispatch.writer import ResultWriter
 from wabroadcast.domain.status import RecipientStatus
-from wabroadcast.providers.base import OutgoingMessage, SendOutcome, SessionRef
+from wabroadcast.providers.base import (
+    MoreMessages,
+    OutgoingMessage,
+    ResultCallback,
+    SendOutcome,
+    SendResult,
+    SessionRef,
+)
 
 
 async def _lease(ctx: AppContext, tenant: TenantFixture, holder: str = "me") -> int:
@@ -430,3 +438,104 @@ async def test_a_long_call_has_its_sent_results_written_while_it_goes_on(
     body = await broadcast(client, tenant, broadcast_id)
     assert (body["status"], body["sent_count"]) == ("completed", 4)
     await counts_match_rows(ctx, broadcast_id)
+
+
+class _AsksForMoreOnceItIsClaimed:
+    """A provider that sends at once, but asks a call's ``more`` only after the slot's
+    batch claimed ahead is in (so the test does not depend on timing)."""
+
+    kind = "simulator"
+    supports_client_message_id = True
+
+    def __init__(self, worker: worker_module.Dispatcher) -> None:
+        self.worker = worker
+        self.calls: list[list[str]] = []
+
+    async def send_many(
+        self,
+        session: SessionRef,
+        messages: Sequence[OutgoingMessage],
+        on_result: ResultCallback | None = None,
+        more: MoreMessages | None = None,
+    ) -> list[SendResult]:
+        sent: list[str] = []
+        self.calls.append(sent)
+        batch = list(messages)
+        while batch:
+            sent.extend(message.client_message_id for message in batch)
+            upcoming = self.worker.held[(session.session_id, 0)]._upcoming
+            if upcoming is not None:
+                await asyncio.wait([upcoming])
+            batch = list(more()) if more is not None else []
+        return [SendResult(SendOutcome.SENT, provider_message_id=f"fake-{i}") for i in sent]
+
+    async def send(
+        self, session: SessionRef, to: str, text: str, client_message_id: str
+    ) -> SendResult:
+        (result,) = await self.send_many(session, [OutgoingMessage(to, text, client_message_id)])
+        return result
+
+
+async def test_batches_claimed_ahead_join_the_provider_call_under_way(
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batches of 3 (the first claims, before any send is timed): each next one is claimed
+    while the call goes on and joins it, so 10 recipients take one call, and every
+    result still lands on its own recipient."""
+    monkeypatch.setattr(worker_module, "FIRST_CLAIM", 3)
+    await unpaced(ctx, tenant.session_id)
+    broadcast_id = await create(client, tenant, il_numbers(10))
+    worker = dispatcher(ctx)
+    provider = _AsksForMoreOnceItIsClaimed(worker)
+    monkeypatch.setattr(ctx.providers, "simulator", provider)
+    await worker.run_until_idle()
+    async with ctx.database.transaction() as db:
+        rows = (
+            await db.execute(
+                select(
+                    WhatsAppBroadcastRecipient.status,
+                    WhatsAppBroadcastRecipient.client_message_id,
+                    WhatsAppBroadcastRecipient.provider_message_id,
+                )
+                .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
+                .order_by(WhatsAppBroadcastRecipient.id)
+            )
+        ).all()
+    assert len(provider.calls) == 1
+    assert provider.calls[0] == [client_id for _, client_id, _ in rows]
+    assert all(status == "sent" for status, _, _ in rows)
+    assert [provider_id for _, _, provider_id in rows] == [f"fake-{c}" for _, c, _ in rows]
+    body = await broadcast(client, tenant, broadcast_id)
+    assert (body["status"], body["sent_count"]) == ("completed", 10)
+    await counts_match_rows(ctx, broadcast_id)
+
+
+async def test_a_batch_that_runs_out_early_does_not_wait_for_its_planned_next_claim(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """The next batch is claimed halfway through the current one by its measured pace; if
+    the current one is done sooner (here its pace says 30 s a send), the slot claims
+    the next at once instead of sleeping until that planned moment."""
+    await unpaced(ctx, tenant.session_id)
+    await create(client, tenant, il_numbers(6))
+    worker = dispatcher(ctx)
+    epoch = await _lease(ctx, tenant, holder=worker.worker_id)
+    async with ctx.database.transaction() as db:
+        repo = DispatchRepository(db)
+        (row,) = await repo.get_sessions([tenant.session_id])
+        first = (
+            await repo.claim_many(
+                [ClaimRequest(tenant.session_id, epoch, 2)], worker.worker_id, ctx.clock.now()
+            )
+        )[tenant.session_id]
+    runner = worker_module.SlotRunner(worker, tenant.session_id, 0, epoch, row)
+    runner.seconds_per_send = 30.0
+    runner._take(NextBatch(row, first, 2))
+    runner._todo.clear()  # as if both were sent
+    batch = await asyncio.wait_for(runner._next_batch(), timeout=10)
+    # At 30 s a send, the 2 s a claim covers is one recipient: the next in line.
+    assert batch is not None
+    assert [c.recipient_id for c in batch.claimed] == [first[-1].recipient_id + 1]

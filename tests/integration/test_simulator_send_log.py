@@ -197,3 +197,62 @@ async def test_a_changed_scenario_holds_from_the_next_send_on(
     (held,) = await ctx.providers.simulator.send_many(ref, _messages(numbers[2:], "c"))
     assert held.outcome is SendOutcome.DISCONNECTED
     assert len(await _rows(ctx)) == 3
+
+
+async def test_messages_given_by_more_go_out_in_the_same_call_one_after_another(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """``more`` is asked once the call's own messages are sent; what it gives takes the
+    next positions, goes out with the same latency after the last, and is logged
+    like the rest (one in flight at a time); asked again, it ends the call."""
+    await scenario(client, tenant, latency_ms=20, deliver_after_ms=None)
+    numbers = il_numbers(5)
+    extra = [_messages(numbers[2:4], "b"), _messages(numbers[4:], "c"), []]
+    asked: list[int] = []
+    reported: list[int] = []
+
+    def more() -> list[OutgoingMessage]:
+        asked.append(len(reported))
+        return extra.pop(0)
+
+    results = await ctx.providers.simulator.send_many(
+        _ref(tenant),
+        _messages(numbers[:2], "a"),
+        lambda position, _result: reported.append(position),
+        more,
+    )
+    assert [r.outcome for r in results] == [SendOutcome.SENT] * 5
+    # Asked only when all it had was sent; each result is reported once its end is
+    # logged, with the next start (the last one's comes with the answer).
+    assert asked == [1, 3, 4]
+    assert reported == [0, 1, 2, 3]
+    rows = await _rows(ctx)
+    assert [(r.phone, r.client_message_id) for r in rows] == [
+        (numbers[0], "a-0"),
+        (numbers[1], "a-1"),
+        (numbers[2], "b-0"),
+        (numbers[3], "b-1"),
+        (numbers[4], "c-0"),
+    ]
+    assert [r.provider_message_id for r in rows] == [r.provider_message_id for r in results]
+    assert all(r.finished_at is not None for r in rows)
+    assert (await sends(client, tenant))["hwm"] == 1
+
+
+async def test_a_call_stopped_by_a_disconnect_does_not_ask_for_more(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    numbers = il_numbers(3)
+    await scenario(client, tenant, fail_numbers={numbers[1]: "SESSION_DISCONNECTED"})
+    asked: list[bool] = []
+
+    def more() -> list[OutgoingMessage]:
+        asked.append(True)
+        return _messages(numbers[2:], "more")
+
+    results = await ctx.providers.simulator.send_many(
+        _ref(tenant), _messages(numbers[:2]), None, more
+    )
+    assert [r.outcome for r in results] == [SendOutcome.SENT, SendOutcome.DISCONNECTED]
+    assert asked == []
+    assert [r.phone for r in await _rows(ctx)] == numbers[:2]

@@ -26,8 +26,10 @@ import random
 import socket
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from wabroadcast.broadcasts.repository import IdempotencyRepository
 from wabroadcast.context import AppContext
@@ -367,7 +369,7 @@ class Dispatcher:
             )
 
 
-def _failed(future: asyncio.Future[None]) -> bool:
+def _failed(future: asyncio.Future[Any]) -> bool:
     """A done future that did not succeed."""
     return future.cancelled() or future.exception() is not None
 
@@ -446,7 +448,14 @@ class SlotRunner:
         # (sent first, before this slot claims on its own).
         self._row = row
         self._first = list(claimed)
-        self._first_limit = claim_limit
+        self._limit = claim_limit
+        # Claimed recipients not yet handed to the provider, in order; the batch
+        # being claimed ahead; whether the last batch was full (more may be due).
+        self._todo: deque[Claimed] = deque()
+        self._upcoming: asyncio.Task[NextBatch | None] | None = None
+        self._full = True
+        # Set when the slot waits for the batch claimed ahead before its time.
+        self._needed = asyncio.Event()
         # This slot's results not yet handed to the writer, when it last was handed
         # some, and those on their way to the database (a new batch is handed over
         # only when none is, except the last, when the slot stops).
@@ -506,107 +515,148 @@ class SlotRunner:
         due when it was claimed: a later pass looks again) or when the session must.
 
         With a provider that ignores a repeated message id, the next batch is claimed
-        while this one goes out, so the session never waits between batches. Not
+        while this one goes out, and joins the provider call under way when that
+        call runs out of messages, so the session never waits between batches. Not
         without: there every claimed recipient is one a crash would leave with an
         unknown outcome, so only the one being sent may be claimed.
         """
-        ctx = self.ctx
-        row, claimed, limit = self._row, self._first, self._first_limit
-        self._first = []
-        upcoming: asyncio.Task[NextBatch | None] | None = None
+        if self._first:
+            assert self._row is not None
+            self._take(NextBatch(self._row, self._first, self._limit), counted=True)
+            self._first = []
         try:
             while True:
-                if not claimed:
-                    if upcoming is not None:
-                        batch, upcoming = await upcoming, None
-                    elif self.d.stopping.is_set():
-                        return
-                    else:
-                        batch = await self._claim_next()
+                if not self._todo:
+                    batch = await self._next_batch()
                     if batch is None or not batch.claimed:
                         return
-                    row, claimed, limit = batch.row, batch.claimed, batch.limit
-                    self.d.claims += 1
-                assert row is not None
-                provider = ctx.providers.for_kind(row.provider)
-                pace = pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
-                ref = SessionRef(row.id, row.tenant_id, row.provider, {})
-                if provider.supports_client_message_id and len(claimed) >= limit:
-                    # Halfway through this batch (by its expected time): away from the
-                    # moments its results are written, when the slot is busiest.
-                    halfway = len(claimed) * (self.seconds_per_send or 0.0) / 2
-                    upcoming = asyncio.create_task(self._claim_next(after=halfway))
-                if await self._send_all(claimed, provider, ref, pace) or len(claimed) < limit:
+                    self._take(batch)
+                if await self._send_next_call():
                     return
-                claimed = []
         finally:
-            if upcoming is not None:
-                unsent = await upcoming
-                if unsent is not None:
-                    await self._unclaim(unsent.claimed)
+            unsent, self._todo = list(self._todo), deque()
+            if self._upcoming is not None:
+                batch, self._upcoming = await self._upcoming, None
+                if batch is not None:
+                    unsent.extend(batch.claimed)
+            await self._unclaim(unsent)
+
+    async def _next_batch(self) -> NextBatch | None:
+        """The batch claimed ahead, else a new claim if the last batch was full."""
+        if self._upcoming is not None:
+            upcoming, self._upcoming = self._upcoming, None
+            # The batch ran out sooner than its measured pace said: claim now.
+            self._needed.set()
+            return await upcoming
+        if self.d.stopping.is_set() or not self._full:
+            return None
+        return await self._claim_next()
+
+    def _take(self, batch: NextBatch, *, counted: bool = False) -> None:
+        """Queue a claimed batch for sending; claim the next one ahead when this one is
+        full and the provider ignores a repeated message id."""
+        if not counted:
+            self.d.claims += 1
+        self._row, self._limit = batch.row, batch.limit
+        self._todo.extend(batch.claimed)
+        self._full = len(batch.claimed) >= batch.limit
+        provider = self.ctx.providers.for_kind(batch.row.provider)
+        if provider.supports_client_message_id and self._full and not self.d.stopping.is_set():
+            # Halfway through this batch (by its expected time): away from the
+            # moments its results are written, when the slot is busiest.
+            halfway = len(batch.claimed) * (self.seconds_per_send or 0.0) / 2
+            self._needed = asyncio.Event()
+            self._upcoming = asyncio.create_task(self._claim_next(after=halfway))
 
     async def _claim_next(self, after: float = 0.0) -> NextBatch | None:
         if after > 0:
-            await asyncio.sleep(after)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._needed.wait(), after)
         return await self.d.claimer.next_batch(
             self.session_id, self.slot, self.epoch, self.seconds_per_send
         )
 
-    async def _send_all(
-        self, claimed: Sequence[Claimed], provider: Provider, ref: SessionRef, pace: pacing.Pace
-    ) -> bool:
-        """Send the claimed recipients in order; True when the session must stop.
+    async def _send_next_call(self) -> bool:
+        """One provider call over the queued recipients; True when the session must stop.
 
-        Unpaced, with a provider that ignores a repeated message id, recipients go
-        out in calls of up to ``SEND_CALL`` messages (one after another, as the
-        slot's one connection would send them); otherwise one per call, each
-        after its pacing turn. The session stops on a disconnect or an
-        account-level error.
+        Unpaced, with a provider that ignores a repeated message id, up to
+        ``SEND_CALL`` messages go out one after another in one call (as the
+        slot's one connection would send them), joined by the next batch if it
+        is claimed in time; otherwise one per call, each after its pacing turn.
+        The session stops on a disconnect or an account-level error.
         """
-        started_calls = 0
-        stop_session = False
-        call_size = SEND_CALL if provider.supports_client_message_id and not pace.paced else 1
+        assert self._row is not None
+        row = self._row
+        provider = self.ctx.providers.for_kind(row.provider)
+        pace = pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
+        ref = SessionRef(row.id, row.tenant_id, row.provider, {})
+        stop_session = self.d.stopping.is_set()
         try:
-            while started_calls < len(claimed):
-                if self.d.stopping.is_set() or stop_session:
-                    break
-                await self._keep_lease()
-                if pace.paced:
-                    await self._wait_for_pace(pace)
-                call = claimed[started_calls : started_calls + call_size]
-                # Counted before the call: if the call is interrupted, these recipients
-                # stay ``sending`` and recovery decides, instead of a blind re-queue.
-                started_calls += len(call)
-                sent, attempted = await self._send_call(provider, ref, call)
-                # A call cut short attempted only the first ones: the rest go back.
-                started_calls -= len(call) - attempted
-                for result, outcome in sent:
-                    if outcome.outcome is SendOutcome.ACCOUNT_BLOCKED:
-                        results, self._unwritten = [*self._unwritten, result], []
-                        await self._pause_session(outcome, results)
-                        stop_session = True
-                        continue
-                    self._unwritten.append(result)
-                    if outcome.outcome is SendOutcome.DISCONNECTED:
-                        stop_session = True
-                # Results are written in batches, but never held long: clients and
-                # receipts should see a send soon after it happened. Only a full batch
-                # waits for the one before it (so memory stays bounded when the
-                # database is slower than the sends); otherwise sending goes on.
-                if len(self._unwritten) >= FLUSH_EVERY:
-                    await self._flush()
-                else:
-                    self._hand_over_if_due()
+            if stop_session:
+                return True
+            await self._keep_lease()
+            if pace.paced:
+                await self._wait_for_pace(pace)
+            size = SEND_CALL if provider.supports_client_message_id and not pace.paced else 1
+            # Taken off the queue before the call: if the call is interrupted, these
+            # recipients stay ``sending`` and recovery decides, not a blind re-queue.
+            call = [self._todo.popleft() for _ in range(min(size, len(self._todo)))]
+            sent, attempted = await self._send_call(provider, ref, call, many=size > 1)
+            # A call cut short attempted only the first ones: the rest go back.
+            self._todo.extendleft(reversed(call[attempted:]))
+            for result, outcome in sent:
+                if outcome.outcome is SendOutcome.ACCOUNT_BLOCKED:
+                    results, self._unwritten = [*self._unwritten, result], []
+                    await self._pause_session(outcome, results)
+                    stop_session = True
+                    continue
+                self._unwritten.append(result)
+                if outcome.outcome is SendOutcome.DISCONNECTED:
+                    stop_session = True
+            # Results are written in batches, but never held long: clients and
+            # receipts should see a send soon after it happened. Only a full batch
+            # waits for the one before it (so memory stays bounded when the
+            # database is slower than the sends); otherwise sending goes on.
+            if len(self._unwritten) >= FLUSH_EVERY:
+                await self._flush()
         finally:
             self._hand_over_if_due()
-            await self._unclaim(claimed[started_calls:])
         return stop_session
 
+    def _more(self, call: list[Claimed], ref: SessionRef) -> list[Claimed]:
+        """Recipients that join ``call`` now that the provider has sent all it had: the
+        queued ones, else the batch claimed ahead if it is ready and goes the same way
+        (same provider, unpaced).
+
+        It returns none, and the call ends, when the call is full, the worker is stopping, or the
+        lease is lost or due for renewal (which ``_keep_lease`` does between calls).
+        """
+        if len(call) >= SEND_CALL or self.d.stopping.is_set() or self.lost:
+            return []
+        period = self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL
+        if time.monotonic() - self.renewed >= 2 * period:
+            return []
+        upcoming = self._upcoming
+        if not self._todo and upcoming is not None and upcoming.done() and not _failed(upcoming):
+            batch = upcoming.result()
+            if batch is None or not batch.claimed or batch.row.provider != ref.provider:
+                return []
+            row = batch.row
+            if pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms).paced:
+                return []
+            self._upcoming = None
+            self._take(batch)
+        more = [self._todo.popleft() for _ in range(min(SEND_CALL - len(call), len(self._todo)))]
+        call.extend(more)
+        return more
+
     async def _send_call(
-        self, provider: Provider, ref: SessionRef, items: Sequence[Claimed]
+        self, provider: Provider, ref: SessionRef, items: list[Claimed], *, many: bool
     ) -> tuple[list[tuple[Result, SendResult]], int]:
-        """One provider call for ``items``: the results of the recipients it attempted
-        that were not taken during the call (``_take_early``), and how many it attempted.
+        """One provider call for ``items`` (``send_many`` if ``many``, which the queued
+        recipients may join as it goes, see ``_more``): the results of the recipients
+        it attempted that were not taken during the call (``_take_early``), and how
+        many it attempted.
 
         Each result is logged as it comes (a long call's sent results as they arrive,
         the rest when the call returns); all are counted in the metrics just after.
@@ -618,21 +668,29 @@ class SlotRunner:
         def take_early(position: int, outcome: SendResult) -> None:
             # Sent during a long call: written while the call goes on, not after it.
             if outcome.outcome is SendOutcome.SENT and position not in call.taken:
+                self._timed((time.monotonic() - started) / (position + 1))
                 result = self._result_for(items[position], outcome, unknown=False, idempotent=True)
                 call.note(position, outcome, result)
                 self._take_early(result)
 
+        def more() -> list[OutgoingMessage]:
+            return [
+                OutgoingMessage(i.phone, i.message, i.client_message_id)
+                for i in self._more(items, ref)
+            ]
+
         unknown = False
         try:
-            if len(items) == 1:
-                item = items[0]
-                sent = [await provider.send(ref, item.phone, item.message, item.client_message_id)]
-            else:
+            if many:
                 sent = await provider.send_many(
                     ref,
                     [OutgoingMessage(i.phone, i.message, i.client_message_id) for i in items],
                     take_early,
+                    more,
                 )
+            else:
+                (item,) = items
+                sent = [await provider.send(ref, item.phone, item.message, item.client_message_id)]
         except Exception as exc:
             # The provider could not say what happened: the messages may have left.
             unknown = True
@@ -643,12 +701,7 @@ class SlotRunner:
             )
             sent = [failure] * len(items)
         elapsed = time.monotonic() - started
-        per_send = elapsed / max(1, len(sent))
-        self.seconds_per_send = (
-            per_send
-            if self.seconds_per_send is None
-            else 0.7 * self.seconds_per_send + 0.3 * per_send
-        )
+        self._timed(elapsed / max(1, len(sent)))
         done: list[tuple[Result, SendResult]] = []
         for position, (item, outcome) in enumerate(zip(items, sent, strict=False)):
             if position in call.taken:
@@ -663,6 +716,14 @@ class SlotRunner:
         # up every next send behind them.
         asyncio.get_running_loop().call_soon(call.count, elapsed / max(1, len(sent)))
         return done, len(sent)
+
+    def _timed(self, per_send: float) -> None:
+        """Fold a measured time per message into ``seconds_per_send`` (moving average)."""
+        self.seconds_per_send = (
+            per_send
+            if self.seconds_per_send is None
+            else 0.7 * self.seconds_per_send + 0.3 * per_send
+        )
 
     async def _unclaim(self, pending: Sequence[Claimed]) -> None:
         """Claimed recipients whose provider call never started go back to queued."""

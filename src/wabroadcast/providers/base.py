@@ -74,6 +74,9 @@ class SendResult:
 
 # Told a result of a ``send_many`` call before the call ends: (position, result).
 ResultCallback = Callable[[int, SendResult], None]
+# Asked by a ``send_many`` call that has sent all its messages: more to send in the
+# same call, which take the next positions (none: the call ends).
+MoreMessages = Callable[[], Sequence[OutgoingMessage]]
 
 
 class ReceiptStatus(StrEnum):
@@ -126,6 +129,7 @@ class Provider(Protocol):
         session: SessionRef,
         messages: Sequence[OutgoingMessage],
         on_result: ResultCallback | None = None,
+        more: MoreMessages | None = None,
     ) -> list[SendResult]:
         """Send the messages one after another, as ``send`` would, in one call.
 
@@ -138,6 +142,11 @@ class Provider(Protocol):
         ``on_result(position, result)``, if given, may be called during the call
         with results already known, so a long call's results need not wait for
         its end; each such result is also in the returned list.
+
+        ``more()``, if given, may be called once the call has sent all it has; the
+        messages it returns go out next in the same call, as if they had been
+        given at the start (so a caller with more work never waits for a call to
+        end and a new one to begin). A provider may also never call it.
         """
         ...
 

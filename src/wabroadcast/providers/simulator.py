@@ -30,6 +30,7 @@ from wabroadcast.db.models import SimulatorScenario, SimulatorSend, UTCDateTime,
 from wabroadcast.providers.base import (
     ConnectionState,
     ConnectionStatus,
+    MoreMessages,
     OutgoingMessage,
     Receipt,
     ResultCallback,
@@ -781,6 +782,7 @@ class _Call:
         messages: Sequence[OutgoingMessage],
         answer: asyncio.Future[list[SendResult]],
         on_result: ResultCallback | None = None,
+        more: MoreMessages | None = None,
     ) -> None:
         self._log = log
         self._clock = clock
@@ -795,11 +797,16 @@ class _Call:
         self._on_result = on_result
         self._reported = 0
         self._began = 0.0
+        # Asked for more messages when the pending ones are sent (None once the
+        # call was stopped by a disconnect or an account-level error).
+        self._more = more
 
     def next(self) -> None:
         """Start the next message (all of them, without latency), or finish."""
         if self._answer.done():
             return  # the caller went away (cancelled): send nothing more
+        if not self._pending and self._more is not None:
+            self._pending = list(self._more())
         if not self._pending:
             self._finish()
             return
@@ -821,7 +828,7 @@ class _Call:
         self._report()
         if not started.sends:
             self._results.append(DISCONNECTED)
-            self._pending = []
+            self._stop()
             self.next()
             return
         self._pending = self._pending[len(started.sends) :]
@@ -865,7 +872,12 @@ class _Call:
     def _record(self, send: LoggedSend, outcome: SendOutcome, code: str | None) -> None:
         self._results.append(_result(send, outcome, code))
         if outcome in STOPS_THE_CALL:
-            self._pending = []
+            self._stop()
+
+    def _stop(self) -> None:
+        """Nothing more goes out in this call."""
+        self._pending = []
+        self._more = None
 
     def _finish(self) -> None:
         if self._ended is None:
@@ -925,8 +937,10 @@ class SimulatorProvider:
         session: SessionRef,
         messages: Sequence[OutgoingMessage],
         on_result: ResultCallback | None = None,
+        more: MoreMessages | None = None,
     ) -> list[SendResult]:
-        """Send the messages one after another; stop after one that stops the call.
+        """Send the messages one after another, then any ``more`` gives; stop after one
+        that stops the call.
 
         Every send is logged as it starts (committed before its answer comes back)
         and as it ends, the scenario's latency after it began (or when its start
@@ -937,7 +951,9 @@ class SimulatorProvider:
         """
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[list[SendResult]] = loop.create_future()
-        _Call(self._log, self._clock, loop, session.session_id, messages, answer, on_result).next()
+        _Call(
+            self._log, self._clock, loop, session.session_id, messages, answer, on_result, more
+        ).next()
         return await answer
 
     def parse_webhook(self, secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
