@@ -33,13 +33,21 @@ def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def create_engine_for(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine configured for the backend the URL names."""
+def create_engine_for(url: str, *, pool_size: int = 10, wait_for_flush: bool = True) -> AsyncEngine:
+    """An async engine configured for the backend the URL names.
+
+    ``wait_for_flush=False`` (PostgreSQL only): a commit returns before its WAL
+    is flushed to disk (``synchronous_commit = off``). What it wrote is visible
+    and survives the death of this process, but not a crash of the server itself.
+    """
     if is_sqlite_url(url):
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         _configure_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    connect_args = {} if wait_for_flush else {"options": "-c synchronous_commit=off"}
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args
+    )
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -76,17 +84,21 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def control_transaction(self, lane: str = "control") -> AsyncIterator[AsyncSession]:
+    async def control_transaction(
+        self, lane: str = "control", *, wait_for_flush: bool = True
+    ) -> AsyncIterator[AsyncSession]:
         """A transaction on a connection of its own (one per ``lane``), never queued
         behind the main pool.
 
         For the few writes that must happen on time whatever else the process is
         doing: thousands of send slots may be waiting for the main pool's
         connections. Lease renewals use the "control" lane; the simulated
-        WhatsApp's send log, which stands for another system, has its own.
+        WhatsApp's send log, which stands for another system, has its own
+        (without ``wait_for_flush``, see ``create_engine_for``). A lane keeps the
+        setting of its first use.
         """
         if lane not in self._lanes:
-            engine = create_engine_for(self.url, pool_size=1)
+            engine = create_engine_for(self.url, pool_size=1, wait_for_flush=wait_for_flush)
             self._lanes[lane] = (
                 engine,
                 async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
