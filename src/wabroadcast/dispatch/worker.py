@@ -392,8 +392,9 @@ class _CallResults:
         self._started_at = started_at
         self._started = started
         self._counted: list[tuple[str, str | None, float | None]] = []
-        self._log = log.bind(session_id=runner.session_id, call_size=len(items))
-        self._logged = self._log.is_enabled_for(logging.INFO)
+        self._logged = log.is_enabled_for(logging.INFO)
+        # Bound only when info is logged: a thousand slots start a call at once.
+        self._log = log.bind(session_id=runner.session_id) if self._logged else log
 
     def note(self, position: int, outcome: SendResult, result: Result) -> None:
         """The result of ``items[position]`` is known (``taken`` if during the call)."""
