@@ -279,7 +279,7 @@ SHIFT_COUNTS_POSTGRES = text(
 # Every writer of broadcast rows locks them in id order, so none deadlocks another.
 SHIFT_LOCK_POSTGRES = text(
     "SELECT id FROM whatsapp_broadcasts "
-    "WHERE id IN (SELECT CAST(json_array_elements_text(CAST(:ids AS json)) AS bigint)) "
+    "WHERE id = ANY(ARRAY(SELECT CAST(json_array_elements_text(CAST(:ids AS json)) AS bigint))) "
     "ORDER BY id FOR UPDATE"
 )
 # The order of the deltas in each row of SHIFT_COUNTS_POSTGRES.

@@ -210,7 +210,7 @@ FINISH_AND_LOCK_POSTGRES = text(
     )
     SELECT session_id, CAST(xmin AS text) AS version, in_flight_high_water_mark
     FROM simulator_scenarios
-    WHERE session_id IN (SELECT json_array_elements_text(CAST(:ids AS json)))
+    WHERE session_id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))
     ORDER BY session_id
     FOR UPDATE
     """
@@ -226,7 +226,7 @@ LOOK_UP_POSTGRES = text(
          FROM (
             SELECT session_id, count(*) AS n
             FROM simulator_sends
-            WHERE session_id IN (SELECT json_array_elements_text(CAST(:ids AS json)))
+            WHERE session_id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))
               AND finished_at IS NULL
               AND started_at > :since
             GROUP BY session_id
