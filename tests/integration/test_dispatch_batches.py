@@ -441,8 +441,9 @@ async def test_a_long_call_has_its_sent_results_written_while_it_goes_on(
 
 
 class _AsksForMoreOnceItIsClaimed:
-    """A provider that sends at once, but asks a call's ``more`` only after the slot's
-    batch claimed ahead is in (so the test does not depend on timing)."""
+    """A provider that sends at once (reporting each result as it goes), but asks a
+    call's ``more`` only after the slot's batch claimed ahead is in (so the test does
+    not depend on timing)."""
 
     kind = "simulator"
     supports_client_message_id = True
@@ -462,7 +463,11 @@ class _AsksForMoreOnceItIsClaimed:
         self.calls.append(sent)
         batch = list(messages)
         while batch:
-            sent.extend(message.client_message_id for message in batch)
+            for message in batch:
+                sent.append(message.client_message_id)
+                if on_result is not None:
+                    result = SendResult(SendOutcome.SENT, f"fake-{message.client_message_id}")
+                    on_result(len(sent) - 1, result)
             upcoming = self.worker.held[(session.session_id, 0)]._upcoming
             if upcoming is not None:
                 await asyncio.wait([upcoming])
@@ -482,9 +487,9 @@ async def test_batches_claimed_ahead_join_the_provider_call_under_way(
     ctx: AppContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Batches of 3 (the first claims, before any send is timed): each next one is claimed
-    while the call goes on and joins it, so 10 recipients take one call, and every
-    result still lands on its own recipient."""
+    """A first batch of 3 (before any send is timed); the next is claimed while the call
+    goes on and joins it, so 10 recipients take one call, and every result still
+    lands on its own recipient."""
     monkeypatch.setattr(worker_module, "FIRST_CLAIM", 3)
     await unpaced(ctx, tenant.session_id)
     broadcast_id = await create(client, tenant, il_numbers(10))

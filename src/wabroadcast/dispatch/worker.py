@@ -537,6 +537,7 @@ class SlotRunner:
         finally:
             unsent, self._todo = list(self._todo), deque()
             if self._upcoming is not None:
+                self._needed.set()  # a claim ahead still waiting: let it end
                 batch, self._upcoming = await self._upcoming, None
                 if batch is not None:
                     unsent.extend(batch.claimed)
@@ -564,13 +565,24 @@ class SlotRunner:
         provider = self.ctx.providers.for_kind(batch.row.provider)
         if provider.supports_client_message_id and self._full and not self.d.stopping.is_set():
             # Halfway through this batch (by its expected time): away from the
-            # moments its results are written, when the slot is busiest.
-            halfway = len(batch.claimed) * (self.seconds_per_send or 0.0) / 2
+            # moments its results are written, when the slot is busiest. Before
+            # any send is timed, once the first is: the claim is then sized by a
+            # known pace, and it does not compete with the first sends of every
+            # session starting at once.
+            halfway = (
+                None
+                if self.seconds_per_send is None
+                else len(batch.claimed) * self.seconds_per_send / 2
+            )
             self._needed = asyncio.Event()
             self._upcoming = asyncio.create_task(self._claim_next(after=halfway))
 
-    async def _claim_next(self, after: float = 0.0) -> NextBatch | None:
-        if after > 0:
+    async def _claim_next(self, after: float | None = 0.0) -> NextBatch | None:
+        """The next batch, claimed ``after`` seconds from now (None: once the first send
+        is timed), or as soon as the slot needs it (``_needed``)."""
+        if after is None:
+            await self._needed.wait()
+        elif after > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._needed.wait(), after)
         return await self.d.claimer.next_batch(
@@ -720,6 +732,8 @@ class SlotRunner:
 
     def _timed(self, per_send: float) -> None:
         """Fold a measured time per message into ``seconds_per_send`` (moving average)."""
+        if self.seconds_per_send is None:
+            self._needed.set()  # the claim ahead waited for this first timing
         self.seconds_per_send = (
             per_send
             if self.seconds_per_send is None
