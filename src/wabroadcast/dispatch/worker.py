@@ -455,7 +455,8 @@ class SlotRunner:
         self._todo: deque[Claimed] = deque()
         self._upcoming: asyncio.Task[NextBatch | None] | None = None
         self._full = True
-        # Set when the slot waits for the batch claimed ahead before its time.
+        # Set to have the batch claimed ahead claimed now: the slot ran out before
+        # the planned moment, or (the first time) its first send was just timed.
         self._needed = asyncio.Event()
         # This slot's results not yet handed to the writer, when it last was handed
         # some, and those on their way to the database (a new batch is handed over
