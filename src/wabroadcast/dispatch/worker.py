@@ -369,6 +369,11 @@ class Dispatcher:
             )
 
 
+def _outgoing(items: Sequence[Claimed]) -> list[OutgoingMessage]:
+    """The messages a provider call sends for these claimed recipients."""
+    return [OutgoingMessage(i.phone, i.message, i.client_message_id) for i in items]
+
+
 def _failed(future: asyncio.Future[Any]) -> bool:
     """A done future that did not succeed."""
     return future.cancelled() or future.exception() is not None
@@ -604,10 +609,10 @@ class SlotRunner:
         provider = self.ctx.providers.for_kind(row.provider)
         pace = pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
         ref = SessionRef(row.id, row.tenant_id, row.provider, {})
-        stop_session = self.d.stopping.is_set()
+        if self.d.stopping.is_set():
+            return True
+        stop_session = False
         try:
-            if stop_session:
-                return True
             await self._keep_lease()
             if pace.paced:
                 await self._wait_for_pace(pace)
@@ -645,10 +650,7 @@ class SlotRunner:
         It returns none, and the call ends, when the call is full, the worker is stopping, or the
         lease is lost or due for renewal (which ``_keep_lease`` does between calls).
         """
-        if len(call) >= SEND_CALL or self.d.stopping.is_set() or self.lost:
-            return []
-        period = self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL
-        if time.monotonic() - self.renewed >= 2 * period:
+        if len(call) >= SEND_CALL or self.d.stopping.is_set() or self.lost or self._renewal_due():
             return []
         upcoming = self._upcoming
         if not self._todo and upcoming is not None and upcoming.done() and not _failed(upcoming):
@@ -688,20 +690,12 @@ class SlotRunner:
                 self._take_early(result)
 
         def more() -> list[OutgoingMessage]:
-            return [
-                OutgoingMessage(i.phone, i.message, i.client_message_id)
-                for i in self._more(items, ref)
-            ]
+            return _outgoing(self._more(items, ref))
 
         unknown = False
         try:
             if many:
-                sent = await provider.send_many(
-                    ref,
-                    [OutgoingMessage(i.phone, i.message, i.client_message_id) for i in items],
-                    take_early,
-                    more,
-                )
+                sent = await provider.send_many(ref, _outgoing(items), take_early, more)
             else:
                 (item,) = items
                 sent = [await provider.send(ref, item.phone, item.message, item.client_message_id)]
@@ -848,11 +842,15 @@ class SlotRunner:
         (``run_until_idle`` runs no renewal loop, or the loop is stuck), and a slot
         whose lease was found gone stops before its next send.
         """
-        period = self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL
-        if not self.lost and time.monotonic() - self.renewed >= 2 * period:
+        if not self.lost and self._renewal_due():
             await self.d.renew_leases([self])
         if self.lost:
             raise LeaseLost(self.session_id)
+
+    def _renewal_due(self) -> bool:
+        """The dispatcher has not renewed this slot's lease for two thirds of its life."""
+        period = self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL
+        return time.monotonic() - self.renewed >= 2 * period
 
     async def _wait_for_pace(self, pace: pacing.Pace) -> None:
         jitter = timedelta(milliseconds=self.d.rng.uniform(0, pace.jitter_ms))
