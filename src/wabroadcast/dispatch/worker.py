@@ -71,9 +71,11 @@ SEND_CALL = 500
 FLUSH_AFTER_S = 0.25
 # A slot claims about this many seconds of work at once (by its measured send
 # time), so recipients are not shown as "sending" long before their turn; its
-# first claim, before any send was timed, is FIRST_CLAIM recipients.
+# first claim, before any send was timed, is FIRST_CLAIM recipients: small, so
+# a worker taking up a thousand sessions writes 5,000 rows before its first send,
+# not 20,000, and claims the rest while those first sends wait for WhatsApp.
 CLAIM_SECONDS = 2.0
-FIRST_CLAIM = 20
+FIRST_CLAIM = 5
 # The dispatcher renews its leases this many times per lease life.
 RENEWALS_PER_TTL = 3
 # Expired Idempotency-Key rows are deleted this often (by any worker).
