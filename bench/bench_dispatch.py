@@ -36,7 +36,7 @@ nothing else running in the VM.
     FANOUT: 1,000 sessions of one tenant x ``max_concurrency`` 1, 30 recipients
     each (30,000 sends), simulator latency 100 ms, no receipts. The ideal is
     1,000 sessions / 0.1 s = 10,000 msgs/s, so the whole run takes at least 3 s;
-    30 per session is more than one claim (a slot's first claim is 5), so the
+    30 per session is more than one claim (a slot's first claim is 10), so the
     figure includes moving from one batch to the next, as a long broadcast does.
     The rate is the number of first sends in the simulator's own send log (not
     repeats of a recovered send, which reach nobody), which must equal the

@@ -387,7 +387,7 @@ async def test_slots_asking_for_work_together_are_served_by_one_transaction(
 async def test_a_slot_that_stops_puts_back_the_batch_it_claimed_ahead(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, clock: FrozenClock
 ) -> None:
-    """The first batch (FIRST_CLAIM, 5) is full, so the next is claimed while it goes out;
+    """The first batch (FIRST_CLAIM, 10) is full, so the next is claimed while it goes out;
     the session disconnects at the 5th send, and every unsent recipient claimed goes back
     to queued."""
     await unpaced(ctx, tenant.session_id)

@@ -72,10 +72,12 @@ FLUSH_AFTER_S = 0.25
 # A slot claims about this many seconds of work at once (by its measured send
 # time), so recipients are not shown as "sending" long before their turn; its
 # first claim, before any send was timed, is FIRST_CLAIM recipients: small, so
-# a worker taking up a thousand sessions writes 5,000 rows before its first send,
-# not 20,000, and claims the rest while those first sends wait for WhatsApp.
+# a worker taking up a thousand sessions writes 10,000 rows before its first send,
+# not 20,000, and claims the rest while those first sends wait for WhatsApp. Not
+# smaller: every batch adds a claim to each session's stream of sends, and on a
+# busy machine a first claim of 5 made fan-out slower than one of 20.
 CLAIM_SECONDS = 2.0
-FIRST_CLAIM = 5
+FIRST_CLAIM = 10
 # The dispatcher renews its leases this many times per lease life.
 RENEWALS_PER_TTL = 3
 # Expired Idempotency-Key rows are deleted this often (by any worker).
