@@ -17,9 +17,11 @@ from sqlalchemy import select
 from tests.conftest import TenantFixture, make_tenant
 from tests.dispatch_helpers import scenario, sends
 from tests.helpers import il_numbers
+from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import SimulatorSend
 from wabroadcast.providers.base import OutgoingMessage, SendOutcome, SessionRef
+from wabroadcast.providers.simulator import ANSWER_GRACE
 
 
 def _ref(tenant: TenantFixture) -> SessionRef:
@@ -139,6 +141,45 @@ async def test_a_slow_send_is_logged_before_it_ends_and_counts_as_in_flight(
         task.cancel()
     await asyncio.gather(slow, second, return_exceptions=True)
     assert [r.finished_at for r in await _rows(ctx)] == [None, None]
+
+
+async def test_a_send_whose_caller_died_stops_counting_as_in_flight_once_answered(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, clock: FrozenClock
+) -> None:
+    """A worker killed mid-send never logs the send's end, but WhatsApp answers it all
+    the same: once its latency and ANSWER_GRACE are over, the next send of the session
+    (its slot's next holder, say) is alone in flight; before that, it is the second."""
+    numbers = il_numbers(4)
+    ref = _ref(tenant)
+
+    async def send_and_die(number: str, client_message_id: str) -> None:
+        await scenario(client, tenant, latency_ms=600_000)
+        caller = asyncio.create_task(
+            ctx.providers.simulator.send(ref, number, "hi", client_message_id)
+        )
+        for _ in range(500):
+            if any(r.client_message_id == client_message_id for r in await _rows(ctx)):
+                break
+            await asyncio.sleep(0.01)
+        caller.cancel()
+        await asyncio.gather(caller, return_exceptions=True)
+        await scenario(client, tenant, latency_ms=0)
+
+    await send_and_die(numbers[0], "dead-1")
+    clock.advance(600 + ANSWER_GRACE.total_seconds() + 0.001)
+    await ctx.providers.simulator.send(ref, numbers[1], "hi", "next-1")
+    assert (await sends(client, tenant))["hwm"] == 1
+
+    await send_and_die(numbers[2], "dead-2")
+    clock.advance(599)
+    await ctx.providers.simulator.send(ref, numbers[3], "hi", "next-2")
+    assert (await sends(client, tenant))["hwm"] == 2
+    assert [(r.client_message_id, r.finished_at is None) for r in await _rows(ctx)] == [
+        ("dead-1", True),
+        ("next-1", False),
+        ("dead-2", True),
+        ("next-2", False),
+    ]
 
 
 async def test_a_message_id_is_a_repeat_only_within_its_own_session(

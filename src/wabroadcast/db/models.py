@@ -306,6 +306,9 @@ class SimulatorSend(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     deliver_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     receipt_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When WhatsApp answers the send: its start plus the scenario's latency then. A
+    # send whose caller died never logs its end, but is over by this time.
+    answer_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class DashboardSession(Base):

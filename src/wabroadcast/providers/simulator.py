@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select, text, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
@@ -49,9 +49,15 @@ KIND = "simulator"
 SIMULATOR_LANE = "simulator"
 SIMULATOR_ENDS_LANE = "simulator-ends"
 DEFAULT_DELIVER_AFTER_MS = 2000
-# A send whose caller died never records its end; this long after it started
-# it no longer counts as in flight (longer than the largest settable latency,
-# 10 minutes, so a real in-flight send is never missed).
+# A send counts as in flight from its start until its end is logged. One whose
+# caller died (a worker's kill -9) never logs its end, but WhatsApp answered it
+# all the same, its latency after it started: it stops counting ANSWER_GRACE
+# after that, a margin for a live caller whose end is logged a little late (its
+# timer waiting for a busy event loop, its commit). Otherwise a worker that took
+# over a dead one's slot would seem to exceed the session's concurrency. Sends
+# logged before that time was recorded stop counting IN_FLIGHT_WINDOW after
+# their start (longer than the largest settable latency, 10 minutes).
+ANSWER_GRACE = timedelta(seconds=2)
 IN_FLIGHT_WINDOW = timedelta(minutes=11)
 
 # The simulator's error codes and how each must be treated: the same table
@@ -146,6 +152,7 @@ SEND_COLUMNS = (
     "outcome",
     "error_code",
     "deliver_at",
+    "answer_due_at",
 )
 
 
@@ -154,10 +161,12 @@ SEND_COLUMNS = (
 INSERT_SENDS_POSTGRES = text(
     """
     INSERT INTO simulator_sends (id, session_id, phone, client_message_id,
-        provider_message_id, repeat, started_at, finished_at, outcome, error_code, deliver_at)
+        provider_message_id, repeat, started_at, finished_at, outcome, error_code, deliver_at,
+        answer_due_at)
     SELECT CAST(e ->> 0 AS bigint), e ->> 1, e ->> 2, e ->> 3, e ->> 4, CAST(e ->> 5 AS boolean),
         to_timestamp(CAST(e ->> 6 AS float8)), to_timestamp(CAST(e ->> 7 AS float8)),
-        e ->> 8, e ->> 9, to_timestamp(CAST(e ->> 10 AS float8))
+        e ->> 8, e ->> 9, to_timestamp(CAST(e ->> 10 AS float8)),
+        to_timestamp(CAST(e ->> 11 AS float8))
     FROM json_array_elements(CAST(:sends AS json)) AS e
     """
 )
@@ -229,6 +238,7 @@ LOOK_UP_POSTGRES = text(
             WHERE session_id = ANY(ARRAY(SELECT json_array_elements_text(CAST(:ids AS json))))
               AND finished_at IS NULL
               AND started_at > :since
+              AND (answer_due_at IS NULL OR answer_due_at > :answered_before)
             GROUP BY session_id
          ) AS f) AS in_flight,
         (SELECT COALESCE(
@@ -243,7 +253,9 @@ LOOK_UP_POSTGRES = text(
         (SELECT COALESCE(json_agg(nextval(pg_get_serial_sequence('simulator_sends', 'id'))), '[]')
          FROM generate_series(1, :count)) AS send_ids
     """
-).bindparams(bindparam("since", type_=UTCDateTime()))
+).bindparams(
+    bindparam("since", type_=UTCDateTime()), bindparam("answered_before", type_=UTCDateTime())
+)
 
 
 def _scenario_columns() -> tuple[ColumnElement[Any], ...]:
@@ -349,6 +361,7 @@ class SimulatorRepository:
                 {
                     "ids": json.dumps(list(session_ids)),
                     "since": now - IN_FLIGHT_WINDOW,
+                    "answered_before": now - ANSWER_GRACE,
                     "wanted": json.dumps(pairs),
                     "count": ids,
                 },
@@ -371,6 +384,10 @@ class SimulatorRepository:
                 one_of(self.session, SimulatorSend.session_id, session_ids),
                 SimulatorSend.finished_at.is_(None),
                 SimulatorSend.started_at > now - IN_FLIGHT_WINDOW,
+                or_(
+                    SimulatorSend.answer_due_at.is_(None),
+                    SimulatorSend.answer_due_at > now - ANSWER_GRACE,
+                ),
             )
             .group_by(SimulatorSend.session_id)
         )
@@ -438,6 +455,7 @@ class SimulatorRepository:
                             _epoch(row[6]),
                             *row[7:9],
                             _epoch(row[9]),
+                            _epoch(row[10]),
                         ]
                         for send_id, row in zip(ids, rows, strict=True)
                     ]
@@ -717,6 +735,7 @@ class SendLog:
     ) -> list[LoggedSend]:
         """Log the call's sends that start now (``_starting_now``)."""
         at_once = scenario.latency_ms == 0
+        answer_due = now + timedelta(milliseconds=scenario.latency_ms)
         sends: list[LoggedSend] = []
         for message in _starting_now(scenario, call):
             original = originals.get(message.client_message_id)
@@ -739,6 +758,7 @@ class SendLog:
                     outcome.value if outcome else None,
                     code,
                     deliver_at(scenario, outcome, repeat, now) if outcome else None,
+                    answer_due,
                 )
             )
             sends.append(LoggedSend(message, None, provider_message_id, repeat, outcome, code))

@@ -66,7 +66,10 @@ class SimulatedSendsPage(BaseModel):
     items: list[SimulatedSend]
     next_cursor: str | None
     in_flight_high_water_mark: int = Field(
-        description="The most sends this session ever had in flight at once."
+        description=(
+            "The most sends this session ever had in flight at once; a send whose caller "
+            "died counts until 2 s after WhatsApp answered it."
+        )
     )
 
 
