@@ -35,6 +35,7 @@ from wabroadcast.dispatch import repository as repository_module
 from wabroadcast.dispatch import worker as worker_module
 from wabroadcast.dispatch.claims import ClaimBatcher, NextBatch
 from wabroadcast.dispatch.repository import Claimed, ClaimRequest, DispatchRepository, Result
+from wabroadcast.dispatch.worker import Dispatcher
 from wabroadcast.dispatch.writer import ResultWriter
 from wabroadcast.domain.status import RecipientStatus
 from wabroadcast.providers.base import (
@@ -324,6 +325,85 @@ async def test_a_cancel_during_a_claim_waits_for_it_instead_of_deadlocking(
     body = response.json()
     assert (body["status"], body["queued_count"], body["cancelled_count"]) == ("cancelled", 2, 3)
     await counts_match_rows(ctx, broadcast_id)
+
+
+async def _cancel_during_the_first_send(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, numbers: list[str]
+) -> tuple[int, Dispatcher, asyncio.Task[None]]:
+    """A broadcast whose recipients are all claimed at once, cancelled while the first
+    one is with WhatsApp (2 s latency): its id, the worker and its run."""
+    await unpaced(ctx, tenant.session_id)
+    await scenario(client, tenant, latency_ms=2000, deliver_after_ms=None)
+    broadcast_id = await create(client, tenant, numbers)
+    worker = dispatcher(ctx)
+    running = asyncio.create_task(worker.run_until_idle())
+    for _ in range(500):
+        if (await sends(client, tenant))["items"]:
+            break
+        await asyncio.sleep(0.01)
+    response = await client.post(
+        f"/api/whatsapp/broadcasts/{broadcast_id}/cancel", headers=tenant.headers
+    )
+    # All of them are claimed (``sending``): the cancel itself cancels none.
+    assert (response.json()["status"], response.json()["cancelled_count"]) == ("cancelled", 0)
+    return broadcast_id, worker, running
+
+
+async def _cancelled_after_one_send(
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    broadcast_id: int,
+    numbers: list[str],
+) -> None:
+    body = await broadcast(client, tenant, broadcast_id)
+    assert (body["status"], body["sent_count"], body["cancelled_count"], body["queued_count"]) == (
+        "cancelled",
+        1,
+        len(numbers) - 1,
+        0,
+    )
+    async with ctx.database.transaction() as db:
+        rows = (
+            await db.execute(
+                select(WhatsAppBroadcastRecipient.status, WhatsAppBroadcastRecipient.attempts)
+                .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
+                .order_by(WhatsAppBroadcastRecipient.id)
+            )
+        ).all()
+    # Put back without using an attempt: only the one sent has one.
+    assert [tuple(row) for row in rows] == [("sent", 1)] + [("cancelled", 0)] * (len(numbers) - 1)
+    assert [s["phone"] for s in (await sends(client, tenant))["items"]] == numbers[:1]
+    await counts_match_rows(ctx, broadcast_id)
+
+
+async def test_recipients_claimed_before_a_cancel_are_not_sent_after_it(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """Once the worker has noted the cancel (a pass does), the recipients it claimed but
+    has not handed to WhatsApp are put back and cancelled: only the first is sent."""
+    numbers = il_numbers(5)
+    broadcast_id, worker, running = await _cancel_during_the_first_send(
+        client, tenant, ctx, numbers
+    )
+    await worker.note_cancelled()
+    assert worker.cancelled == {broadcast_id}
+    await running
+    await _cancelled_after_one_send(client, tenant, ctx, broadcast_id, numbers)
+
+
+async def test_a_stopping_worker_puts_back_a_cancelled_broadcasts_claims_as_cancelled(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """The worker stops before it noted the cancel: the recipients it puts back end
+    cancelled, not queued under a broadcast that will never send them."""
+    numbers = il_numbers(5)
+    broadcast_id, worker, running = await _cancel_during_the_first_send(
+        client, tenant, ctx, numbers
+    )
+    worker.stopping.set()
+    await running
+    await _cancelled_after_one_send(client, tenant, ctx, broadcast_id, numbers)
 
 
 async def test_slots_asking_for_work_together_are_served_by_one_transaction(

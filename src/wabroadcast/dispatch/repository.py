@@ -693,20 +693,22 @@ class DispatchRepository:
 
     # --- broadcast lifecycle ------------------------------------------------------------
 
-    async def sweep_cancelled(self, broadcast_ids: Iterable[int], now: datetime) -> None:
-        """Recipients re-queued after their broadcast was cancelled are cancelled too."""
+    async def cancelled_among(self, broadcast_ids: Iterable[int]) -> set[int]:
+        """Which of these broadcasts were cancelled."""
         ids = list(broadcast_ids)
         if not ids:
-            return
-        cancelled = (
-            await self.session.execute(
-                select(B.id).where(
-                    one_of(self.session, B.id, ids), B.status == BroadcastStatus.CANCELLED.value
-                )
+            return set()
+        result = await self.session.execute(
+            select(B.id).where(
+                one_of(self.session, B.id, ids), B.status == BroadcastStatus.CANCELLED.value
             )
-        ).scalars()
+        )
+        return {int(broadcast_id) for broadcast_id in result.scalars()}
+
+    async def sweep_cancelled(self, broadcast_ids: Iterable[int], now: datetime) -> None:
+        """Recipients re-queued after their broadcast was cancelled are cancelled too."""
         repo = BroadcastRepository(self.session)
-        for broadcast_id in cancelled:
+        for broadcast_id in sorted(await self.cancelled_among(broadcast_ids)):
             await repo.cancel_queued(broadcast_id, now)
 
     async def finishable(self, broadcast_ids: Iterable[int]) -> list[Finishable]:

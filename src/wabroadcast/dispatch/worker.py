@@ -66,8 +66,11 @@ UNKNOWN_OUTCOME_MESSAGE = (
 )
 RECOVERY_LIMIT = 1000
 FLUSH_EVERY = 500
-# Most messages one provider call sends, one after another (see SlotRunner._send_all).
+# Most messages one provider call sends, one after another (see SlotRunner._send_next_call).
 SEND_CALL = 500
+# A call with sends faster than this gets all its queued recipients at once; a slower
+# one gets them one at a time as it goes, so a cancel can stop those not started.
+HAND_ALL_BELOW_S = 0.01
 FLUSH_AFTER_S = 0.25
 # A slot claims about this many seconds of work at once (by its measured send
 # time), so recipients are not shown as "sending" long before their turn; its
@@ -118,6 +121,9 @@ class Dispatcher:
         # Claims, results and lease releases of all slots, each grouped.
         self.writer = ResultWriter(ctx, self.close_out)
         self.claimer = ClaimBatcher(ctx, self.worker_id, self.claim_limit)
+        # Broadcasts cancelled while slots of this process held claimed recipients of
+        # theirs, as of the last pass: those recipients are put back, never sent.
+        self.cancelled: set[int] = set()
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Loop until ``stop`` is set, then let running sends finish and release every lease."""
@@ -216,6 +222,7 @@ class Dispatcher:
         sessions with work."""
         if recover:
             await self.recover_orphans()
+        await self.note_cancelled()
         await deliver_due_simulator_receipts(self.ctx)
         if time.monotonic() - self._purged >= PURGE_EVERY_S:
             async with self.ctx.database.transaction() as db:
@@ -286,6 +293,17 @@ class Dispatcher:
                 runner.run(), name=f"slot {session_id}#{slot}"
             )
         self._slots = {key: task for key, task in self._slots.items() if not task.done()}
+
+    async def note_cancelled(self) -> None:
+        """Find out which broadcasts whose recipients this process's slots hold claimed
+        were cancelled since: once a pass, so a cancel stops their sends within about
+        ``worker_poll_s``, whichever process took it."""
+        in_hand = {b for runner in self.held.values() for b in runner.broadcasts_in_hand()}
+        if not in_hand:
+            self.cancelled = set()
+            return
+        async with self.ctx.database.transaction() as db:
+            self.cancelled = await DispatchRepository(db).cancelled_among(sorted(in_hand))
 
     def claim_limit(self, row: WhatsAppSession, seconds_per_send: float | None) -> int:
         """How many recipients one slot of the session claims at once.
@@ -462,6 +480,9 @@ class SlotRunner:
         # Claimed recipients not yet handed to the provider, in order; the batch
         # being claimed ahead; whether the last batch was full (more may be due).
         self._todo: deque[Claimed] = deque()
+        # Claimed recipients of broadcasts cancelled since, taken off the queue and
+        # not sent: put back (and so cancelled) after the call under way.
+        self._dropped: list[Claimed] = []
         self._upcoming: asyncio.Task[NextBatch | None] | None = None
         self._full = True
         # Set to have the batch claimed ahead claimed now: the slot ran out before
@@ -620,11 +641,13 @@ class SlotRunner:
             await self._keep_lease()
             if pace.paced:
                 await self._wait_for_pace(pace)
-            size = SEND_CALL if provider.supports_client_message_id and not pace.paced else 1
+            many = provider.supports_client_message_id and not pace.paced
             # Taken off the queue before the call: if the call is interrupted, these
             # recipients stay ``sending`` and recovery decides, not a blind re-queue.
-            call = [self._todo.popleft() for _ in range(min(size, len(self._todo)))]
-            sent, attempted = await self._send_call(provider, ref, call, many=size > 1)
+            call = self._next_to_send(self._handed_at_once() if many else 1)
+            if not call:
+                return False  # all of them were cancelled
+            sent, attempted = await self._send_call(provider, ref, call, many=many)
             # A call cut short attempted only the first ones: the rest go back.
             self._todo.extendleft(reversed(call[attempted:]))
             for result, outcome in sent:
@@ -644,7 +667,35 @@ class SlotRunner:
                 await self._flush()
         finally:
             self._hand_over_if_due()
+            if self._dropped:
+                dropped, self._dropped = self._dropped, []
+                await self._unclaim(dropped)
         return stop_session
+
+    def _handed_at_once(self) -> int:
+        """How many queued recipients a call starts with (``_more`` hands the rest as it
+        goes): all of them when a send takes no time; otherwise one, so that a cancel
+        stops every send not started yet, not only those of later calls."""
+        if self.seconds_per_send is not None and self.seconds_per_send < HAND_ALL_BELOW_S:
+            return SEND_CALL
+        return 1
+
+    def _next_to_send(self, count: int) -> list[Claimed]:
+        """Up to ``count`` recipients off the queue, in order, to hand the provider;
+        those of broadcasts cancelled since they were claimed go aside (``_dropped``)."""
+        count = min(count, len(self._todo))
+        cancelled = self.d.cancelled
+        if not cancelled:
+            return [self._todo.popleft() for _ in range(count)]
+        taken: list[Claimed] = []
+        while self._todo and len(taken) < count:
+            item = self._todo.popleft()
+            (self._dropped if item.broadcast_id in cancelled else taken).append(item)
+        return taken
+
+    def broadcasts_in_hand(self) -> set[int]:
+        """The broadcasts of the recipients this slot holds claimed and has not sent."""
+        return {item.broadcast_id for item in self._todo}
 
     def _more(self, call: list[Claimed], ref: SessionRef) -> list[Claimed]:
         """Recipients that join ``call`` now that the provider has sent all it had: the
@@ -666,7 +717,7 @@ class SlotRunner:
                 return []
             self._upcoming = None
             self._take(batch)
-        more = [self._todo.popleft() for _ in range(min(SEND_CALL - len(call), len(self._todo)))]
+        more = self._next_to_send(min(SEND_CALL - len(call), self._handed_at_once()))
         call.extend(more)
         return more
 
@@ -740,11 +791,14 @@ class SlotRunner:
         )
 
     async def _unclaim(self, pending: Sequence[Claimed]) -> None:
-        """Claimed recipients whose provider call never started go back to queued."""
+        """Claimed recipients whose provider call never started go back to queued, and
+        to cancelled if their broadcast was cancelled meanwhile."""
         if not pending:
             return
         async with self.ctx.database.transaction() as db:
-            await DispatchRepository(db).unclaim(pending, self.epoch, self.ctx.clock.now())
+            repo = DispatchRepository(db)
+            await repo.unclaim(pending, self.epoch, self.ctx.clock.now())
+            await self.d.close_out(repo, {item.broadcast_id for item in pending})
 
     def _result_for(
         self, item: Claimed, sent: SendResult, *, unknown: bool, idempotent: bool

@@ -96,6 +96,12 @@ async def get_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> B
         **error_responses(401, 404, 422),
     },
     summary="Cancel: queued recipients are not sent, sends in flight finish",
+    description=(
+        "Queued recipients become `cancelled` at once. Recipients a worker had already "
+        "claimed (status `sending`, not yet handed to WhatsApp) are cancelled by that worker "
+        "within about `WABROADCAST_WORKER_POLL_S`; a send already with WhatsApp finishes "
+        "and its outcome is recorded."
+    ),
 )
 async def cancel_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
     return await service.cancel_broadcast(ctx, tenant, broadcast_id)
