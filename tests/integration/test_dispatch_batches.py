@@ -30,7 +30,7 @@ from tests.helpers import il_numbers
 from wabroadcast.broadcasts.repository import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
-from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
+from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient, WhatsAppSession
 from wabroadcast.dispatch import repository as repository_module
 from wabroadcast.dispatch import worker as worker_module
 from wabroadcast.dispatch.claims import ClaimBatcher, NextBatch
@@ -402,6 +402,35 @@ async def test_a_stopping_worker_puts_back_a_cancelled_broadcasts_claims_as_canc
         client, tenant, ctx, numbers
     )
     worker.stopping.set()
+    await running
+    await _cancelled_after_one_send(client, tenant, ctx, broadcast_id, numbers)
+
+
+async def test_a_paced_slot_does_not_send_a_recipient_cancelled_while_it_waited_its_turn(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """One message a second: the broadcast is cancelled just after the first send, while
+    the slot waits for the next turn with the second recipient claimed (and the third, if
+    its claim ahead came before the cancel); no pass of the worker runs meanwhile, and
+    still neither is sent."""
+    async with ctx.database.transaction() as db:
+        await db.execute(
+            update(WhatsAppSession)
+            .where(WhatsAppSession.id == tenant.session_id)
+            .values(rate_per_minute=60, jitter_ms=0, max_concurrency=1)
+        )
+    await scenario(client, tenant, deliver_after_ms=None)
+    numbers = il_numbers(3)
+    broadcast_id = await create(client, tenant, numbers)
+    running = asyncio.create_task(dispatcher(ctx).run_until_idle())
+    for _ in range(500):
+        if (await sends(client, tenant))["items"]:
+            break
+        await asyncio.sleep(0.01)
+    response = await client.post(
+        f"/api/whatsapp/broadcasts/{broadcast_id}/cancel", headers=tenant.headers
+    )
+    assert response.json()["status"] == "cancelled"
     await running
     await _cancelled_after_one_send(client, tenant, ctx, broadcast_id, numbers)
 

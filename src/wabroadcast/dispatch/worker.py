@@ -294,16 +294,21 @@ class Dispatcher:
             )
         self._slots = {key: task for key, task in self._slots.items() if not task.done()}
 
-    async def note_cancelled(self) -> None:
-        """Find out which broadcasts whose recipients this process's slots hold claimed
-        were cancelled since: once a pass, so a cancel stops their sends within about
-        ``worker_poll_s``, whichever process took it."""
-        in_hand = {b for runner in self.held.values() for b in runner.broadcasts_in_hand()}
-        if not in_hand:
-            self.cancelled = set()
-            return
-        async with self.ctx.database.transaction() as db:
-            self.cancelled = await DispatchRepository(db).cancelled_among(sorted(in_hand))
+    async def note_cancelled(self, runners: Sequence[SlotRunner] | None = None) -> None:
+        """Find out which broadcasts whose recipients ``runners`` (default: every slot of
+        this process) hold claimed were cancelled since, whichever process took the
+        cancel. Every pass does it for all slots, so a cancel stops their sends within
+        about ``worker_poll_s``; a paced slot also does it just before each send."""
+        held = list(self.held.values() if runners is None else runners)
+        in_hand = {b for runner in held for b in runner.broadcasts_in_hand()}
+        found: set[int] = set()
+        if in_hand:
+            async with self.ctx.database.transaction() as db:
+                found = await DispatchRepository(db).cancelled_among(sorted(in_hand))
+        if runners is None:
+            self.cancelled = found
+        else:
+            self.cancelled |= found
 
     def claim_limit(self, row: WhatsAppSession, seconds_per_send: float | None) -> int:
         """How many recipients one slot of the session claims at once.
@@ -641,6 +646,8 @@ class SlotRunner:
             await self._keep_lease()
             if pace.paced:
                 await self._wait_for_pace(pace)
+                # The turn may have been seconds away: was the broadcast cancelled meanwhile?
+                await self.d.note_cancelled([self])
             many = provider.supports_client_message_id and not pace.paced
             # Taken off the queue before the call: if the call is interrupted, these
             # recipients stay ``sending`` and recovery decides, not a blind re-queue.
