@@ -22,6 +22,7 @@ from tests.dispatch_helpers import (
     counts_match_rows,
     create,
     dispatcher,
+    recipients,
     scenario,
     sends,
     unpaced,
@@ -413,12 +414,7 @@ async def test_a_paced_slot_does_not_send_a_recipient_cancelled_while_it_waited_
     the slot waits for the next turn with the second recipient claimed (and the third, if
     its claim ahead came before the cancel); no pass of the worker runs meanwhile, and
     still neither is sent."""
-    async with ctx.database.transaction() as db:
-        await db.execute(
-            update(WhatsAppSession)
-            .where(WhatsAppSession.id == tenant.session_id)
-            .values(rate_per_minute=60, jitter_ms=0, max_concurrency=1)
-        )
+    await _paced(ctx, tenant.session_id, 60)
     await scenario(client, tenant, deliver_after_ms=None)
     numbers = il_numbers(3)
     broadcast_id = await create(client, tenant, numbers)
@@ -433,6 +429,39 @@ async def test_a_paced_slot_does_not_send_a_recipient_cancelled_while_it_waited_
     assert response.json()["status"] == "cancelled"
     await running
     await _cancelled_after_one_send(client, tenant, ctx, broadcast_id, numbers)
+
+
+async def _paced(ctx: AppContext, session_id: str, rate_per_minute: float) -> None:
+    async with ctx.database.transaction() as db:
+        await db.execute(
+            update(WhatsAppSession)
+            .where(WhatsAppSession.id == session_id)
+            .values(rate_per_minute=rate_per_minute, jitter_ms=0, max_concurrency=1)
+        )
+
+
+async def test_a_paced_slot_writes_a_result_before_waiting_for_its_next_turn(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """Thirty a minute: the first recipient shows as sent while the slot waits the two
+    seconds for its second turn, not only once the second is sent too."""
+    await _paced(ctx, tenant.session_id, 30)
+    await scenario(client, tenant, deliver_after_ms=None)
+    broadcast_id = await create(client, tenant, il_numbers(2))
+    running = asyncio.create_task(dispatcher(ctx).run_until_idle())
+    try:
+        for _ in range(1000):
+            first = (await recipients(client, tenant, broadcast_id))[0]
+            if first["status"] == "sent":
+                break
+            await asyncio.sleep(0.01)
+        assert first["status"] == "sent"
+        assert len((await sends(client, tenant))["items"]) == 1
+    finally:
+        await running
+    body = await broadcast(client, tenant, broadcast_id)
+    assert (body["status"], body["sent_count"]) == ("completed", 2)
+    await counts_match_rows(ctx, broadcast_id)
 
 
 async def test_slots_asking_for_work_together_are_served_by_one_transaction(
