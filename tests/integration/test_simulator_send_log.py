@@ -182,6 +182,31 @@ async def test_a_send_whose_caller_died_stops_counting_as_in_flight_once_answere
     ]
 
 
+async def test_a_refused_send_is_no_original_so_its_id_is_delivered_next_time(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    """WhatsApp refused the first send (nothing delivered): the next send with its id is a
+    first send, delivered with a provider id of its own; a send after that one repeats it."""
+    (number,) = il_numbers(1)
+    ref = _ref(tenant)
+    await scenario(client, tenant, fail_numbers={number: "SPAM_FLAGGED"})
+    refused = await ctx.providers.simulator.send(ref, number, "hi", "held-1")
+    assert refused.outcome is SendOutcome.ACCOUNT_BLOCKED
+    await scenario(client, tenant, fail_numbers={})
+    delivered = await ctx.providers.simulator.send(ref, number, "hi", "held-1")
+    repeated = await ctx.providers.simulator.send(ref, number, "hi", "held-1")
+    assert (delivered.outcome, delivered.repeated) == (SendOutcome.SENT, False)
+    assert (repeated.outcome, repeated.repeated) == (SendOutcome.SENT, True)
+    assert repeated.provider_message_id == delivered.provider_message_id
+    rows = await _rows(ctx)
+    assert [(r.repeat, r.outcome, r.deliver_at is not None) for r in rows] == [
+        (False, "account_blocked", False),
+        (False, "sent", True),
+        (True, "sent", False),
+    ]
+    assert rows[1].provider_message_id != rows[0].provider_message_id
+
+
 async def test_a_message_id_is_a_repeat_only_within_its_own_session(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:

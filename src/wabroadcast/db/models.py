@@ -260,6 +260,11 @@ class SimulatorScenario(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+# The sends that make a later send with their client message id a repeat: not
+# repeats themselves, and not refused by WhatsApp (in flight, or accepted).
+ORIGINAL_SEND = "NOT repeat AND (outcome IS NULL OR outcome = 'sent')"
+
+
 class SimulatorSend(Base):
     """Every send the simulated WhatsApp received, written as it happens.
 
@@ -275,8 +280,8 @@ class SimulatorSend(Base):
             "session_id",
             "client_message_id",
             unique=True,
-            postgresql_where=text("NOT repeat"),
-            sqlite_where=text("NOT repeat"),
+            postgresql_where=text(ORIGINAL_SEND),
+            sqlite_where=text(ORIGINAL_SEND),
         ),
         Index(
             "ix_simulator_sends_receipt_due",

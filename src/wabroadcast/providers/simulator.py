@@ -136,6 +136,13 @@ def scenario_from_row(row: ScenarioFields) -> Scenario:
     )
 
 
+# A send is the original of its client message id unless WhatsApp refused it: a
+# later send with that id is then a repeat, acknowledged and not delivered again.
+# One WhatsApp refused (a failure, a disconnect, an account-level error) delivered
+# nothing, so the next send with its id is a first send, delivered. One still in
+# flight, or whose caller died before its end was logged, counts as accepted: it
+# may have been delivered, and nothing may be delivered twice.
+SENT_OUTCOME = SendOutcome.SENT.value
 # Client message ids per repeat lookup (SQLite allows 32,766 parameters per statement).
 ORIGINALS_CHUNK = 5000
 # A send record's values, in SEND_COLUMNS order.
@@ -249,7 +256,8 @@ LOOK_UP_POSTGRES = text(
          JOIN simulator_sends AS s
            ON s.session_id = wanted.session_id
           AND s.client_message_id = wanted.client_message_id
-          AND NOT s.repeat) AS originals,
+          AND NOT s.repeat
+          AND (s.outcome IS NULL OR s.outcome = 'sent')) AS originals,
         (SELECT COALESCE(json_agg(nextval(pg_get_serial_sequence('simulator_sends', 'id'))), '[]')
          FROM generate_series(1, :count)) AS send_ids
     """
@@ -410,6 +418,7 @@ class SimulatorRepository:
                     SimulatorSend.session_id.in_(sessions),
                     SimulatorSend.client_message_id.in_(ids[offset : offset + ORIGINALS_CHUNK]),
                     SimulatorSend.repeat.is_(False),
+                    or_(SimulatorSend.outcome.is_(None), SimulatorSend.outcome == SENT_OUTCOME),
                 )
             )
             for session_id, client_message_id, provider_message_id in result.all():
@@ -741,11 +750,13 @@ class SendLog:
             original = originals.get(message.client_message_id)
             repeat = original is not None
             provider_message_id = original or self._new_provider_id()
-            originals.setdefault(message.client_message_id, provider_message_id)
             outcome: SendOutcome | None = None
             code: str | None = None
             if at_once:
                 outcome, code = decide(scenario, message, repeat)
+            if outcome in (None, SendOutcome.SENT):
+                # Accepted, or with WhatsApp until its latency is over.
+                originals.setdefault(message.client_message_id, provider_message_id)
             records.append(
                 (
                     call.session_id,
