@@ -61,6 +61,7 @@ def test_openapi_describes_every_route_and_its_errors(server: Server) -> None:
         "/api/whatsapp/broadcasts/{broadcast_id}",
         "/api/whatsapp/broadcasts/{broadcast_id}/recipients",
         "/api/whatsapp/broadcasts/{broadcast_id}/cancel",
+        "/api/whatsapp/broadcasts/{broadcast_id}/resume",
         "/api/whatsapp/status",
         "/api/whatsapp/simulator",
         "/api/whatsapp/simulator/sends",

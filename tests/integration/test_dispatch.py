@@ -140,6 +140,42 @@ async def test_account_level_error_pauses_and_sends_nothing_more(
     await counts_match_rows(ctx, broadcast_id)
 
 
+async def test_a_paused_broadcast_resumes_and_sends_what_it_held(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, clock: FrozenClock
+) -> None:
+    numbers = il_numbers(6)
+    await scenario(client, tenant, fail_numbers={numbers[2]: "SPAM_FLAGGED"})
+    broadcast_id = await create(client, tenant, numbers)
+    await dispatcher(ctx).run_until_idle()
+    assert (await broadcast(client, tenant, broadcast_id))["status"] == "paused"
+    # The account is fine again.
+    await scenario(client, tenant, fail_numbers={})
+    url = f"/api/whatsapp/broadcasts/{broadcast_id}/resume"
+    resumed = await client.post(url, headers=tenant.headers)
+    assert resumed.status_code == 200, resumed.text
+    body = resumed.json()
+    assert (body["status"], body["status_reason"], body["queued_count"]) == ("running", None, 4)
+    again = await client.post(url, headers=tenant.headers)
+    assert (again.status_code, again.json()["status"]) == (200, "running")
+    clock.advance(60)  # past the hold of the recipient that met the error
+    await dispatcher(ctx).run_until_idle()
+    b = await broadcast(client, tenant, broadcast_id)
+    assert (b["status"], b["sent_count"], b["queued_count"], b["failed_count"]) == (
+        "completed",
+        6,
+        0,
+        0,
+    )
+    log = (await sends(client, tenant))["items"]
+    delivered = sorted(s["phone"] for s in log if not s["repeat"] and s["outcome"] == "sent")
+    assert delivered == sorted(numbers)
+    finished = await client.post(url, headers=tenant.headers)
+    assert (finished.status_code, finished.json()["error_code"]) == (409, "BROADCAST_FINISHED")
+    missing = await client.post("/api/whatsapp/broadcasts/999999/resume", headers=tenant.headers)
+    assert (missing.status_code, missing.json()["error_code"]) == (404, "BROADCAST_NOT_FOUND")
+    await counts_match_rows(ctx, broadcast_id)
+
+
 async def test_disconnect_holds_recipients_and_reconnect_resumes(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, clock: FrozenClock
 ) -> None:

@@ -49,6 +49,7 @@ from wabroadcast.domain.recipients import (
     prepare_recipients,
 )
 from wabroadcast.domain.status import (
+    FINAL_BROADCAST_STATUSES,
     BroadcastStatus,
     RecipientStatus,
     can_transition,
@@ -638,6 +639,51 @@ async def cancel_broadcast(
         f"{BROADCAST_TAG} cancelled",
         broadcast_id=broadcast_id,
         cancelled_recipients=cancelled,
+        queued_count=out.queued_count,
+        sent_count=out.sent_count,
+        failed_count=out.failed_count,
+    )
+    return out
+
+
+async def resume_broadcast(
+    ctx: AppContext, tenant: TenantContext, broadcast_id: int
+) -> BroadcastOut:
+    """Send a paused broadcast again, once its account-level problem is dealt with.
+
+    It goes back to ``running`` (``queued`` if nothing was sent yet) and its reason
+    is cleared; workers take its held recipients on their next pass. If WhatsApp
+    still refuses the account, the first send pauses it again. Resuming a broadcast
+    that is not paused but still sending changes nothing; a finished one is a 409.
+    """
+    now = ctx.clock.now()
+    async with ctx.database.transaction() as session:
+        repo = BroadcastRepository(session)
+        broadcast = await repo.get_for_update(tenant.tenant_id, broadcast_id)
+        if broadcast is None:
+            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        current = BroadcastStatus(broadcast.status)
+        if current in FINAL_BROADCAST_STATUSES:
+            raise BroadcastFinished(
+                f"The broadcast already finished as {current.value}",
+                details={"broadcast_id": broadcast_id, "status": current.value},
+            )
+        if current is not BroadcastStatus.PAUSED:
+            return broadcast_out(broadcast)
+        resumed = BroadcastStatus.RUNNING if broadcast.started_at else BroadcastStatus.QUEUED
+        ensure_transition(current, resumed)
+        reason = broadcast.status_reason
+        broadcast.status = resumed.value
+        broadcast.status_reason = None
+        broadcast.updated_at = now
+        await session.flush()
+        await session.refresh(broadcast)
+        out = broadcast_out(broadcast)
+    log.info(
+        f"{BROADCAST_TAG} resumed",
+        broadcast_id=broadcast_id,
+        status=out.status,
+        paused_for=reason,
         queued_count=out.queued_count,
         sent_count=out.sent_count,
         failed_count=out.failed_count,

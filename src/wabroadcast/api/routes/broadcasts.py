@@ -107,6 +107,26 @@ async def cancel_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -
     return await service.cancel_broadcast(ctx, tenant, broadcast_id)
 
 
+@router.post(
+    "/{broadcast_id}/resume",
+    response_model=BroadcastOut,
+    responses={
+        409: {"model": ErrorEnvelope, "description": "Already finished (BROADCAST_FINISHED)"},
+        **error_responses(401, 404, 422),
+    },
+    summary="Resume a paused broadcast",
+    description=(
+        "A broadcast paused by an account-level error (restricted, spam-flagged) goes back "
+        "to `running` (`queued` if nothing was sent yet) and its `status_reason` is cleared; "
+        "workers send its held recipients on their next pass. If WhatsApp still refuses the "
+        "account, it is paused again at the first send. A broadcast that is not paused but "
+        "still sending is returned unchanged."
+    ),
+)
+async def resume_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
+    return await service.resume_broadcast(ctx, tenant, broadcast_id)
+
+
 @router.get(
     "/{broadcast_id}/recipients",
     response_model=Page[RecipientOut],
