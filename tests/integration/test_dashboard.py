@@ -472,6 +472,46 @@ async def test_cancel_from_the_page_and_a_finished_broadcast_says_so(
     assert (await broadcast(client, tenant, broadcast_id))["status"] == "completed"
 
 
+async def test_resume_a_paused_broadcast_from_its_page(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    clock: FrozenClock,
+    csrf: str,
+) -> None:
+    await unpaced(ctx, tenant.session_id)
+    numbers = il_numbers(3)
+    await scenario(client, tenant, fail_numbers={numbers[1]: "ACCOUNT_RESTRICTED"})
+    created = await client.post(
+        API, json={"message": "held", "recipients": numbers}, headers=tenant.headers
+    )
+    broadcast_id = created.json()["broadcast_id"]
+    page = await browser.get(f"/broadcasts/{broadcast_id}")
+    assert "Resume sending" not in page.text
+    await drain(ctx, clock)
+    page = await browser.get(f"/broadcasts/{broadcast_id}")
+    assert (await broadcast(client, tenant, broadcast_id))["status"] == "paused"
+    assert "Resume sending" in page.text
+    forged = await browser.post(f"/broadcasts/{broadcast_id}/resume")
+    assert forged.status_code == 403
+    await scenario(client, tenant, fail_numbers={})
+    response = await browser.post(f"/broadcasts/{broadcast_id}/resume", data={"csrf_token": csrf})
+    assert response.headers["location"] == f"/broadcasts/{broadcast_id}?notice=resumed"
+    shown = await browser.get(response.headers["location"])
+    assert "The broadcast was resumed" in shown.text
+    assert "Resume sending" not in shown.text
+    await drain(ctx, clock)
+    body = await broadcast(client, tenant, broadcast_id)
+    assert (body["status"], body["sent_count"]) == ("completed", 3)
+    again = await browser.post(f"/broadcasts/{broadcast_id}/resume", data={"csrf_token": csrf})
+    assert again.headers["location"] == (
+        f"/broadcasts/{broadcast_id}?notice=finished_before_resume"
+    )
+    shown = await browser.get(again.headers["location"])
+    assert "there is nothing to resume" in shown.text
+
+
 # --- overview and metrics --------------------------------------------------------
 
 

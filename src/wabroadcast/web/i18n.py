@@ -117,6 +117,13 @@ EN: dict[str, str] = {
     "cancel.help": "Queued recipients will not be sent; sends already in flight finish.",
     "cancel.done": "The broadcast was cancelled.",
     "cancel.finished": "The broadcast had already finished; nothing was cancelled.",
+    "resume.button": "Resume sending",
+    "resume.help": (
+        "Resume once the WhatsApp account is fine again; if WhatsApp still refuses it, "
+        "the broadcast pauses again at the first send."
+    ),
+    "resume.done": "The broadcast was resumed: the recipients it held are sent next.",
+    "resume.finished": "The broadcast had already finished; there is nothing to resume.",
     "export.failed": "Download failed recipients (CSV)",
     "recipients.title": "Recipients",
     "recipients.empty": "No recipients with this status.",
@@ -295,6 +302,13 @@ HE: dict[str, str] = {
     "cancel.help": "נמענים שבתור לא יקבלו את ההודעה; שליחות שכבר יצאו יסתיימו.",
     "cancel.done": "התפוצה בוטלה.",
     "cancel.finished": "התפוצה כבר הסתיימה; דבר לא בוטל.",
+    "resume.button": "חידוש השליחה",
+    "resume.help": (
+        "חדשו את השליחה כשחשבון ה-WhatsApp תקין שוב; אם WhatsApp עדיין חוסם אותו, "
+        "התפוצה תושהה שוב בשליחה הראשונה."
+    ),
+    "resume.done": "השליחה חודשה: הנמענים שהמתינו יישלחו עכשיו.",
+    "resume.finished": "התפוצה כבר הסתיימה; אין מה לחדש.",
     "export.failed": "הורדת הנמענים שנכשלו (CSV)",
     "recipients.title": "נמענים",
     "recipients.empty": "אין נמענים בסטטוס הזה.",

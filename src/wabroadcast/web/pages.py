@@ -1,8 +1,8 @@
 """What each dashboard page shows, gathered from the services the API uses.
 
 Route handlers call one function here and render its result; nothing here
-writes SQL or knows about HTML. Creating and cancelling go through the same
-service functions as ``POST /api/whatsapp/broadcasts`` and its cancel route,
+writes SQL or knows about HTML. Creating, cancelling and resuming go through the
+same service functions as ``POST /api/whatsapp/broadcasts`` and its routes,
 so the dashboard gets the same validation, idempotency and connection check.
 """
 
@@ -190,6 +190,10 @@ async def _create(
 
 async def cancel(ctx: AppContext, tenant: TenantContext, broadcast_id: int) -> BroadcastOut:
     return await service.cancel_broadcast(ctx, tenant, broadcast_id)
+
+
+async def resume(ctx: AppContext, tenant: TenantContext, broadcast_id: int) -> BroadcastOut:
+    return await service.resume_broadcast(ctx, tenant, broadcast_id)
 
 
 CSV_COLUMNS = (

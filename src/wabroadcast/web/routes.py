@@ -37,7 +37,12 @@ router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
 Cursor = Annotated[str | None, Query(max_length=200)]
 BroadcastId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-NOTICES = {"cancelled": "cancel.done", "already_finished": "cancel.finished"}
+NOTICES = {
+    "cancelled": "cancel.done",
+    "already_finished": "cancel.finished",
+    "resumed": "resume.done",
+    "finished_before_resume": "resume.finished",
+}
 
 
 def _see_other(target: str) -> RedirectResponse:
@@ -275,6 +280,18 @@ async def cancel_broadcast(
     except BroadcastFinished:
         return _see_other(url(f"/broadcasts/{broadcast_id}", notice="already_finished"))
     return _see_other(url(f"/broadcasts/{broadcast_id}", notice="cancelled"))
+
+
+@router.post("/broadcasts/{broadcast_id}/resume")
+async def resume_broadcast(
+    broadcast_id: BroadcastId, request: Request, ctx: Ctx, view: SignedInView
+) -> Response:
+    await checked_form(request, view.signed_in)
+    try:
+        await pages.resume(ctx, view.signed_in.tenant, broadcast_id)
+    except BroadcastFinished:
+        return _see_other(url(f"/broadcasts/{broadcast_id}", notice="finished_before_resume"))
+    return _see_other(url(f"/broadcasts/{broadcast_id}", notice="resumed"))
 
 
 @router.get("/broadcasts/{broadcast_id}/failed.csv")
