@@ -68,9 +68,11 @@ RECOVERY_LIMIT = 1000
 FLUSH_EVERY = 500
 # Most messages one provider call sends, one after another (see SlotRunner._send_next_call).
 SEND_CALL = 500
-# A call with sends faster than this gets all its queued recipients at once; a slower
-# one gets them one at a time as it goes, so a cancel can stop those not started.
-HAND_ALL_BELOW_S = 0.01
+# A call is handed about this many seconds of sends at a time, by the slot's measured
+# pace (one before any send is timed), the rest as it goes: a cancel stops every send
+# not handed yet. Not one at a time: each handing costs the event loop a little, in
+# every one of a thousand sessions' waves.
+HANDED_AT_ONCE_S = 0.5
 FLUSH_AFTER_S = 0.25
 # A slot claims about this many seconds of work at once (by its measured send
 # time), so recipients are not shown as "sending" long before their turn; its
@@ -488,6 +490,8 @@ class SlotRunner:
         # Claimed recipients of broadcasts cancelled since, taken off the queue and
         # not sent: put back (and so cancelled) after the call under way.
         self._dropped: list[Claimed] = []
+        # The broadcasts of the batches taken since the queue was last empty.
+        self._in_hand: set[int] = set()
         self._upcoming: asyncio.Task[NextBatch | None] | None = None
         self._full = True
         # Set to have the batch claimed ahead claimed now: the slot ran out before
@@ -596,6 +600,9 @@ class SlotRunner:
         if not counted:
             self.d.claims += 1
         self._row, self._limit = batch.row, batch.limit
+        if not self._todo:
+            self._in_hand = set()
+        self._in_hand.update({item.broadcast_id for item in batch.claimed})
         self._todo.extend(batch.claimed)
         self._full = len(batch.claimed) >= batch.limit
         provider = self.ctx.providers.for_kind(batch.row.provider)
@@ -680,12 +687,15 @@ class SlotRunner:
         return stop_session
 
     def _handed_at_once(self) -> int:
-        """How many queued recipients a call starts with (``_more`` hands the rest as it
-        goes): all of them when a send takes no time; otherwise one, so that a cancel
-        stops every send not started yet, not only those of later calls."""
-        if self.seconds_per_send is not None and self.seconds_per_send < HAND_ALL_BELOW_S:
+        """How many queued recipients a call is handed at a time (``_more`` hands the
+        rest as it goes): about HANDED_AT_ONCE_S of sends, so that a cancel stops the
+        sends of a slow call not handed yet, not only those of later calls."""
+        per_send = self.seconds_per_send
+        if per_send is None:
+            return 1
+        if per_send * SEND_CALL <= HANDED_AT_ONCE_S:
             return SEND_CALL
-        return 1
+        return max(1, int(HANDED_AT_ONCE_S / per_send))
 
     def _next_to_send(self, count: int) -> list[Claimed]:
         """Up to ``count`` recipients off the queue, in order, to hand the provider;
@@ -701,8 +711,9 @@ class SlotRunner:
         return taken
 
     def broadcasts_in_hand(self) -> set[int]:
-        """The broadcasts of the recipients this slot holds claimed and has not sent."""
-        return {item.broadcast_id for item in self._todo}
+        """The broadcasts of the recipients this slot holds claimed and has not sent (and
+        maybe of some it sent since: kept per batch, not per message)."""
+        return self._in_hand if self._todo else set()
 
     def _more(self, call: list[Claimed], ref: SessionRef) -> list[Claimed]:
         """Recipients that join ``call`` now that the provider has sent all it had: the
