@@ -328,6 +328,26 @@ async def test_a_cancel_during_a_claim_waits_for_it_instead_of_deadlocking(
     await counts_match_rows(ctx, broadcast_id)
 
 
+async def _statuses_and_attempts(ctx: AppContext, broadcast_id: int) -> list[tuple[str, int]]:
+    """Each recipient's status and attempts, in id order."""
+    async with ctx.database.transaction() as db:
+        rows = await db.execute(
+            select(WhatsAppBroadcastRecipient.status, WhatsAppBroadcastRecipient.attempts)
+            .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
+            .order_by(WhatsAppBroadcastRecipient.id)
+        )
+        return [(str(status), int(attempts)) for status, attempts in rows.all()]
+
+
+async def _first_send_logged(client: httpx.AsyncClient, tenant: TenantFixture) -> None:
+    """Wait until the simulator has logged the session's first send."""
+    for _ in range(500):
+        if (await sends(client, tenant))["items"]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no send was logged")
+
+
 async def _cancel_during_the_first_send(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, numbers: list[str]
 ) -> tuple[int, Dispatcher, asyncio.Task[None]]:
@@ -338,10 +358,7 @@ async def _cancel_during_the_first_send(
     broadcast_id = await create(client, tenant, numbers)
     worker = dispatcher(ctx)
     running = asyncio.create_task(worker.run_until_idle())
-    for _ in range(500):
-        if (await sends(client, tenant))["items"]:
-            break
-        await asyncio.sleep(0.01)
+    await _first_send_logged(client, tenant)
     response = await client.post(
         f"/api/whatsapp/broadcasts/{broadcast_id}/cancel", headers=tenant.headers
     )
@@ -364,16 +381,10 @@ async def _cancelled_after_one_send(
         len(numbers) - 1,
         0,
     )
-    async with ctx.database.transaction() as db:
-        rows = (
-            await db.execute(
-                select(WhatsAppBroadcastRecipient.status, WhatsAppBroadcastRecipient.attempts)
-                .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
-                .order_by(WhatsAppBroadcastRecipient.id)
-            )
-        ).all()
     # Put back without using an attempt: only the one sent has one.
-    assert [tuple(row) for row in rows] == [("sent", 1)] + [("cancelled", 0)] * (len(numbers) - 1)
+    assert await _statuses_and_attempts(ctx, broadcast_id) == [("sent", 1)] + [("cancelled", 0)] * (
+        len(numbers) - 1
+    )
     assert [s["phone"] for s in (await sends(client, tenant))["items"]] == numbers[:1]
     await counts_match_rows(ctx, broadcast_id)
 
@@ -419,10 +430,7 @@ async def test_a_paced_slot_does_not_send_a_recipient_cancelled_while_it_waited_
     numbers = il_numbers(3)
     broadcast_id = await create(client, tenant, numbers)
     running = asyncio.create_task(dispatcher(ctx).run_until_idle())
-    for _ in range(500):
-        if (await sends(client, tenant))["items"]:
-            break
-        await asyncio.sleep(0.01)
+    await _first_send_logged(client, tenant)
     response = await client.post(
         f"/api/whatsapp/broadcasts/{broadcast_id}/cancel", headers=tenant.headers
     )
@@ -535,14 +543,7 @@ async def test_a_slot_that_stops_puts_back_the_batch_it_claimed_ahead(
     worker = dispatcher(ctx)
     with pytest.raises(RuntimeError, match="idle"):
         await worker.run_until_idle(max_rounds=1)  # one pass, its slot run to the end
-    async with ctx.database.transaction() as db:
-        statuses = (
-            await db.execute(
-                select(WhatsAppBroadcastRecipient.status, WhatsAppBroadcastRecipient.attempts)
-                .where(WhatsAppBroadcastRecipient.broadcast_id == broadcast_id)
-                .order_by(WhatsAppBroadcastRecipient.id)
-            )
-        ).all()
+    statuses = await _statuses_and_attempts(ctx, broadcast_id)
     assert [status for status, _ in statuses] == ["sent"] * 4 + ["queued"] * 46
     # Put back without using an attempt: only the four sent ones have one.
     assert [attempts for _, attempts in statuses] == [1] * 4 + [0] * 46

@@ -607,6 +607,23 @@ async def get_broadcast(ctx: AppContext, tenant: TenantContext, broadcast_id: in
         return broadcast_out(broadcast)
 
 
+async def _locked(
+    repo: BroadcastRepository, tenant: TenantContext, broadcast_id: int
+) -> WhatsAppBroadcast:
+    """The tenant's broadcast, locked until the transaction ends (404 if there is none)."""
+    broadcast = await repo.get_for_update(tenant.tenant_id, broadcast_id)
+    if broadcast is None:
+        raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+    return broadcast
+
+
+def _already_finished(broadcast_id: int, status: BroadcastStatus) -> BroadcastFinished:
+    return BroadcastFinished(
+        f"The broadcast already finished as {status.value}",
+        details={"broadcast_id": broadcast_id, "status": status.value},
+    )
+
+
 async def cancel_broadcast(
     ctx: AppContext, tenant: TenantContext, broadcast_id: int
 ) -> BroadcastOut:
@@ -617,17 +634,12 @@ async def cancel_broadcast(
     now = ctx.clock.now()
     async with ctx.database.transaction() as session:
         repo = BroadcastRepository(session)
-        broadcast = await repo.get_for_update(tenant.tenant_id, broadcast_id)
-        if broadcast is None:
-            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        broadcast = await _locked(repo, tenant, broadcast_id)
         current = BroadcastStatus(broadcast.status)
         if current is BroadcastStatus.CANCELLED:
             return broadcast_out(broadcast)
         if not can_transition(current, BroadcastStatus.CANCELLED):
-            raise BroadcastFinished(
-                f"The broadcast already finished as {current.value}",
-                details={"broadcast_id": broadcast_id, "status": current.value},
-            )
+            raise _already_finished(broadcast_id, current)
         cancelled = await repo.cancel_queued(broadcast_id, now)
         broadcast.status = BroadcastStatus.CANCELLED.value
         broadcast.finished_at = now
@@ -658,16 +670,10 @@ async def resume_broadcast(
     """
     now = ctx.clock.now()
     async with ctx.database.transaction() as session:
-        repo = BroadcastRepository(session)
-        broadcast = await repo.get_for_update(tenant.tenant_id, broadcast_id)
-        if broadcast is None:
-            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        broadcast = await _locked(BroadcastRepository(session), tenant, broadcast_id)
         current = BroadcastStatus(broadcast.status)
         if current in FINAL_BROADCAST_STATUSES:
-            raise BroadcastFinished(
-                f"The broadcast already finished as {current.value}",
-                details={"broadcast_id": broadcast_id, "status": current.value},
-            )
+            raise _already_finished(broadcast_id, current)
         if current is not BroadcastStatus.PAUSED:
             return broadcast_out(broadcast)
         resumed = BroadcastStatus.RUNNING if broadcast.started_at else BroadcastStatus.QUEUED
