@@ -226,7 +226,10 @@ def send(
         ),
     ] = None,
     wait: Annotated[
-        bool, typer.Option(help="Follow the progress until the broadcast ends.")
+        bool,
+        typer.Option(
+            help="Follow the progress until the broadcast ends (or is paused: exit code 2)."
+        ),
     ] = False,
     url: Annotated[
         str, typer.Option(envvar="WABROADCAST_URL", help="The wabroadcast server.")
@@ -270,6 +273,8 @@ def send(
             if wait:
                 state = await api.follow(http, console, proof["broadcast_id"])
                 await api.print_summary(http, console, state)
+                if state["status"] == "paused":
+                    return 2
         return 0
 
     raise typer.Exit(asyncio.run(run()))

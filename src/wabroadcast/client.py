@@ -19,6 +19,8 @@ from rich.table import Table
 from wabroadcast.domain.recipients import parse_csv_recipients
 
 FINAL_STATUSES = {"completed", "partial", "failed", "cancelled"}
+# Where following a broadcast stops: it ended, or it waits for someone to act.
+STOP_STATUSES = FINAL_STATUSES | {"paused"}
 
 
 class ApiError(Exception):
@@ -57,7 +59,8 @@ async def post_broadcast(
 async def follow(
     client: httpx.AsyncClient, console: Console, broadcast_id: int, poll_s: float = 0.5
 ) -> dict[str, Any]:
-    """A live progress bar (sent, delivered, failed) until the broadcast finishes."""
+    """A live progress bar (sent, delivered, failed) until the broadcast finishes or is
+    paused (an account-level error: nothing more is sent until it is resumed)."""
     columns = (
         TextColumn("{task.description:>9}"),
         BarColumn(),
@@ -74,7 +77,7 @@ async def follow(
             progress.update(sent, completed=state["sent_count"])
             progress.update(delivered, completed=state["delivered_count"])
             progress.update(failed, completed=state["failed_count"])
-            if state["status"] in FINAL_STATUSES:
+            if state["status"] in STOP_STATUSES:
                 return state
             await asyncio.sleep(poll_s)
             state = await _get(client, broadcast_id)
@@ -104,6 +107,12 @@ async def print_summary(client: httpx.AsyncClient, console: Console, state: dict
     ):
         table.add_row(label, str(state[key]))
     console.print(table)
+    if state["status"] == "paused":
+        console.print(
+            f"[yellow]Paused: {state['status_reason']}[/] Nothing more is sent until it is "
+            f"resumed (POST /api/whatsapp/broadcasts/{state['broadcast_id']}/resume, or the "
+            "dashboard's Resume sending) once the account is fine again."
+        )
     if not state["failed_count"]:
         return
     response = await client.get(

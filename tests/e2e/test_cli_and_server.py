@@ -180,6 +180,35 @@ def test_session_set_and_send_wait_follow_a_broadcast_to_its_end(
     assert "This number is not on WhatsApp." in sent.stdout
 
 
+def test_send_wait_stops_at_a_pause_and_says_why(server: Server) -> None:
+    headers = {"Authorization": f"Bearer {server.api_key}"}
+    httpx.put(
+        f"{server.base_url}/api/whatsapp/simulator",
+        json={"fail_numbers": {"+972524567890": "SPAM_FLAGGED"}},
+        headers=headers,
+    )
+    sent = cli(
+        "send",
+        "--url",
+        server.base_url,
+        "--api-key",
+        server.api_key,
+        "--message",
+        "Flagged",
+        "--to",
+        "0524567890",
+        "--wait",
+        env={**server.env, "COLUMNS": "200"},
+    )
+    httpx.put(
+        f"{server.base_url}/api/whatsapp/simulator", json={"fail_numbers": {}}, headers=headers
+    )
+    assert sent.returncode == 2, sent.stdout + sent.stderr
+    assert ": paused" in sent.stdout
+    assert "Paused: WhatsApp flagged this account for spam" in sent.stdout
+    assert "/resume" in sent.stdout
+
+
 def test_send_reports_api_errors_and_exits_non_zero(server: Server) -> None:
     result = cli(
         "send",
