@@ -19,11 +19,18 @@ FINAL = {"completed", "partial", "failed", "cancelled"}
 
 
 async def unpaced(ctx: AppContext, session_id: str, max_concurrency: int = 1) -> None:
+    await paced(ctx, session_id, 0, max_concurrency)
+
+
+async def paced(
+    ctx: AppContext, session_id: str, rate_per_minute: float, max_concurrency: int = 1
+) -> None:
+    """The session sends ``rate_per_minute`` messages a minute (0: unpaced), no jitter."""
     async with ctx.database.transaction() as session:
         await session.execute(
             update(WhatsAppSession)
             .where(WhatsAppSession.id == session_id)
-            .values(rate_per_minute=0, jitter_ms=0, max_concurrency=max_concurrency)
+            .values(rate_per_minute=rate_per_minute, jitter_ms=0, max_concurrency=max_concurrency)
         )
 
 

@@ -22,6 +22,7 @@ from tests.dispatch_helpers import (
     counts_match_rows,
     create,
     dispatcher,
+    paced,
     recipients,
     scenario,
     sends,
@@ -31,7 +32,7 @@ from tests.helpers import il_numbers
 from wabroadcast.broadcasts.repository import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
-from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient, WhatsAppSession
+from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
 from wabroadcast.dispatch import repository as repository_module
 from wabroadcast.dispatch import worker as worker_module
 from wabroadcast.dispatch.claims import ClaimBatcher, NextBatch
@@ -425,7 +426,7 @@ async def test_a_paced_slot_does_not_send_a_recipient_cancelled_while_it_waited_
     the slot waits for the next turn with the second recipient claimed (and the third, if
     its claim ahead came before the cancel); no pass of the worker runs meanwhile, and
     still neither is sent."""
-    await _paced(ctx, tenant.session_id, 60)
+    await paced(ctx, tenant.session_id, 60)
     await scenario(client, tenant, deliver_after_ms=None)
     numbers = il_numbers(3)
     broadcast_id = await create(client, tenant, numbers)
@@ -439,21 +440,12 @@ async def test_a_paced_slot_does_not_send_a_recipient_cancelled_while_it_waited_
     await _cancelled_after_one_send(client, tenant, ctx, broadcast_id, numbers)
 
 
-async def _paced(ctx: AppContext, session_id: str, rate_per_minute: float) -> None:
-    async with ctx.database.transaction() as db:
-        await db.execute(
-            update(WhatsAppSession)
-            .where(WhatsAppSession.id == session_id)
-            .values(rate_per_minute=rate_per_minute, jitter_ms=0, max_concurrency=1)
-        )
-
-
 async def test_a_paced_slot_writes_a_result_before_waiting_for_its_next_turn(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
     """Thirty a minute: the first recipient shows as sent while the slot waits the two
     seconds for its second turn, not only once the second is sent too."""
-    await _paced(ctx, tenant.session_id, 30)
+    await paced(ctx, tenant.session_id, 30)
     await scenario(client, tenant, deliver_after_ms=None)
     broadcast_id = await create(client, tenant, il_numbers(2))
     running = asyncio.create_task(dispatcher(ctx).run_until_idle())

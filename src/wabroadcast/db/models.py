@@ -260,8 +260,11 @@ class SimulatorScenario(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-# The sends that make a later send with their client message id a repeat: not
-# repeats themselves, and not refused by WhatsApp (in flight, or accepted).
+# The sends that make a later send with their client message id a repeat (answered
+# as sent, not delivered again): not repeats themselves, and not refused by WhatsApp.
+# A refused send (a failure, a disconnect, an account-level error) delivered nothing,
+# so the next send with its id is delivered. One in flight, or whose caller died
+# before its end was logged, counts as accepted: nothing may be delivered twice.
 ORIGINAL_SEND = "NOT repeat AND (outcome IS NULL OR outcome = 'sent')"
 
 

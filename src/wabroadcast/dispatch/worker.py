@@ -815,8 +815,9 @@ class SlotRunner:
             return
         async with self.ctx.database.transaction() as db:
             repo = DispatchRepository(db)
-            await repo.unclaim(pending, self.epoch, self.ctx.clock.now())
-            await self.d.close_out(repo, {item.broadcast_id for item in pending})
+            now = self.ctx.clock.now()
+            await repo.unclaim(pending, self.epoch, now)
+            await repo.sweep_cancelled({item.broadcast_id for item in pending}, now)
 
     def _result_for(
         self, item: Claimed, sent: SendResult, *, unknown: bool, idempotent: bool

@@ -26,7 +26,13 @@ from wabroadcast.clock import Clock
 from wabroadcast.db.copy import copy_rows
 from wabroadcast.db.engine import Database, is_postgres
 from wabroadcast.db.in_list import one_of
-from wabroadcast.db.models import SimulatorScenario, SimulatorSend, UTCDateTime, table_of
+from wabroadcast.db.models import (
+    ORIGINAL_SEND,
+    SimulatorScenario,
+    SimulatorSend,
+    UTCDateTime,
+    table_of,
+)
 from wabroadcast.providers.base import (
     ConnectionState,
     ConnectionStatus,
@@ -136,13 +142,6 @@ def scenario_from_row(row: ScenarioFields) -> Scenario:
     )
 
 
-# A send is the original of its client message id unless WhatsApp refused it: a
-# later send with that id is then a repeat, acknowledged and not delivered again.
-# One WhatsApp refused (a failure, a disconnect, an account-level error) delivered
-# nothing, so the next send with its id is a first send, delivered. One still in
-# flight, or whose caller died before its end was logged, counts as accepted: it
-# may have been delivered, and nothing may be delivered twice.
-SENT_OUTCOME = SendOutcome.SENT.value
 # Client message ids per repeat lookup (SQLite allows 32,766 parameters per statement).
 ORIGINALS_CHUNK = 5000
 # A send record's values, in SEND_COLUMNS order.
@@ -235,10 +234,12 @@ FINISH_AND_LOCK_POSTGRES = text(
 # (PostgreSQL): the sessions' sends in flight, earlier first sends of the message
 # ids starting now (one index probe per pair, on the index of first sends) and ids
 # for the new send records.
+# ORIGINAL_SEND is a constant of the models (the predicate of the index it uses),
+# not input.
 LOOK_UP_POSTGRES = text(
-    """
+    f"""
     SELECT
-        (SELECT COALESCE(json_object_agg(f.session_id, f.n), '{}')
+        (SELECT COALESCE(json_object_agg(f.session_id, f.n), '{{}}')
          FROM (
             SELECT session_id, count(*) AS n
             FROM simulator_sends
@@ -256,11 +257,10 @@ LOOK_UP_POSTGRES = text(
          JOIN simulator_sends AS s
            ON s.session_id = wanted.session_id
           AND s.client_message_id = wanted.client_message_id
-          AND NOT s.repeat
-          AND (s.outcome IS NULL OR s.outcome = 'sent')) AS originals,
+          AND {ORIGINAL_SEND}) AS originals,
         (SELECT COALESCE(json_agg(nextval(pg_get_serial_sequence('simulator_sends', 'id'))), '[]')
          FROM generate_series(1, :count)) AS send_ids
-    """
+    """  # noqa: S608
 ).bindparams(
     bindparam("since", type_=UTCDateTime()), bindparam("answered_before", type_=UTCDateTime())
 )
@@ -417,8 +417,7 @@ class SimulatorRepository:
                 ).where(
                     SimulatorSend.session_id.in_(sessions),
                     SimulatorSend.client_message_id.in_(ids[offset : offset + ORIGINALS_CHUNK]),
-                    SimulatorSend.repeat.is_(False),
-                    or_(SimulatorSend.outcome.is_(None), SimulatorSend.outcome == SENT_OUTCOME),
+                    text(ORIGINAL_SEND),
                 )
             )
             for session_id, client_message_id, provider_message_id in result.all():
