@@ -19,6 +19,7 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
+from pydantic import SecretStr
 
 from wabroadcast.api.app import build_context, create_app
 from wabroadcast.clock import FrozenClock
@@ -111,9 +112,13 @@ def clock() -> FrozenClock:
     return FrozenClock(START)
 
 
+# Encrypts provider secrets in tests (a deployment makes its own: `wabroadcast secret-key`).
+TEST_SECRET_KEY = "Zm9yLXRlc3RzLW9ubHktbm90LWEtcmVhbC1rZXktLS0="
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+    return Settings(database_url=database_url, secret_key=SecretStr(TEST_SECRET_KEY))
 
 
 @pytest.fixture

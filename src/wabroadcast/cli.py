@@ -11,21 +11,35 @@ from typing import Annotated
 
 import httpx
 import typer
+from pydantic import ValidationError
 
+from wabroadcast.cli_sessions import ConfigFile, ConfigPairs, read_config, session_app
 from wabroadcast.clock import SystemClock
-from wabroadcast.config import get_settings
+from wabroadcast.config import Settings, get_settings
+from wabroadcast.crypto import (
+    LazySecretBox,
+    SecretKeyMissing,
+    SecretsUnreadable,
+    load_secret_box,
+    new_key,
+)
 from wabroadcast.db import migrate
 from wabroadcast.db.engine import Database
+from wabroadcast.domain.errors import AppError
 from wabroadcast.observability.logging import configure_logging
+from wabroadcast.providers.registry import PLUGINS
 from wabroadcast.tenants.service import create_tenant
 
 app = typer.Typer(
-    help="wabroadcast: one WhatsApp message to many recipients, reliably.", no_args_is_help=True
+    help="wabroadcast: one WhatsApp message to many recipients, reliably.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 tenant_app = typer.Typer(help="Tenants (businesses) and their API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
+app.add_typer(session_app, name="session")
 
 
 @db_app.command("upgrade")
@@ -38,12 +52,20 @@ def db_upgrade(
     typer.echo(f"database at revision {migrate.current_revision(url)}")
 
 
-async def _create_tenant(name: str, region: str, provider: str) -> dict[str, object]:
-    database = Database(get_settings().database_url)
+async def _create_tenant(
+    settings: Settings, name: str, region: str, provider: str, config: dict[str, object]
+) -> dict[str, object]:
+    database = Database(settings.database_url)
     try:
         async with database.transaction() as session:
             created = await create_tenant(
-                session, SystemClock(), name=name, region=region, provider=provider
+                session,
+                SystemClock(),
+                name=name,
+                region=region,
+                provider=provider,
+                config=config,
+                box=LazySecretBox(settings),
             )
     finally:
         await database.dispose()
@@ -67,19 +89,37 @@ def tenant_create(
     provider: Annotated[
         str | None,
         typer.Option(
-            help="Provider of the default session. Default: WABROADCAST_DEFAULT_PROVIDER."
+            help=f"Provider of the default session ({', '.join(PLUGINS)}). "
+            "Default: WABROADCAST_DEFAULT_PROVIDER."
         ),
     ] = None,
+    config: ConfigPairs = None,
+    config_file: ConfigFile = None,
 ) -> None:
     """Create a tenant and its default session; prints its API key once, as JSON."""
     settings = get_settings()
     migrate.upgrade(settings.database_url)
     created = asyncio.run(
         _create_tenant(
-            name, region or settings.default_region, provider or settings.default_provider
+            settings,
+            name,
+            region or settings.default_region,
+            provider or settings.default_provider,
+            read_config(config, config_file),
         )
     )
     typer.echo(json.dumps(created))
+
+
+def require_secret_key(settings: Settings) -> None:
+    """Refuse to start without the key that reads provider secrets (made on SQLite)."""
+    load_secret_box(settings)
+
+
+@app.command("secret-key")
+def secret_key() -> None:
+    """Print a new key for WABROADCAST_SECRET_KEY (encrypts provider secrets at rest)."""
+    typer.echo(new_key())
 
 
 def tune_gc() -> None:
@@ -113,16 +153,20 @@ def serve(
     """Run the HTTP API (migrating the database first), with an embedded worker by default."""
     import uvicorn
 
-    from wabroadcast.api.app import create_app
+    from wabroadcast.api.app import build_context, create_app
 
-    settings = get_settings()
+    # The address given here is the one the app knows too (webhook URLs are built from it).
+    settings = get_settings().model_copy(
+        update={"host": host or get_settings().host, "port": port or get_settings().port}
+    )
     configure_logging(settings.log_format, settings.log_level)
+    require_secret_key(settings)
     migrate.upgrade(settings.database_url)
     tune_gc()
     uvicorn.run(
-        create_app(run_worker=worker),
-        host=host or settings.host,
-        port=port or settings.port,
+        create_app(build_context(settings), run_worker=worker),
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level,
         access_log=False,
     )
@@ -154,6 +198,7 @@ def worker_command(
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    require_secret_key(settings)
     migrate.upgrade(settings.database_url)
     tune_gc()
     if metrics_port is not None:
@@ -171,46 +216,6 @@ def worker_command(
             await ctx.database.dispose()
 
     asyncio.run(run())
-
-
-session_app = typer.Typer(help="WhatsApp sessions: concurrency and pace.", no_args_is_help=True)
-app.add_typer(session_app, name="session")
-
-
-@session_app.command("set")
-def session_set(
-    session_id: Annotated[str, typer.Argument(help="e.g. business_1")],
-    max_concurrency: Annotated[
-        int | None, typer.Option(min=1, max=16, help="Sends in flight at once (1-2 is safe).")
-    ] = None,
-    rate_per_minute: Annotated[
-        float | None, typer.Option(min=0, help="Messages per minute; 0 = no pacing.")
-    ] = None,
-    jitter_ms: Annotated[
-        int | None, typer.Option(min=0, help="Random extra gap before each send, 0..J ms.")
-    ] = None,
-) -> None:
-    """Tune a session's concurrency and pace; prints its settings as JSON."""
-    from wabroadcast.tenants.service import update_session_settings
-
-    settings = get_settings()
-    migrate.upgrade(settings.database_url)
-
-    async def run() -> dict[str, object]:
-        database = Database(settings.database_url)
-        try:
-            async with database.transaction() as session:
-                return await update_session_settings(
-                    session,
-                    session_id,
-                    max_concurrency=max_concurrency,
-                    rate_per_minute=rate_per_minute,
-                    jitter_ms=jitter_ms,
-                )
-        finally:
-            await database.dispose()
-
-    typer.echo(json.dumps(asyncio.run(run())))
 
 
 @app.command()
@@ -291,4 +296,17 @@ def demo(
 
 
 def main() -> None:
-    app()
+    """Run the CLI; an error a person can act on is one line on stderr, not a traceback."""
+    try:
+        app()
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise SystemExit(1) from None
+    except (SecretKeyMissing, SecretsUnreadable) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+    except ValidationError as exc:
+        first = exc.errors(include_input=False, include_url=False)[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "input"
+        typer.echo(f"error: {where}: {first.get('msg', 'invalid')}", err=True)
+        raise SystemExit(1) from None

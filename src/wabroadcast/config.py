@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +48,20 @@ class Settings(BaseSettings):
         default=10.0,
         ge=0,
         description="Seconds GET /api/whatsapp/metrics reuses a tenant's answer; 0: never.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Fernet key that encrypts provider secrets at rest (`wabroadcast secret-key` makes "
+            "one). Required with PostgreSQL; on SQLite one is kept in <database file>.key."
+        ),
+    )
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "The address at which providers reach this server (webhooks), e.g. "
+            "https://wa.example.com. Default: the local serve address."
+        ),
     )
     metrics_token: str | None = Field(
         default=None,

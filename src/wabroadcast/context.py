@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 from wabroadcast.clock import Clock
 from wabroadcast.config import Settings
+from wabroadcast.crypto import LazySecretBox
 from wabroadcast.db.engine import Database
 from wabroadcast.metrics.cache import MetricsCache
 from wabroadcast.providers.registry import Providers
+from wabroadcast.sessions.service import SessionRefs
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,4 +19,7 @@ class AppContext:
     database: Database
     clock: Clock
     providers: Providers
+    # Decrypts provider secrets (made on first use: see crypto.LazySecretBox).
+    secrets: LazySecretBox
+    session_refs: SessionRefs
     metrics_cache: MetricsCache = field(default_factory=MetricsCache)

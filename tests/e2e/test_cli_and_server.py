@@ -63,9 +63,13 @@ def test_openapi_describes_every_route_and_its_errors(server: Server) -> None:
         "/api/whatsapp/broadcasts/{broadcast_id}/cancel",
         "/api/whatsapp/broadcasts/{broadcast_id}/resume",
         "/api/whatsapp/status",
+        "/api/whatsapp/sessions",
+        "/api/whatsapp/sessions/{session_id}",
+        "/api/whatsapp/sessions/{session_id}/status",
         "/api/whatsapp/simulator",
         "/api/whatsapp/simulator/sends",
         "/api/whatsapp/webhooks/{provider}",
+        "/api/whatsapp/webhooks/{provider}/{key}",
         "/api/whatsapp/metrics",
         "/healthz",
         "/readyz",
@@ -77,7 +81,12 @@ def test_openapi_describes_every_route_and_its_errors(server: Server) -> None:
     assert create["responses"]["400"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/ErrorEnvelope"
     )
-    public = {"/api/whatsapp/webhooks/{provider}", "/healthz", "/readyz"}
+    public = {
+        "/api/whatsapp/webhooks/{provider}",
+        "/api/whatsapp/webhooks/{provider}/{key}",
+        "/healthz",
+        "/readyz",
+    }
     for path, operations in paths.items():
         for method, operation in operations.items():
             if path not in public:
@@ -139,13 +148,14 @@ def test_session_set_and_send_wait_follow_a_broadcast_to_its_end(
         env=server.env,
     )
     assert tuned.returncode == 0, tuned.stderr
-    assert json.loads(tuned.stdout) == {
+    tuned_session = json.loads(tuned.stdout)
+    assert {k: tuned_session[k] for k in ("session_id", "provider", "max_concurrency")} == {
         "session_id": server.session_id,
         "provider": "simulator",
         "max_concurrency": 2,
-        "rate_per_minute": 0.0,
-        "jitter_ms": None,
     }
+    # The pace shown is the one in force: rate set, jitter still the provider's default.
+    assert (tuned_session["rate_per_minute"], tuned_session["pace_is_default"]) == (0.0, False)
     status = httpx.get(
         f"{server.base_url}/api/whatsapp/status",
         headers={"Authorization": f"Bearer {server.api_key}"},

@@ -28,7 +28,9 @@ from tests.e2e.conftest import Server, running_server
 from tests.helpers import il_numbers
 from wabroadcast.clock import SystemClock
 from wabroadcast.db.engine import Database
-from wabroadcast.tenants.service import create_tenant, update_session_settings
+from wabroadcast.sessions.schemas import SessionSettings
+from wabroadcast.sessions.service import update_session_settings
+from wabroadcast.tenants.service import create_tenant
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -111,7 +113,9 @@ async def _new_tenant(database_url: str, name: str) -> tuple[str, str]:
             )
             # No pacing, so a test waits for the page, not for the pace.
             await update_session_settings(
-                session, created.session_id, max_concurrency=2, rate_per_minute=0, jitter_ms=0
+                session,
+                created.session_id,
+                SessionSettings(max_concurrency=2, rate_per_minute=0, jitter_ms=0),
             )
     finally:
         await database.dispose()

@@ -23,8 +23,16 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from tests.conftest import TenantFixture, create_pg_database, drop_pg_database, make_tenant, pg_url
+from tests.conftest import (
+    TEST_SECRET_KEY,
+    TenantFixture,
+    create_pg_database,
+    drop_pg_database,
+    make_tenant,
+    pg_url,
+)
 from tests.dispatch_helpers import all_recipients, broadcast, create, scenario, sends, unpaced
 from tests.helpers import il_numbers
 from wabroadcast.api.app import build_context, create_app
@@ -41,6 +49,7 @@ WORKER_ENV = {
     "WABROADCAST_RETRY_CAP_S": "0.5",
     "WABROADCAST_DISCONNECTED_HOLD_S": "0.3",
     "WABROADCAST_LOG_LEVEL": "warning",
+    "WABROADCAST_SECRET_KEY": TEST_SECRET_KEY,
 }
 FINAL = {"completed", "partial", "failed", "cancelled"}
 
@@ -58,7 +67,7 @@ def fault_db(pg_database: str) -> Iterator[str]:
 
 @pytest.fixture
 async def fctx(fault_db: str) -> AsyncIterator[AppContext]:
-    context = build_context(Settings(database_url=fault_db))
+    context = build_context(Settings(database_url=fault_db, secret_key=SecretStr(TEST_SECRET_KEY)))
     yield context
     await context.database.dispose()
 

@@ -10,6 +10,7 @@ from structlog.testing import capture_logs
 
 from tests.conftest import TenantFixture, make_tenant
 from tests.helpers import il_numbers, row_counts
+from tests.support.providers import simulator_of
 from wabroadcast.context import AppContext
 
 URL = "/api/whatsapp/broadcasts"
@@ -287,7 +288,7 @@ async def test_status_check_error_fails_open(
     async def broken(*_args: object) -> object:
         raise ConnectionRefusedError("gateway down")
 
-    monkeypatch.setattr(ctx.providers.simulator, "connection_status", broken)
+    monkeypatch.setattr(simulator_of(ctx), "connection_status", broken)
     response = await post(client, tenant, {"message": "hi", "recipients": ["0502345678"]})
     assert response.status_code == 202
     assert response.json()["connection_check"] == "unknown"

@@ -29,6 +29,7 @@ from tests.dispatch_helpers import (
     unpaced,
 )
 from tests.helpers import il_numbers
+from tests.support.providers import simulator_of
 from wabroadcast.broadcasts.repository import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
@@ -235,7 +236,7 @@ async def test_a_slow_call_logs_each_end_and_keeps_one_send_in_flight(
     """Each send's end goes into the log with the next send's start; the last on its own."""
     await scenario(client, tenant, latency_ms=20)
     numbers = il_numbers(3)
-    results = await ctx.providers.simulator.send_many(
+    results = await simulator_of(ctx).send_many(
         SessionRef(tenant.session_id, tenant.tenant_id, "simulator", {}),
         [OutgoingMessage(n, "hi", f"slow-{i}") for i, n in enumerate(numbers)],
     )
@@ -506,8 +507,8 @@ async def test_slots_asking_for_work_together_are_served_by_one_transaction(
         # The other tenant's session has one slot only: slot 1 must stop.
         claimer.next_batch(other.session_id, 1, 99, None),
     )
-    # One transaction, two rounds: the session's second slot waits for the next statement.
-    assert calls == ["transaction", "claim", "claim"]
+    # One transaction, one claim: the session's two slots share it, split in order.
+    assert calls == ["transaction", "claim"]
     assert first is not None
     assert second is not None
     assert theirs is not None
@@ -516,6 +517,19 @@ async def test_slots_asking_for_work_together_are_served_by_one_transaction(
     mine_second = [c.recipient_id for c in second.claimed]
     assert len(mine_first) == len(mine_second) == 10
     assert max(mine_first) < min(mine_second)
+    # Each slot's part is fenced by its own lease epoch.
+    async with ctx.database.transaction() as db:
+        epochs = dict(
+            (
+                await db.execute(
+                    select(
+                        WhatsAppBroadcastRecipient.id, WhatsAppBroadcastRecipient.lease_epoch
+                    ).where(WhatsAppBroadcastRecipient.id.in_(mine_first + mine_second))
+                )
+            ).all()
+        )
+    assert {epochs[i] for i in mine_first} == {taken[(tenant.session_id, 0)]}
+    assert {epochs[i] for i in mine_second} == {taken[(tenant.session_id, 1)]}
     assert [c.broadcast_id for c in theirs.claimed] == [theirs_id] * 4
     assert theirs.limit == 10
     await counts_match_rows(ctx, mine_id)
@@ -627,7 +641,7 @@ async def test_batches_claimed_ahead_join_the_provider_call_under_way(
     broadcast_id = await create(client, tenant, il_numbers(10))
     worker = dispatcher(ctx)
     provider = _AsksForMoreOnceItIsClaimed(worker)
-    monkeypatch.setattr(ctx.providers, "simulator", provider)
+    monkeypatch.setattr(ctx.providers, "for_kind", lambda kind: provider)
     await worker.run_until_idle()
     async with ctx.database.transaction() as db:
         rows = (

@@ -21,12 +21,13 @@ from tests.dispatch_helpers import (
     unpaced,
 )
 from tests.helpers import il_numbers
+from tests.support.providers import simulator_of
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.dispatch.repository import DispatchRepository, Result
 from wabroadcast.dispatch.worker import LeaseLost, SlotRunner
 from wabroadcast.domain.status import RecipientStatus
-from wabroadcast.providers.base import SessionRef
+from wabroadcast.providers.base import OutgoingMessage, SessionRef
 
 
 async def claim_and_crash(ctx: AppContext, session_id: str, worker: str, send: bool) -> int:
@@ -37,17 +38,15 @@ async def claim_and_crash(ctx: AppContext, session_id: str, worker: str, send: b
         epoch = await repo.acquire_slot(session_id, 0, worker, ctx.clock.now(), _ttl(ctx))
         assert epoch is not None
         # As the dispatcher does: one at a time unless repeats are harmless.
-        limit = 10 if ctx.providers.simulator.supports_client_message_id else 1
+        limit = 10 if simulator_of(ctx).supports_client_message_id else 1
         claimed = await repo.claim(
             session_id, holder=worker, epoch=epoch, now=ctx.clock.now(), limit=limit
         )
     if send:
         first = claimed[0]
-        await ctx.providers.simulator.send(
+        await simulator_of(ctx).send(
             SessionRef(session_id, 1, "simulator", {}),
-            first.phone,
-            first.message,
-            first.client_message_id,
+            OutgoingMessage(first.phone, first.message, first.client_message_id),
         )
     return epoch
 
@@ -90,7 +89,7 @@ async def test_without_idempotent_ids_an_unknown_outcome_fails_and_is_not_resent
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await unpaced(ctx, tenant.session_id)
-    monkeypatch.setattr(ctx.providers.simulator, "supports_client_message_id", False)
+    monkeypatch.setattr(simulator_of(ctx), "supports_client_message_id", False)
     broadcast_id = await create(client, tenant, il_numbers(3))
     await claim_and_crash(ctx, tenant.session_id, "dead-worker", send=True)
     clock.advance(ctx.settings.lease_ttl_s + 1)

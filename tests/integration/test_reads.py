@@ -36,6 +36,7 @@ async def test_get_broadcast_has_every_documented_field(
         "status": "queued",
         "status_reason": None,
         "message": "hello",
+        "template": None,
         "session_id": tenant.session_id,
         "total_recipients": 3,
         "queued_count": 3,

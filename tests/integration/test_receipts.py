@@ -25,15 +25,15 @@ from wabroadcast.broadcasts.repository import COUNT_COLUMNS, shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import (
-    SimulatorSend,
     WhatsAppBroadcast,
     WhatsAppBroadcastRecipient,
     WhatsAppSession,
 )
 from wabroadcast.domain.status import RecipientStatus
 from wabroadcast.providers.base import Receipt, ReceiptStatus
-from wabroadcast.receipts.service import deliver_due_simulator_receipts
-from wabroadcast.receipts.simulator_webhook import (
+from wabroadcast.providers.simulator.models import SimulatorSend
+from wabroadcast.providers.simulator.receipts import deliver_due_receipts
+from wabroadcast.providers.simulator.webhook import (
     SESSION_HEADER,
     SIGNATURE_HEADER,
     receipts_body,
@@ -655,8 +655,9 @@ async def test_unknown_provider_is_404(client: httpx.AsyncClient) -> None:
     assert response.json()["error_code"] == "PROVIDER_NOT_FOUND"
     response = await client.post("/api/whatsapp/webhooks/" + "x" * 33, content=b"{}")
     assert (response.status_code, response.json()["error_code"]) == (422, "VALIDATION_ERROR")
+    # The simulator has no subscription handshake (Meta's GET): nothing answers it.
     response = await client.get(HOOK)
-    assert (response.status_code, response.headers["Allow"]) == (405, "POST")
+    assert (response.status_code, response.json()["error_code"]) == (404, "PROVIDER_NOT_FOUND")
 
 
 async def test_bodies_above_1_mib_are_413_and_touch_nothing(
@@ -688,10 +689,11 @@ async def test_the_route_is_documented_without_api_key_auth(client: httpx.AsyncC
         content = operation["responses"][status]["content"]["application/json"]
         assert content["schema"]["$ref"].endswith("/ErrorEnvelope")
     names = {p["name"] for p in operation["parameters"]}
-    assert {"provider", SESSION_HEADER, SIGNATURE_HEADER} <= names
+    assert {"provider", SESSION_HEADER, SIGNATURE_HEADER, "X-Hub-Signature-256"} <= names
     body_schema = operation["requestBody"]["content"]["application/json"]["schema"]
     assert "$defs" not in json.dumps(body_schema)
-    assert body_schema["properties"]["receipts"]["maxItems"] == 1000
+    (simulator,) = [s for s in body_schema["anyOf"] if "receipts" in s.get("properties", {})]
+    assert simulator["properties"]["receipts"]["maxItems"] == 1000
 
 
 # --- the simulator's receipt pump -------------------------------------------------------
@@ -745,13 +747,13 @@ async def test_a_receipt_that_overtakes_its_send_record_is_applied_once_it_is_re
     sent = await queue_and_send(client, ctx, tenant, total=2, sent=1)
     await add_simulator_sends(ctx, sent.session_id, ["wamid.later"], deliver_at=at(1))
     clock.advance(1)
-    assert await deliver_due_simulator_receipts(ctx) == 0
+    assert await deliver_due_receipts(ctx) == 0
     async with ctx.database.transaction() as session:
         await session.execute(
             update(R).where(R.id == sent.recipient_ids[0]).values(provider_message_id="wamid.later")
         )
     clock.advance(2)
-    assert await deliver_due_simulator_receipts(ctx) == 1
+    assert await deliver_due_receipts(ctx) == 1
     assert (await recipient(ctx, sent.recipient_ids[0])).status == "delivered"
 
 
@@ -766,20 +768,20 @@ async def test_the_pump_delivers_due_receipts_once_and_not_early(
         ctx, sent.session_id, [sent.pmids[2]], deliver_at=at(1), receipt_sent_at=at(1)
     )
 
-    assert await deliver_due_simulator_receipts(ctx) == 0
+    assert await deliver_due_receipts(ctx) == 0
     clock.advance(1)
     # The unknown id is held back (its send may not be recorded yet), not lost.
-    assert await deliver_due_simulator_receipts(ctx) == 0
+    assert await deliver_due_receipts(ctx) == 0
     assert {(await recipient(ctx, i)).status for i in sent.recipient_ids[:3]} == {"sent"}
     clock.advance(0.999)
-    assert await deliver_due_simulator_receipts(ctx) == 0
+    assert await deliver_due_receipts(ctx) == 0
     clock.advance(0.001)
-    assert await deliver_due_simulator_receipts(ctx) == 2
-    assert await deliver_due_simulator_receipts(ctx) == 0
+    assert await deliver_due_receipts(ctx) == 2
+    assert await deliver_due_receipts(ctx) == 0
     clock.advance(3600)
     # Past its patience the unknown receipt is delivered: accepted, logged, no change.
-    assert await deliver_due_simulator_receipts(ctx) == 1
-    assert await deliver_due_simulator_receipts(ctx) == 0
+    assert await deliver_due_receipts(ctx) == 1
+    assert await deliver_due_receipts(ctx) == 0
 
     for recipient_id in sent.recipient_ids[:2]:
         row = await recipient(ctx, recipient_id)
@@ -812,7 +814,7 @@ async def test_the_pump_goes_through_the_same_rules_as_webhooks(
     await post_receipts(client, sent, [receipt(sent.pmids[0], "read", 1)])
     await add_simulator_sends(ctx, sent.session_id, sent.pmids, deliver_at=at(2))
     clock.advance(2)
-    assert await deliver_due_simulator_receipts(ctx) == 2
+    assert await deliver_due_receipts(ctx) == 2
     first, second = [await recipient(ctx, i) for i in sent.recipient_ids[:2]]
     assert (first.status, first.delivered_at, first.read_at) == ("read", at(1), at(1))
     assert (second.status, second.delivered_at) == ("delivered", at(2))
@@ -828,7 +830,7 @@ async def test_the_pump_works_in_batches_across_sessions(
     await add_simulator_sends(ctx, ours.session_id, ours.pmids, deliver_at=at(1))
     await add_simulator_sends(ctx, theirs.session_id, theirs.pmids, deliver_at=at(1))
     clock.advance(1)
-    assert [await deliver_due_simulator_receipts(ctx, limit=2) for _ in range(4)] == [2, 2, 1, 0]
+    assert [await deliver_due_receipts(ctx, limit=2) for _ in range(4)] == [2, 2, 1, 0]
     for sent in (ours, theirs):
         assert {(await recipient(ctx, i)).status for i in sent.recipient_ids} == {"delivered"}
         await assert_counters_exact(ctx, sent.broadcast_id)
@@ -843,7 +845,7 @@ async def test_concurrent_pumps_deliver_each_receipt_once(
 
     async def drain() -> int:
         total = 0
-        while delivered := await deliver_due_simulator_receipts(ctx, limit=4):
+        while delivered := await deliver_due_receipts(ctx, limit=4):
             total += delivered
         return total
 
@@ -871,8 +873,8 @@ async def test_a_pump_skips_receipts_another_worker_holds(
             .where(SimulatorSend.provider_message_id.in_(held))
             .with_for_update()
         )
-        assert await asyncio.wait_for(deliver_due_simulator_receipts(ctx), timeout=10) == 3
-        assert await asyncio.wait_for(deliver_due_simulator_receipts(ctx), timeout=10) == 0
-    assert await deliver_due_simulator_receipts(ctx) == 2
+        assert await asyncio.wait_for(deliver_due_receipts(ctx), timeout=10) == 3
+        assert await asyncio.wait_for(deliver_due_receipts(ctx), timeout=10) == 0
+    assert await deliver_due_receipts(ctx) == 2
     assert {(await recipient(ctx, i)).status for i in sent.recipient_ids} == {"delivered"}
     await assert_counters_exact(ctx, sent.broadcast_id)

@@ -17,11 +17,12 @@ from sqlalchemy import select
 from tests.conftest import TenantFixture, make_tenant
 from tests.dispatch_helpers import scenario, sends
 from tests.helpers import il_numbers
+from tests.support.providers import simulator_of
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
-from wabroadcast.db.models import SimulatorSend
 from wabroadcast.providers.base import OutgoingMessage, SendOutcome, SessionRef
-from wabroadcast.providers.simulator import ANSWER_GRACE
+from wabroadcast.providers.simulator.models import SimulatorSend
+from wabroadcast.providers.simulator.repository import ANSWER_GRACE
 
 
 def _ref(tenant: TenantFixture) -> SessionRef:
@@ -41,7 +42,7 @@ async def test_a_call_logs_every_message_as_started_and_finished(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
     numbers = il_numbers(5)
-    results = await ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers))
+    results = await simulator_of(ctx).send_many(_ref(tenant), _messages(numbers))
     assert [r.outcome for r in results] == [SendOutcome.SENT] * 5
     rows = await _rows(ctx)
     assert [r.phone for r in rows] == numbers
@@ -57,7 +58,7 @@ async def test_a_call_stops_after_an_account_level_error(
 ) -> None:
     numbers = il_numbers(6)
     await scenario(client, tenant, fail_numbers={numbers[2]: "SPAM_FLAGGED"})
-    results = await ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers))
+    results = await simulator_of(ctx).send_many(_ref(tenant), _messages(numbers))
     assert [r.outcome for r in results] == [
         SendOutcome.SENT,
         SendOutcome.SENT,
@@ -71,7 +72,7 @@ async def test_a_disconnected_session_logs_nothing(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
     await scenario(client, tenant, connected=False)
-    results = await ctx.providers.simulator.send_many(_ref(tenant), _messages(il_numbers(3)))
+    results = await simulator_of(ctx).send_many(_ref(tenant), _messages(il_numbers(3)))
     assert [r.outcome for r in results] == [SendOutcome.DISCONNECTED]
     assert await _rows(ctx) == []
 
@@ -80,9 +81,9 @@ async def test_repeated_ids_get_the_first_provider_id_and_no_second_delivery(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
     numbers = il_numbers(3)
-    first = await ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers))
+    first = await simulator_of(ctx).send_many(_ref(tenant), _messages(numbers))
     # A retried call (same ids) plus the same id twice within one call.
-    again = await ctx.providers.simulator.send_many(
+    again = await simulator_of(ctx).send_many(
         _ref(tenant), [*_messages(numbers), _messages(numbers)[0]]
     )
     assert [r.provider_message_id for r in again] == [
@@ -104,9 +105,7 @@ async def test_the_high_water_mark_counts_concurrent_callers(
     ref = _ref(tenant)
     await asyncio.gather(
         *(
-            ctx.providers.simulator.send_many(
-                ref, _messages(numbers[4 * n : 4 * n + 4], prefix=f"c{n}")
-            )
+            simulator_of(ctx).send_many(ref, _messages(numbers[4 * n : 4 * n + 4], prefix=f"c{n}"))
             for n in range(callers)
         )
     )
@@ -123,7 +122,7 @@ async def test_a_slow_send_is_logged_before_it_ends_and_counts_as_in_flight(
     await scenario(client, tenant, latency_ms=600_000)
     ref = _ref(tenant)
     slow = asyncio.create_task(
-        ctx.providers.simulator.send(ref, numbers[0], "hi", "slow-1"), name="slow send"
+        simulator_of(ctx).send(ref, OutgoingMessage(numbers[0], "hi", "slow-1")), name="slow send"
     )
     for _ in range(500):
         if await _rows(ctx):
@@ -131,7 +130,9 @@ async def test_a_slow_send_is_logged_before_it_ends_and_counts_as_in_flight(
         await asyncio.sleep(0.01)
     (started,) = await _rows(ctx)
     assert (started.client_message_id, started.finished_at) == ("slow-1", None)
-    second = asyncio.create_task(ctx.providers.simulator.send(ref, numbers[1], "hi", "slow-2"))
+    second = asyncio.create_task(
+        simulator_of(ctx).send(ref, OutgoingMessage(numbers[1], "hi", "slow-2"))
+    )
     for _ in range(500):
         if len(await _rows(ctx)) == 2:
             break
@@ -155,7 +156,7 @@ async def test_a_send_whose_caller_died_stops_counting_as_in_flight_once_answere
     async def send_and_die(number: str, client_message_id: str) -> None:
         await scenario(client, tenant, latency_ms=600_000)
         caller = asyncio.create_task(
-            ctx.providers.simulator.send(ref, number, "hi", client_message_id)
+            simulator_of(ctx).send(ref, OutgoingMessage(number, "hi", client_message_id))
         )
         for _ in range(500):
             if any(r.client_message_id == client_message_id for r in await _rows(ctx)):
@@ -167,12 +168,12 @@ async def test_a_send_whose_caller_died_stops_counting_as_in_flight_once_answere
 
     await send_and_die(numbers[0], "dead-1")
     clock.advance(600 + ANSWER_GRACE.total_seconds() + 0.001)
-    await ctx.providers.simulator.send(ref, numbers[1], "hi", "next-1")
+    await simulator_of(ctx).send(ref, OutgoingMessage(numbers[1], "hi", "next-1"))
     assert (await sends(client, tenant))["hwm"] == 1
 
     await send_and_die(numbers[2], "dead-2")
     clock.advance(599)
-    await ctx.providers.simulator.send(ref, numbers[3], "hi", "next-2")
+    await simulator_of(ctx).send(ref, OutgoingMessage(numbers[3], "hi", "next-2"))
     assert (await sends(client, tenant))["hwm"] == 2
     assert [(r.client_message_id, r.finished_at is None) for r in await _rows(ctx)] == [
         ("dead-1", True),
@@ -190,11 +191,11 @@ async def test_a_refused_send_is_no_original_so_its_id_is_delivered_next_time(
     (number,) = il_numbers(1)
     ref = _ref(tenant)
     await scenario(client, tenant, fail_numbers={number: "SPAM_FLAGGED"})
-    refused = await ctx.providers.simulator.send(ref, number, "hi", "held-1")
+    refused = await simulator_of(ctx).send(ref, OutgoingMessage(number, "hi", "held-1"))
     assert refused.outcome is SendOutcome.ACCOUNT_BLOCKED
     await scenario(client, tenant, fail_numbers={})
-    delivered = await ctx.providers.simulator.send(ref, number, "hi", "held-1")
-    repeated = await ctx.providers.simulator.send(ref, number, "hi", "held-1")
+    delivered = await simulator_of(ctx).send(ref, OutgoingMessage(number, "hi", "held-1"))
+    repeated = await simulator_of(ctx).send(ref, OutgoingMessage(number, "hi", "held-1"))
     assert (delivered.outcome, delivered.repeated) == (SendOutcome.SENT, False)
     assert (repeated.outcome, repeated.repeated) == (SendOutcome.SENT, True)
     assert repeated.provider_message_id == delivered.provider_message_id
@@ -212,11 +213,11 @@ async def test_a_message_id_is_a_repeat_only_within_its_own_session(
 ) -> None:
     other = await make_tenant(ctx, name="Other")
     numbers = il_numbers(2)
-    first = await ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers))
+    first = await simulator_of(ctx).send_many(_ref(tenant), _messages(numbers))
     # Both sessions send in one flush, with the same client message ids.
     mine, theirs = await asyncio.gather(
-        ctx.providers.simulator.send_many(_ref(tenant), _messages(numbers)),
-        ctx.providers.simulator.send_many(_ref(other), _messages(numbers)),
+        simulator_of(ctx).send_many(_ref(tenant), _messages(numbers)),
+        simulator_of(ctx).send_many(_ref(other), _messages(numbers)),
     )
     assert [r.repeated for r in mine] == [True, True]
     assert [r.provider_message_id for r in mine] == [r.provider_message_id for r in first]
@@ -232,7 +233,7 @@ async def test_a_slow_call_reports_each_result_once_its_end_is_logged(
     numbers = il_numbers(4)
     await scenario(client, tenant, latency_ms=20)
     heard: list[tuple[int, str | None]] = []
-    results = await ctx.providers.simulator.send_many(
+    results = await simulator_of(ctx).send_many(
         _ref(tenant),
         _messages(numbers),
         lambda position, result: heard.append((position, result.provider_message_id)),
@@ -250,9 +251,9 @@ async def test_a_changed_scenario_holds_from_the_next_send_on(
     made meanwhile (here after the high-water mark itself was raised) is read again."""
     numbers = il_numbers(3)
     ref = _ref(tenant)
-    (first,) = await ctx.providers.simulator.send_many(ref, _messages(numbers[:1], "a"))
+    (first,) = await simulator_of(ctx).send_many(ref, _messages(numbers[:1], "a"))
     await scenario(client, tenant, fail_numbers={numbers[1]: "NOT_ON_WHATSAPP"})
-    second, third = await ctx.providers.simulator.send_many(ref, _messages(numbers[1:], "b"))
+    second, third = await simulator_of(ctx).send_many(ref, _messages(numbers[1:], "b"))
     assert (first.outcome, second.outcome, third.outcome) == (
         SendOutcome.SENT,
         SendOutcome.FAILED,
@@ -260,7 +261,7 @@ async def test_a_changed_scenario_holds_from_the_next_send_on(
     )
     assert second.error_code == "NOT_ON_WHATSAPP"
     await scenario(client, tenant, connected=False)
-    (held,) = await ctx.providers.simulator.send_many(ref, _messages(numbers[2:], "c"))
+    (held,) = await simulator_of(ctx).send_many(ref, _messages(numbers[2:], "c"))
     assert held.outcome is SendOutcome.DISCONNECTED
     assert len(await _rows(ctx)) == 3
 
@@ -281,7 +282,7 @@ async def test_messages_given_by_more_go_out_in_the_same_call_one_after_another(
         asked.append(len(reported))
         return extra.pop(0)
 
-    results = await ctx.providers.simulator.send_many(
+    results = await simulator_of(ctx).send_many(
         _ref(tenant),
         _messages(numbers[:2], "a"),
         lambda position, _result: reported.append(position),
@@ -316,9 +317,7 @@ async def test_a_call_stopped_by_a_disconnect_does_not_ask_for_more(
         asked.append(True)
         return _messages(numbers[2:], "more")
 
-    results = await ctx.providers.simulator.send_many(
-        _ref(tenant), _messages(numbers[:2]), None, more
-    )
+    results = await simulator_of(ctx).send_many(_ref(tenant), _messages(numbers[:2]), None, more)
     assert [r.outcome for r in results] == [SendOutcome.SENT, SendOutcome.DISCONNECTED]
     assert asked == []
     assert [r.phone for r in await _rows(ctx)] == numbers[:2]

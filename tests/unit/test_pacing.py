@@ -9,8 +9,10 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wabroadcast.dispatch.pacing import DEFAULT_PACE, Pace, effective_pace, reserve
+from wabroadcast.dispatch.pacing import effective_pace, reserve
 from wabroadcast.dispatch.retry import RetryPolicy
+from wabroadcast.providers.base import Pace
+from wabroadcast.providers.registry import PLUGINS
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -53,7 +55,7 @@ def test_no_two_sends_are_closer_than_the_interval(rate: float, jitters: list[in
 
 
 def test_session_settings_override_provider_defaults() -> None:
-    assert effective_pace("simulator", None, None) == DEFAULT_PACE["simulator"]
+    assert effective_pace("simulator", None, None) == PLUGINS["simulator"].default_pace
     assert effective_pace("baileys", None, None).rate_per_minute <= 10
     assert effective_pace("simulator", 0, None).paced is False
     assert effective_pace("simulator", 30, 100) == Pace(30, 100)

@@ -18,8 +18,8 @@ from wabroadcast.observability.prometheus import (
     record_retry,
     record_send,
 )
-from wabroadcast.providers import simulator
 from wabroadcast.providers.base import SendOutcome
+from wabroadcast.providers.simulator import rules as simulator
 from wabroadcast.receipts.service import DEFAULT_FAILED_CODE
 
 

@@ -17,13 +17,7 @@ from wabroadcast.providers.base import (
     WebhookRejected,
     WebhookSignatureInvalid,
 )
-from wabroadcast.receipts.service import (
-    DEFAULT_FAILED_CODE,
-    DEFAULT_FAILED_MESSAGE,
-    RecipientState,
-    apply_receipt,
-)
-from wabroadcast.receipts.simulator_webhook import (
+from wabroadcast.providers.simulator.webhook import (
     MAX_RECEIPTS,
     SESSION_HEADER,
     SIGNATURE_HEADER,
@@ -31,6 +25,12 @@ from wabroadcast.receipts.simulator_webhook import (
     receipts_body,
     session_id_from_headers,
     sign_simulator_webhook,
+)
+from wabroadcast.receipts.service import (
+    DEFAULT_FAILED_CODE,
+    DEFAULT_FAILED_MESSAGE,
+    RecipientState,
+    apply_receipt,
 )
 
 R = RecipientStatus

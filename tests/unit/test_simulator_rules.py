@@ -6,7 +6,7 @@ from pathlib import Path
 
 from wabroadcast.client import read_csv_recipients
 from wabroadcast.providers.base import SendOutcome
-from wabroadcast.providers.simulator import ERRORS, classify, fails_by_rate
+from wabroadcast.providers.simulator.rules import ERRORS, classify, fails_by_rate
 
 
 def test_every_code_has_a_treatment_and_a_human_message() -> None:

@@ -14,9 +14,12 @@ from wabroadcast.api.routes import broadcasts, health, metrics, sessions, webhoo
 from wabroadcast.clock import Clock, SystemClock
 from wabroadcast.config import Settings, get_settings
 from wabroadcast.context import AppContext
+from wabroadcast.crypto import LazySecretBox
 from wabroadcast.db.engine import Database
 from wabroadcast.dispatch.worker import Dispatcher
-from wabroadcast.providers.registry import Providers
+from wabroadcast.providers.plugin import ProviderDeps
+from wabroadcast.providers.registry import PLUGINS, Providers
+from wabroadcast.sessions.service import SessionRefs
 from wabroadcast.web.routes import router as dashboard_router
 
 
@@ -29,7 +32,15 @@ def build_context(
     settings = settings or get_settings()
     database = database or Database(settings.database_url)
     clock = clock or SystemClock()
-    return AppContext(settings, database, clock, Providers(database, clock))
+    box = LazySecretBox(settings)
+    return AppContext(
+        settings,
+        database,
+        clock,
+        Providers(ProviderDeps(database, clock, settings)),
+        box,
+        SessionRefs(box),
+    )
 
 
 def create_app(context: AppContext | None = None, *, run_worker: bool = False) -> FastAPI:
@@ -50,6 +61,7 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
             stop.set()
             if worker is not None:
                 await worker
+            await ctx.providers.aclose()
             await ctx.database.dispose()
 
     app = FastAPI(
@@ -74,6 +86,7 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
         metrics.router,
         health.router,
         dashboard_router,
+        *(plugin.router() for plugin in PLUGINS.values() if plugin.router is not None),
     ]
     for router in routers:
         app.include_router(router)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from wabroadcast.context import AppContext
-from wabroadcast.domain.errors import Unauthorized
+from wabroadcast.domain.errors import BroadcastNotFound, Unauthorized
 from wabroadcast.tenants.service import TenantContext, authenticate
 
 _bearer = HTTPBearer(auto_error=False, description="The tenant's API key.")
@@ -54,3 +54,18 @@ async def require_metrics_token(
 
 
 MetricsScraper = Depends(require_metrics_token)
+
+# The largest id a broadcast can have (a signed 64-bit integer on every backend).
+MAX_ID = 2**63 - 1
+
+
+def broadcast_id_path(
+    broadcast_id: Annotated[int, Path(description="The broadcast's id.", examples=[1])],
+) -> int:
+    """A broadcast id from the path; one no broadcast can have is simply not found."""
+    if not 0 < broadcast_id <= MAX_ID:
+        raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": str(broadcast_id)})
+    return broadcast_id
+
+
+BroadcastId = Annotated[int, Depends(broadcast_id_path)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
@@ -23,6 +23,26 @@ class RecipientIn(BaseModel):
     name: str | None = Field(default=None, max_length=200)
 
 
+class TemplateIn(BaseModel):
+    """A provider message template (Meta's Cloud API), sent instead of the text."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(
+        min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$", examples=["order_update"]
+    )
+    language: str = Field(
+        pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$",
+        description="The template's language code, e.g. he or en_US.",
+        examples=["en_US"],
+    )
+    components: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=20,
+        description="Meta's components (header, body and button parameters), as Meta takes them.",
+    )
+
+
 class BroadcastCreate(BaseModel):
     # Strict: a number where text is expected (or "true" for a boolean) is a
     # client bug to report, not something to guess at.
@@ -34,6 +54,13 @@ class BroadcastCreate(BaseModel):
     )
     session_id: str | None = Field(
         default=None, max_length=64, description="Defaults to the tenant's default session."
+    )
+    template: TemplateIn | None = Field(
+        default=None,
+        description=(
+            "Send this approved template instead of the text (Cloud API sessions; required "
+            "outside the 24-hour window). `message` is still what the dashboard shows."
+        ),
     )
     allow_duplicate: bool = Field(
         default=False,
@@ -83,6 +110,7 @@ class BroadcastOut(BaseModel):
     status: BroadcastStatus
     status_reason: str | None
     message: str
+    template: dict[str, Any] | None = None
     session_id: str
     total_recipients: int
     queued_count: int = Field(description="Recipients queued or being sent.")
@@ -109,6 +137,9 @@ class RecipientOut(BaseModel):
     attempts: int
     error_code: str | None
     error_message: str | None
+    provider_message_id: str | None = Field(
+        default=None, description="The provider's id of the message sent (Meta's wamid)."
+    )
     queued_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None

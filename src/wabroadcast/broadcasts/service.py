@@ -28,6 +28,7 @@ from wabroadcast.broadcasts.schemas import (
     RecipientOut,
 )
 from wabroadcast.context import AppContext
+from wabroadcast.crypto import SecretKeyMissing, SecretsUnreadable
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient
 from wabroadcast.domain import idempotency
 from wabroadcast.domain.errors import (
@@ -56,7 +57,9 @@ from wabroadcast.domain.status import (
     ensure_transition,
 )
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
-from wabroadcast.tenants.service import SessionInfo, TenantContext, resolve_session
+from wabroadcast.providers.registry import plugin_for
+from wabroadcast.sessions.service import SessionInfo, resolve_session
+from wabroadcast.tenants.service import TenantContext
 
 log = get_logger("wabroadcast.broadcasts")
 
@@ -111,6 +114,12 @@ async def create_broadcast(
         )
     async with ctx.database.transaction() as session:
         wa_session = await resolve_session(session, tenant, body.session_id)
+    if body.template is not None and not plugin_for(wa_session.provider).templates:
+        raise ValidationFailed(
+            f"template: the {wa_session.provider} provider has no message templates; "
+            "send the text alone",
+            details={"field": "template", "provider": wa_session.provider},
+        )
 
     client_key = None
     if idempotency_key_header is not None:
@@ -182,6 +191,7 @@ async def _create_unclaimed(
                 session_id=wa_session.session_id,
                 status=BroadcastStatus.ACCEPTED.value,
                 message=body.message,
+                template=None if body.template is None else body.template.model_dump(),
                 connection_check=connection_check,
                 total_recipients=0,
                 invalid_recipients=[],
@@ -282,8 +292,13 @@ def _fingerprint(
     wa_session: SessionInfo,
     body: BroadcastCreate,
 ) -> str:
+    content = body.message
+    if body.template is not None:
+        # The same text with another template (or none) is another broadcast.
+        template = json.dumps(body.template.model_dump(), sort_keys=True, ensure_ascii=False)
+        content = f"{content}\x00template:{template}"
     return idempotency.content_fingerprint(
-        tenant.tenant_id, wa_session.session_id, body.message, preparer.sorted_phones()
+        tenant.tenant_id, wa_session.session_id, content, preparer.sorted_phones()
     )
 
 
@@ -347,7 +362,22 @@ async def _check_connection(ctx: AppContext, wa_session: SessionInfo) -> Connect
     provider = ctx.providers.for_kind(wa_session.provider)
     timeout = ctx.settings.connection_check_timeout_s
     try:
-        status = await asyncio.wait_for(provider.connection_status(wa_session.ref()), timeout)
+        status = await asyncio.wait_for(
+            provider.connection_status(wa_session.ref(ctx.secrets)), timeout
+        )
+    except (SecretKeyMissing, SecretsUnreadable) as exc:
+        # The provider cannot be called at all: as good as disconnected.
+        log.error(
+            f"{BROADCAST_TAG} rejected: the session's secrets cannot be read",
+            broadcast_id=None,
+            session_id=wa_session.session_id,
+            error=str(exc),
+        )
+        raise WhatsAppNotConnected(
+            NOT_CONNECTED_HE,
+            details={"session_id": wa_session.session_id, "provider": wa_session.provider},
+            extra={"message_en": NOT_CONNECTED_EN},
+        ) from None
     except TimeoutError:
         log.warning(
             f"{BROADCAST_TAG} connection check timed out; accepting anyway",
@@ -536,6 +566,7 @@ def broadcast_out(b: WhatsAppBroadcast) -> BroadcastOut:
         status=BroadcastStatus(b.status),
         status_reason=b.status_reason,
         message=b.message,
+        template=b.template,
         session_id=b.session_id,
         total_recipients=b.total_recipients,
         queued_count=b.queued_count + b.sending_count,
@@ -564,6 +595,7 @@ def recipient_out(r: WhatsAppBroadcastRecipient) -> RecipientOut:
         attempts=r.attempts,
         error_code=r.error_code,
         error_message=r.error_message,
+        provider_message_id=r.provider_message_id,
         queued_at=r.queued_at,
         sent_at=r.sent_at,
         delivered_at=r.delivered_at,

@@ -86,14 +86,25 @@ class Tenant(Base):
 
 
 class WhatsAppSession(Base):
-    """A tenant's WhatsApp number as seen through one provider, with its pacing state."""
+    """A tenant's WhatsApp number as seen through one provider, with its pacing state.
+
+    ``config`` holds the provider config's plain fields; its secret fields are in
+    ``secret_config``, one Fernet token (never readable without the key).
+    ``webhook_key`` is what the provider's webhooks name the session by (its id,
+    Meta's phone number id...), unique per provider.
+    """
 
     __tablename__ = "whatsapp_sessions"
+    __table_args__ = (
+        Index("uq_whatsapp_sessions_provider_webhook_key", "provider", "webhook_key", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"), index=True)
     provider: Mapped[str] = mapped_column(String(32))
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    secret_config: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     max_concurrency: Mapped[int] = mapped_column(Integer, default=1)
     rate_per_minute: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -103,6 +114,8 @@ class WhatsAppSession(Base):
     lease_epoch_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     webhook_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Deleted sessions stay for their broadcasts' history; their id is not reused.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class WhatsAppBroadcast(Base):
@@ -122,6 +135,8 @@ class WhatsAppBroadcast(Base):
     status: Mapped[str] = mapped_column(String(16))
     status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     message: Mapped[str] = mapped_column(Text)
+    # A provider template to send instead of the text, where the provider has them.
+    template: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     connection_check: Mapped[str] = mapped_column(String(16))
     total_recipients: Mapped[int] = mapped_column(Integer)
@@ -244,79 +259,32 @@ class IdempotencyRequest(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
-class SimulatorScenario(Base):
-    """What the simulated WhatsApp of one session does; in the database so every process sees it."""
+class PendingReceipt(Base):
+    """A receipt whose message we do not know yet, kept to apply once its send is recorded.
 
-    __tablename__ = "simulator_scenarios"
-
-    session_id: Mapped[str] = mapped_column(ForeignKey("whatsapp_sessions.id"), primary_key=True)
-    connected: Mapped[bool] = mapped_column(Boolean, default=True)
-    status_delay_ms: Mapped[int] = mapped_column(Integer, default=0)
-    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
-    fail_numbers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
-    fail_rate: Mapped[float] = mapped_column(Float, default=0.0)
-    deliver_after_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    in_flight_high_water_mark: Mapped[int] = mapped_column(Integer, default=0)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-# The sends that make a later send with their client message id a repeat (answered
-# as sent, not delivered again): not repeats themselves, and not refused by WhatsApp.
-# A refused send (a failure, a disconnect, an account-level error) delivered nothing,
-# so the next send with its id is delivered. One in flight, or whose caller died
-# before its end was logged, counts as accepted: nothing may be delivered twice.
-ORIGINAL_SEND = "NOT repeat AND (outcome IS NULL OR outcome = 'sent')"
-
-
-class SimulatorSend(Base):
-    """Every send the simulated WhatsApp received, written as it happens.
-
-    Committed on its own, apart from the worker's transactions, so that a send
-    survives a ``kill -9`` of its worker the way a real message that reached
-    WhatsApp does.
+    Providers report fast: a "delivered" can overtake the worker's record of the
+    send it is about (results are written in batches), and a provider whose
+    webhook was answered 200 does not send it again.
     """
 
-    __tablename__ = "simulator_sends"
+    __tablename__ = "pending_receipts"
     __table_args__ = (
         Index(
-            "uq_simulator_sends_original_client_message_id",
+            "ix_pending_receipts_session_id_provider_message_id",
             "session_id",
-            "client_message_id",
-            unique=True,
-            postgresql_where=text(ORIGINAL_SEND),
-            sqlite_where=text(ORIGINAL_SEND),
+            "provider_message_id",
         ),
-        Index(
-            "ix_simulator_sends_receipt_due",
-            "deliver_at",
-            postgresql_where=text("receipt_sent_at IS NULL AND deliver_at IS NOT NULL"),
-            sqlite_where=text("receipt_sent_at IS NULL AND deliver_at IS NOT NULL"),
-        ),
-        Index("ix_simulator_sends_session_id_id", "session_id", "id"),
-        Index(
-            "ix_simulator_sends_in_flight",
-            "session_id",
-            "started_at",
-            postgresql_where=text("finished_at IS NULL"),
-            sqlite_where=text("finished_at IS NULL"),
-        ),
+        Index("ix_pending_receipts_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     session_id: Mapped[str] = mapped_column(String(64))
-    phone: Mapped[str] = mapped_column(String(16))
-    client_message_id: Mapped[str] = mapped_column(String(64))
-    provider_message_id: Mapped[str] = mapped_column(String(64))
-    repeat: Mapped[bool] = mapped_column(Boolean, default=False)
-    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    provider_message_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    deliver_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    receipt_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    # When WhatsApp answers the send: its start plus the scenario's latency then. A
-    # send whose caller died never logs its end, but is over by this time.
-    answer_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class DashboardSession(Base):

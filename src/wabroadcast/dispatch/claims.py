@@ -2,13 +2,16 @@
 
 A slot that has sent its batch asks here for the next one. With a thousand
 sessions sending, a transaction per ask would cost more than the sends; asks
-that arrive while a claim transaction runs are served together by the next,
-with one claim statement per round (a session's second slot, if it asks at
-the same time, is served in the next round of the same transaction).
+that arrive while a claim transaction runs are served together by the next, in
+one claim statement: the slots of one session that asked meanwhile share one
+claim, split between them in order (each part moved to its slot's lease epoch
+in one more statement), which matters most for providers without client message
+ids, whose slots claim one recipient at a time.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -55,40 +58,37 @@ class ClaimBatcher:
         return await self._group.submit(_Ask(session_id, slot, epoch, seconds_per_send))
 
     async def _claim(self, asks: Sequence[_Ask]) -> list[NextBatch | None]:
+        """One claim per session for all its slots that asked: the session's oldest due
+        recipients, split in order between the slots, each part under its slot's epoch."""
         answers: list[NextBatch | None] = [None] * len(asks)
         async with self._ctx.database.transaction() as db:
             repo = DispatchRepository(db)
             rows = {
                 row.id: row for row in await repo.get_sessions(sorted({a.session_id for a in asks}))
             }
-            waiting = [
-                (n, ask)
-                for n, ask in enumerate(asks)
-                if ask.session_id in rows and ask.slot < rows[ask.session_id].max_concurrency
-            ]
-            while waiting:
-                this_round: dict[str, tuple[int, _Ask]] = {}
-                later: list[tuple[int, _Ask]] = []
-                for n, ask in waiting:
-                    if ask.session_id in this_round:
-                        later.append((n, ask))
-                    else:
-                        this_round[ask.session_id] = (n, ask)
-                limits = {
-                    session_id: self._claim_limit(rows[session_id], ask.seconds_per_send)
-                    for session_id, (_, ask) in this_round.items()
-                }
-                claimed = await repo.claim_many(
-                    [
-                        ClaimRequest(session_id, ask.epoch, limits[session_id])
-                        for session_id, (_, ask) in this_round.items()
-                    ],
-                    self._holder,
-                    self._ctx.clock.now(),
-                )
-                for session_id, (n, _) in this_round.items():
-                    answers[n] = NextBatch(
-                        rows[session_id], claimed.get(session_id, []), limits[session_id]
-                    )
-                waiting = later
+            groups: dict[str, list[tuple[int, _Ask, int]]] = defaultdict(list)
+            for n, ask in enumerate(asks):
+                row = rows.get(ask.session_id)
+                if row is not None and ask.slot < row.max_concurrency:
+                    limit = self._claim_limit(row, ask.seconds_per_send)
+                    groups[ask.session_id].append((n, ask, limit))
+            claimed = await repo.claim_many(
+                [
+                    ClaimRequest(session_id, group[0][1].epoch, sum(lim for _, _, lim in group))
+                    for session_id, group in groups.items()
+                ],
+                self._holder,
+                self._ctx.clock.now(),
+            )
+            moved: list[tuple[int, int]] = []
+            for session_id, group in groups.items():
+                batch = claimed.get(session_id, [])
+                start = 0
+                for n, ask, limit in group:
+                    part = batch[start : start + limit]
+                    start += limit
+                    if ask.epoch != group[0][1].epoch:
+                        moved += [(item.recipient_id, ask.epoch) for item in part]
+                    answers[n] = NextBatch(rows[session_id], part, limit)
+            await repo.set_lease_epochs(moved)
         return answers

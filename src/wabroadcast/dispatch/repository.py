@@ -105,6 +105,15 @@ CLAIM_POSTGRES = text(
     SELECT * FROM claimed ORDER BY id
     """
 ).bindparams(bindparam("now", type_=UTCDateTime()))
+# Claimed recipients moved to another lease epoch (PostgreSQL): a JSON array of [id, epoch].
+SET_EPOCHS_POSTGRES = text(
+    """
+    UPDATE whatsapp_broadcast_recipients AS r
+    SET lease_epoch = CAST(e ->> 1 AS bigint)
+    FROM json_array_elements(CAST(:moved AS json)) AS e
+    WHERE r.id = CAST(e ->> 0 AS bigint)
+    """
+)
 # Final statuses of any number of broadcasts in one statement (PostgreSQL): a JSON
 # array of [id, status].
 FINISH_POSTGRES = text(
@@ -138,6 +147,8 @@ class Claimed(NamedTuple):
     client_message_id: str
     # When the recipient became due (queued, or its retry time): the queue wait starts here.
     due_at: datetime | None = None
+    # The broadcast's provider template, if it has one.
+    template: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +397,7 @@ class DispatchRepository:
         # (recipients, then the broadcast's counters) would otherwise deadlock.
         rows = (
             await self.session.execute(
-                select(B.id, B.session_id, B.status, B.message)
+                select(B.id, B.session_id, B.status, B.message, B.template)
                 .where(
                     one_of(self.session, B.session_id, sorted(wanted)),
                     B.status.in_(SENDABLE_BROADCASTS),
@@ -395,9 +406,11 @@ class DispatchRepository:
                 .with_for_update()
             )
         ).all()
-        candidates: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-        for broadcast_id, session_id, status, message in rows:
-            candidates[str(session_id)].append((int(broadcast_id), str(status), str(message)))
+        candidates: dict[str, list[tuple[int, str, str, dict[str, Any] | None]]] = defaultdict(list)
+        for broadcast_id, session_id, status, message, template in rows:
+            candidates[str(session_id)].append(
+                (int(broadcast_id), str(status), str(message), template)
+            )
         claimed: dict[str, list[Claimed]] = defaultdict(list)
         started: list[tuple[int, str]] = []
         counts: Moves = {}
@@ -413,14 +426,14 @@ class DispatchRepository:
             if not tries:
                 break
             found = await self._claim_broadcasts(
-                [(b, wanted[s].epoch, room[s]) for s, (b, _, _) in tries.items()], holder, now
+                [(b, wanted[s].epoch, room[s]) for s, (b, _, _, _) in tries.items()], holder, now
             )
-            for session_id, (broadcast_id, status, message) in tries.items():
+            for session_id, (broadcast_id, status, message, template) in tries.items():
                 batch = found.get(broadcast_id)
                 if not batch:
                     continue
                 claimed[session_id] += [
-                    Claimed(rid, broadcast_id, phone, message, attempts, cmid, due_at)
+                    Claimed(rid, broadcast_id, phone, message, attempts, cmid, due_at, template)
                     for rid, _, phone, attempts, cmid, due_at in batch
                 ]
                 counts[broadcast_id] = {
@@ -495,6 +508,23 @@ class DispatchRepository:
             .execution_options(synchronize_session=False)
         )
         return list(result.all())
+
+    async def set_lease_epochs(self, moved: Sequence[tuple[int, int]]) -> None:
+        """Move claimed recipients to another lease epoch of the same holder: (id, epoch)."""
+        if not moved:
+            return
+        if self._is_postgres:
+            await self.session.execute(
+                SET_EPOCHS_POSTGRES, {"moved": json.dumps([list(pair) for pair in moved])}
+            )
+            return
+        table = table_of(R)
+        await self.session.execute(
+            update(table)
+            .where(table.c.id == bindparam("m_id"))
+            .values(lease_epoch=bindparam("m_epoch")),
+            [{"m_id": recipient_id, "m_epoch": epoch} for recipient_id, epoch in moved],
+        )
 
     async def _mark_running(self, broadcasts: Sequence[tuple[int, str]], now: datetime) -> None:
         """Queued broadcasts whose first recipients were just claimed are now running."""

@@ -33,6 +33,7 @@ from typing import Any
 
 from wabroadcast.broadcasts.repository import IdempotencyRepository
 from wabroadcast.context import AppContext
+from wabroadcast.crypto import SecretKeyMissing, SecretsUnreadable
 from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch import pacing
 from wabroadcast.dispatch.claims import ClaimBatcher, NextBatch
@@ -50,12 +51,14 @@ from wabroadcast.observability import prometheus
 from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger
 from wabroadcast.providers.base import (
     OutgoingMessage,
+    Pace,
     Provider,
     SendOutcome,
     SendResult,
     SessionRef,
 )
-from wabroadcast.receipts.service import deliver_due_simulator_receipts
+from wabroadcast.providers.registry import PLUGINS
+from wabroadcast.receipts.pending import apply_pending
 
 log = get_logger("wabroadcast.dispatch")
 
@@ -87,6 +90,8 @@ FIRST_CLAIM = 10
 RENEWALS_PER_TTL = 3
 # Expired Idempotency-Key rows are deleted this often (by any worker).
 PURGE_EVERY_S = 300.0
+# Receipts that came before their send was recorded are looked at this often.
+PENDING_RECEIPTS_EVERY_S = 1.0
 
 
 def new_worker_id() -> str:
@@ -120,6 +125,7 @@ class Dispatcher:
         self.claims = 0
         self.stopping = asyncio.Event()
         self._purged = float("-inf")
+        self._pending_looked_at = float("-inf")
         # Claims, results and lease releases of all slots, each grouped.
         self.writer = ResultWriter(ctx, self.close_out)
         self.claimer = ClaimBatcher(ctx, self.worker_id, self.claim_limit)
@@ -220,12 +226,17 @@ class Dispatcher:
         raise RuntimeError("dispatcher did not become idle")
 
     async def tick(self, *, recover: bool = True) -> None:
-        """One pass: recover orphans (if ``recover``), deliver due receipts, start slots for
-        sessions with work."""
+        """One pass: recover orphans (if ``recover``), the providers' background work (the
+        simulator's receipts) and early receipts, then start slots for sessions with work."""
         if recover:
             await self.recover_orphans()
         await self.note_cancelled()
-        await deliver_due_simulator_receipts(self.ctx)
+        for plugin in PLUGINS.values():
+            if plugin.background is not None:
+                await plugin.background(self.ctx)
+        if time.monotonic() - self._pending_looked_at >= PENDING_RECEIPTS_EVERY_S:
+            await apply_pending(self.ctx)
+            self._pending_looked_at = time.monotonic()
         if time.monotonic() - self._purged >= PURGE_EVERY_S:
             async with self.ctx.database.transaction() as db:
                 await IdempotencyRepository(db).purge_expired(self.ctx.clock.now())
@@ -400,7 +411,7 @@ class Dispatcher:
 
 def _outgoing(items: Sequence[Claimed]) -> list[OutgoingMessage]:
     """The messages a provider call sends for these claimed recipients."""
-    return [OutgoingMessage(i.phone, i.message, i.client_message_id) for i in items]
+    return [OutgoingMessage(i.phone, i.message, i.client_message_id, i.template) for i in items]
 
 
 def _failed(future: asyncio.Future[Any]) -> bool:
@@ -645,8 +656,18 @@ class SlotRunner:
         row = self._row
         provider = self.ctx.providers.for_kind(row.provider)
         pace = pacing.effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
-        ref = SessionRef(row.id, row.tenant_id, row.provider, {})
         if self.d.stopping.is_set():
+            return True
+        try:
+            ref = self.ctx.session_refs.of(row)
+        except (SecretKeyMissing, SecretsUnreadable) as exc:
+            # Nothing can be sent without them: the claimed recipients go back, queued.
+            log.error(
+                f"{BROADCAST_TAG} cannot send: the session's secrets cannot be read",
+                broadcast_id=sorted(self._in_hand),
+                session_id=self.session_id,
+                error=str(exc),
+            )
             return True
         stop_session = False
         try:
@@ -770,8 +791,8 @@ class SlotRunner:
             if many:
                 sent = await provider.send_many(ref, _outgoing(items), take_early, more)
             else:
-                (item,) = items
-                sent = [await provider.send(ref, item.phone, item.message, item.client_message_id)]
+                (message,) = _outgoing(items)
+                sent = [await provider.send(ref, message)]
         except Exception as exc:
             # The provider could not say what happened: the messages may have left.
             unknown = True
@@ -930,7 +951,7 @@ class SlotRunner:
         period = self.d.lease_ttl.total_seconds() / RENEWALS_PER_TTL
         return time.monotonic() - self.renewed >= 2 * period
 
-    async def _wait_for_pace(self, pace: pacing.Pace) -> None:
+    async def _wait_for_pace(self, pace: Pace) -> None:
         jitter = timedelta(milliseconds=self.d.rng.uniform(0, pace.jitter_ms))
         async with self.ctx.database.transaction() as db:
             repo = DispatchRepository(db)

@@ -46,10 +46,6 @@ class SessionNotFound(NotFound):
     error_code = "SESSION_NOT_FOUND"
 
 
-class SimulatorNotAvailable(NotFound):
-    error_code = "SIMULATOR_NOT_AVAILABLE"
-
-
 class ValidationFailed(AppError):
     error_code = "VALIDATION_ERROR"
     http_status = 422

@@ -35,11 +35,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from wabroadcast.providers.base import SendOutcome
+from wabroadcast.providers.registry import PLUGINS
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 OTHER = "other"
 
-PROVIDERS = frozenset({"simulator", "baileys", "evolution", "waha", "cloud_api"})
+PROVIDERS = frozenset(PLUGINS)
 OUTCOMES = frozenset(outcome.value for outcome in SendOutcome)
 # Our error taxonomy: every provider maps its own codes to these.
 ERROR_CODES = frozenset(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
@@ -21,12 +21,19 @@ class ConnectionState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SessionRef:
-    """What a provider needs to know about the session it acts for."""
+    """What a provider needs to know about the session it acts for.
+
+    ``config`` is the session's provider config with its secrets decrypted (the
+    provider's config model, dumped); ``webhook_secret`` is the random secret
+    wabroadcast generated for the session (providers that sign with a secret of
+    their own, like Meta's app secret, keep it in ``config``).
+    """
 
     session_id: str
     tenant_id: int
     provider: str
     config: Mapping[str, object]
+    webhook_secret: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +62,19 @@ class SendOutcome(StrEnum):
 
 
 class OutgoingMessage(NamedTuple):
-    """One text message to one E.164 number, under the id that makes a repeat harmless.
+    """One message to one E.164 number, under the id that makes a repeat harmless.
 
-    This and ``SendResult`` are named tuples, not frozen dataclasses: one of each is
-    made per message sent, and a frozen dataclass takes four times as long to build.
+    ``text`` is always the broadcast's message; ``template`` (``{"name", "language",
+    "components"?}``), when the broadcast carries one, is what a provider that has
+    templates (the Cloud API) sends instead. This and ``SendResult`` are named
+    tuples, not frozen dataclasses: one of each is made per message sent, and a
+    frozen dataclass takes four times as long to build.
     """
 
     to: str
     text: str
     client_message_id: str
+    template: Mapping[str, object] | None = None
 
 
 class SendResult(NamedTuple):
@@ -120,10 +131,8 @@ class Provider(Protocol):
         """Whether the session can send right now, as the provider reports it."""
         ...
 
-    async def send(
-        self, session: SessionRef, to: str, text: str, client_message_id: str
-    ) -> SendResult:
-        """Send one text message to an E.164 number and classify the result."""
+    async def send(self, session: SessionRef, message: OutgoingMessage) -> SendResult:
+        """Send one message to an E.164 number and classify the result."""
         ...
 
     async def send_many(
@@ -152,9 +161,22 @@ class Provider(Protocol):
         """
         ...
 
-    def parse_webhook(self, secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
-        """Authenticate a callback with the session's webhook secret and decode it.
-
-        Raises ``WebhookSignatureInvalid`` or ``WebhookBodyInvalid``.
-        """
+    async def aclose(self) -> None:
+        """Release what the provider holds (HTTP connection pools); called at shutdown."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """Messages per minute (0 = unpaced) and the random extra gap added to each."""
+
+    rate_per_minute: float
+    jitter_ms: int
+
+    @property
+    def paced(self) -> bool:
+        return self.rate_per_minute > 0
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(seconds=60.0 / self.rate_per_minute)

@@ -1,36 +1,73 @@
-"""Which provider implementation serves a session, by the session's provider kind."""
+"""The one list of provider kinds, and the provider instances of one process.
+
+Adding a provider is one package under ``providers/`` and one line in ``PLUGINS``;
+everything else (config validation, pacing defaults, webhooks, metrics labels,
+the Sessions page) asks here.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from wabroadcast.clock import Clock
-from wabroadcast.db.engine import Database
-from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.domain.errors import ValidationFailed
-from wabroadcast.providers import simulator
-from wabroadcast.providers.simulator import SimulatorProvider, SimulatorRepository
+from wabroadcast.providers import cloud_api, simulator
+from wabroadcast.providers.base import Pace, Provider
+from wabroadcast.providers.plugin import ProviderDeps, ProviderPlugin
 
-KNOWN_PROVIDERS = frozenset({simulator.KIND})
+PLUGINS: dict[str, ProviderPlugin] = {
+    plugin.kind: plugin
+    for plugin in (
+        simulator.PLUGIN,
+        cloud_api.PLUGIN,
+    )
+}
+# The pace of a session whose kind is not installed here (a database shared with a
+# newer version): cautious, like the WhatsApp Web gateways'.
+FALLBACK_PACE = Pace(rate_per_minute=8, jitter_ms=3000)
+
+
+class UnknownProvider(ValidationFailed):
+    """A provider kind this installation does not have."""
+
+
+def kinds() -> list[str]:
+    """Every provider kind, in registry order."""
+    return list(PLUGINS)
 
 
 def known_provider(kind: str) -> bool:
-    return kind in KNOWN_PROVIDERS
+    return kind in PLUGINS
 
 
-async def on_session_created(session: AsyncSession, clock: Clock, row: WhatsAppSession) -> None:
-    """Give a new session what its provider needs (the simulator: a default scenario)."""
-    if row.provider == simulator.KIND:
-        await SimulatorRepository(session).ensure(row.id, clock)
+def plugin_for(kind: str) -> ProviderPlugin:
+    """The plug-in of ``kind``; ``UnknownProvider`` (422) naming the valid ones otherwise."""
+    plugin = PLUGINS.get(kind)
+    if plugin is None:
+        raise UnknownProvider(
+            f"provider: {kind[:64]!r} is not a known provider; valid: {', '.join(PLUGINS)}",
+            details={"field": "provider", "valid": kinds()},
+        )
+    return plugin
+
+
+def default_pace(kind: str) -> Pace:
+    plugin = PLUGINS.get(kind)
+    return FALLBACK_PACE if plugin is None else plugin.default_pace
 
 
 class Providers:
-    """One instance per provider kind for this process."""
+    """One provider instance per kind for this process, built when first asked for."""
 
-    def __init__(self, database: Database, clock: Clock) -> None:
-        self.simulator = SimulatorProvider(database, clock)
+    def __init__(self, deps: ProviderDeps) -> None:
+        self._deps = deps
+        self._built: dict[str, Provider] = {}
 
-    def for_kind(self, kind: str) -> SimulatorProvider:
-        if kind == simulator.KIND:
-            return self.simulator
-        raise ValidationFailed(f"provider {kind!r} is not available", details={"provider": kind})
+    def for_kind(self, kind: str) -> Provider:
+        provider = self._built.get(kind)
+        if provider is None:
+            provider = self._built[kind] = plugin_for(kind).build(self._deps)
+        return provider
+
+    async def aclose(self) -> None:
+        """Release what the providers hold (connection pools)."""
+        built, self._built = self._built, {}
+        for provider in built.values():
+            await provider.aclose()

@@ -1,5 +1,4 @@
-"""All SQL of receipts: find recipients by provider message id, write their new state,
-and hand out the simulator's due receipts to exactly one worker.
+"""All SQL of receipts: find recipients by provider message id, write their new state.
 
 Rows are read as plain snapshots, not ORM objects, so a caller's identity map
 never holds a stale recipient after the conditional UPDATEs here. On
@@ -14,11 +13,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.db.engine import is_postgres
-from wabroadcast.db.models import SimulatorSend, WhatsAppBroadcastRecipient, WhatsAppSession
+from wabroadcast.db.models import PendingReceipt, WhatsAppBroadcastRecipient
 
 R = WhatsAppBroadcastRecipient
 # One IN list per this many ids: far below every backend's bound-parameter limit.
@@ -55,25 +54,6 @@ class RecipientWrite:
     error_message: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookSession:
-    """What a webhook call needs of the session it names."""
-
-    id: str
-    tenant_id: int
-    provider: str
-    webhook_secret: str
-
-
-@dataclass(frozen=True, slots=True)
-class DueSimulatorReceipt:
-    id: int
-    session_id: str
-    provider_message_id: str
-    deliver_at: datetime
-    started_at: datetime
-
-
 class ConcurrentRecipientChange(RuntimeError):
     """A recipient changed between the batch's SELECT and its UPDATE; the batch must roll back."""
 
@@ -85,18 +65,6 @@ class ReceiptRepository:
     @property
     def _is_postgres(self) -> bool:
         return is_postgres(self.session)
-
-    async def webhook_session(self, session_id: str) -> WebhookSession | None:
-        result = await self.session.execute(
-            select(
-                WhatsAppSession.id,
-                WhatsAppSession.tenant_id,
-                WhatsAppSession.provider,
-                WhatsAppSession.webhook_secret,
-            ).where(WhatsAppSession.id == session_id)
-        )
-        row = result.first()
-        return None if row is None else WebhookSession(*row)
 
     async def recipients_by_provider_ids(
         self, session_id: str, provider_message_ids: Collection[str]
@@ -172,55 +140,23 @@ class ReceiptRepository:
                 f"{len(writes) - changed} of {len(writes)} recipients changed during the batch"
             )
 
-    async def claim_due_simulator_receipts(
-        self, now: datetime, limit: int
-    ) -> list[DueSimulatorReceipt]:
-        """Simulator sends whose receipt is due and not yet delivered, oldest first.
+    # --- receipts that came before their send was recorded -----------------------
 
-        On PostgreSQL the rows stay locked until the transaction ends and rows
-        another worker holds are skipped, so no receipt is handed out twice.
-        """
-        query = (
-            select(
-                SimulatorSend.id,
-                SimulatorSend.session_id,
-                SimulatorSend.provider_message_id,
-                SimulatorSend.deliver_at,
-                SimulatorSend.started_at,
-            )
-            .where(
-                SimulatorSend.deliver_at.is_not(None),
-                SimulatorSend.deliver_at <= now,
-                SimulatorSend.receipt_sent_at.is_(None),
-            )
-            .order_by(SimulatorSend.deliver_at, SimulatorSend.id)
-            .limit(limit)
-        )
+    async def keep_pending(self, receipts: Sequence[PendingReceipt]) -> None:
+        self.session.add_all(receipts)
+        await self.session.flush()
+
+    async def pending(self, limit: int) -> list[PendingReceipt]:
+        """The oldest pending receipts; on PostgreSQL locked, skipping other workers'."""
+        query = select(PendingReceipt).order_by(PendingReceipt.id).limit(limit)
         if self._is_postgres:
             query = query.with_for_update(skip_locked=True)
-        result = await self.session.execute(query)
-        due: list[DueSimulatorReceipt] = []
-        for row_id, session_id, provider_message_id, deliver_at, started_at in result:
-            assert deliver_at is not None
-            due.append(
-                DueSimulatorReceipt(row_id, session_id, provider_message_id, deliver_at, started_at)
-            )
-        return due
+        return list((await self.session.execute(query)).scalars())
 
-    async def postpone_simulator_receipts(self, ids: Sequence[int], until: datetime) -> None:
+    async def forget_pending(self, ids: Sequence[int]) -> None:
         for start in range(0, len(ids), LOOKUP_CHUNK):
             await self.session.execute(
-                update(SimulatorSend)
-                .where(SimulatorSend.id.in_(ids[start : start + LOOKUP_CHUNK]))
-                .values(deliver_at=until)
-                .execution_options(synchronize_session=False)
-            )
-
-    async def mark_simulator_receipts_sent(self, ids: Sequence[int], at: datetime) -> None:
-        for start in range(0, len(ids), LOOKUP_CHUNK):
-            await self.session.execute(
-                update(SimulatorSend)
-                .where(SimulatorSend.id.in_(ids[start : start + LOOKUP_CHUNK]))
-                .values(receipt_sent_at=at)
+                delete(PendingReceipt)
+                .where(PendingReceipt.id.in_(ids[start : start + LOOKUP_CHUNK]))
                 .execution_options(synchronize_session=False)
             )

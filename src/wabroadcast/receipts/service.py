@@ -1,7 +1,7 @@
 """Receipts: what the provider later tells us about a message we sent (delivered, read, failed).
 
-Receipts arrive late, repeated and out of order, from webhooks and from the
-simulator's pump, so applying one must be safe in any order and any number of
+Receipts arrive late, repeated and out of order, from webhooks and from
+providers' own passes, so applying one must be safe in any order and any number of
 times. The rules are one pure function (``apply_receipt``) over a recipient's
 receipt-owned columns: a status moves only along an edge of
 ``domain.status`` (never backwards), and timestamps keep the earliest evidence
@@ -12,32 +12,26 @@ in. Broadcast counters move in the same transaction as the recipient rows.
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.repository import shift_counts
-from wabroadcast.domain.errors import AppError, NotFound
 from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.status import RecipientStatus, can_transition
 from wabroadcast.observability.logging import SEND_TAG, get_logger
-from wabroadcast.providers import simulator
 from wabroadcast.providers.base import (
     Receipt,
     ReceiptStatus,
-    WebhookBodyInvalid,
-    WebhookSignatureInvalid,
 )
 from wabroadcast.receipts.repository import ReceiptRepository, RecipientRow, RecipientWrite
-from wabroadcast.receipts.simulator_webhook import session_id_from_headers
 
 if TYPE_CHECKING:
-    from wabroadcast.context import AppContext
+    pass
 
 log = get_logger("wabroadcast.receipts")
 
@@ -50,40 +44,6 @@ DEFAULT_FAILED_MESSAGE = "The provider reported that the message was not deliver
 # that arrives for them may only make the matching timestamp earlier.
 _DELIVERED_OR_LATER = frozenset({_R.DELIVERED, _R.READ})
 UNKNOWN_IDS_LOGGED = 5
-MAX_SESSION_ID_LENGTH = 64
-WEBHOOK_PROVIDERS = frozenset({simulator.KIND})
-UNAUTHORIZED_MESSAGE = "Webhook not accepted: unknown session or bad signature"
-
-
-# --- errors ----------------------------------------------------------------------------
-
-
-# How long the simulator keeps retrying a receipt whose send is not recorded yet.
-UNKNOWN_RECEIPT_PATIENCE = timedelta(minutes=10)
-UNKNOWN_RECEIPT_RETRY = timedelta(seconds=2)
-
-
-class WebhookUnauthorized(AppError):
-    """Missing or wrong signature, or an unknown session; the same answer for all three."""
-
-    error_code = "WEBHOOK_UNAUTHORIZED"
-    http_status = 401
-
-
-class WebhookMalformed(AppError):
-    """A correctly signed body that is not a receipts document."""
-
-    error_code = "WEBHOOK_MALFORMED"
-    http_status = 400
-
-
-class WebhookTooLarge(AppError):
-    error_code = "PAYLOAD_TOO_LARGE"
-    http_status = 413
-
-
-class ProviderNotFound(NotFound):
-    error_code = "PROVIDER_NOT_FOUND"
 
 
 # --- the rules (pure) --------------------------------------------------------------------
@@ -187,7 +147,11 @@ class _Applied:
 
 
 async def apply_receipts(
-    session: AsyncSession, session_id: str, receipts: Sequence[Receipt], at: datetime
+    session: AsyncSession,
+    session_id: str,
+    receipts: Sequence[Receipt],
+    at: datetime,
+    unknown_out: list[tuple[str, Receipt]] | None = None,
 ) -> ApplyResult:
     """Apply a WhatsApp session's receipts to its recipients and their broadcasts' counters.
 
@@ -196,14 +160,21 @@ async def apply_receipts(
     the write time (``updated_at``); the receipts' own times set the
     timestamps. Uses only ``session``: the caller owns the transaction.
     """
-    return await _apply_groups(session, {session_id: receipts}, at)
+    return await apply_receipt_groups(session, {session_id: receipts}, at, unknown_out)
 
 
-async def _apply_groups(
-    session: AsyncSession, groups: Mapping[str, Sequence[Receipt]], at: datetime
+async def apply_receipt_groups(
+    session: AsyncSession,
+    groups: Mapping[str, Sequence[Receipt]],
+    at: datetime,
+    unknown_out: list[tuple[str, Receipt]] | None = None,
 ) -> ApplyResult:
-    """Every recipient row is read (and locked) before any counter is touched, so
-    locks are always taken recipients first, then broadcasts in id order."""
+    """``apply_receipts`` for several sessions at once; the receipts whose message no
+    recipient has (yet) are added to ``unknown_out`` if given.
+
+    Every recipient row is read (and locked) before any counter is touched, so
+    locks are always taken recipients first, then broadcasts in id order.
+    """
     repo = ReceiptRepository(session)
     rows_by_session: dict[str, list[RecipientRow]] = {}
     for session_id in sorted(groups):
@@ -227,6 +198,8 @@ async def _apply_groups(
             if not targets:
                 unknown += 1
                 unknown_ids.append(receipt.provider_message_id)
+                if unknown_out is not None:
+                    unknown_out.append((session_id, receipt))
                 continue
             changed = False
             for row in targets:
@@ -286,127 +259,3 @@ def _log_batch(applied: list[_Applied], unknown_ids: list[str], total: ApplyResu
         )
     if total.ignored:
         log.debug(f"{SEND_TAG} receipts changed nothing", broadcast_id=None, ignored=total.ignored)
-
-
-# --- webhooks ----------------------------------------------------------------------------
-
-
-def require_webhook_provider(provider: str) -> None:
-    """Raise ``ProviderNotFound`` unless ``provider`` has a webhook here."""
-    if provider not in WEBHOOK_PROVIDERS:
-        raise ProviderNotFound(
-            "No webhook for this provider", details={"provider": provider[:MAX_SESSION_ID_LENGTH]}
-        )
-
-
-async def handle_webhook(
-    ctx: AppContext, provider: str, headers: Mapping[str, str], body: bytes
-) -> ApplyResult:
-    """Authenticate a provider's webhook call and apply its receipts in one transaction.
-
-    The session named by the call provides the secret; an unknown session, a
-    session of another provider and a bad signature get the same 401 (a
-    signature is still checked, against a throwaway secret, so the answer takes
-    as long either way). A correctly signed but malformed body is a 400. A
-    refused call writes nothing.
-    """
-    require_webhook_provider(provider)
-    session_id = session_id_from_headers(headers)
-    async with ctx.database.transaction() as session:
-        wa_session = None
-        if session_id is not None and len(session_id) <= MAX_SESSION_ID_LENGTH:
-            wa_session = await ReceiptRepository(session).webhook_session(session_id)
-        if wa_session is not None and wa_session.provider != provider:
-            wa_session = None
-        secret = secrets.token_hex(32) if wa_session is None else wa_session.webhook_secret
-        try:
-            receipts = ctx.providers.for_kind(provider).parse_webhook(secret, headers, body)
-        except WebhookSignatureInvalid as exc:
-            _log_refused(provider, session_id, "unknown session" if wa_session is None else exc)
-            raise WebhookUnauthorized(UNAUTHORIZED_MESSAGE) from None
-        except WebhookBodyInvalid as exc:
-            _log_refused(provider, session_id, exc)
-            raise WebhookMalformed(f"Malformed webhook body: {exc}") from None
-        if wa_session is None:
-            raise WebhookUnauthorized(UNAUTHORIZED_MESSAGE)
-        result = await apply_receipts(session, wa_session.id, receipts, ctx.clock.now())
-    log.info(
-        f"{SEND_TAG} webhook",
-        broadcast_id=None,
-        provider=provider,
-        session_id=wa_session.id,
-        receipts=len(receipts),
-        applied=result.applied,
-        ignored=result.ignored,
-        unknown=result.unknown,
-    )
-    return result
-
-
-def _log_refused(provider: str, session_id: str | None, reason: object) -> None:
-    log.warning(
-        f"{SEND_TAG} webhook refused",
-        broadcast_id=None,
-        provider=provider,
-        session_id=None if session_id is None else session_id[:MAX_SESSION_ID_LENGTH],
-        reason=str(reason),
-    )
-
-
-# --- the simulator's receipts ------------------------------------------------------------
-
-
-async def deliver_due_simulator_receipts(ctx: AppContext, limit: int = 500) -> int:
-    """Deliver the simulator's due "delivered" receipts, each exactly once; returns how many.
-
-    Called periodically by workers. The due rows are claimed, applied through
-    ``apply_receipts``' rules and marked sent in one transaction; on PostgreSQL
-    rows another worker holds are skipped, so two workers never deliver the
-    same receipt.
-    """
-    if limit < 1:
-        raise ValueError("limit must be at least 1")
-    now = ctx.clock.now()
-    async with ctx.database.transaction() as session:
-        repo = ReceiptRepository(session)
-        due = await repo.claim_due_simulator_receipts(now, limit)
-        if not due:
-            return 0
-        # A receipt can overtake the dispatcher's record of its send (the send's
-        # result is written in batches). Like a provider retrying its webhook,
-        # hold such a receipt back for a while instead of losing it.
-        known: set[tuple[str, str]] = set()
-        for session_id in {item.session_id for item in due}:
-            ids = {item.provider_message_id for item in due if item.session_id == session_id}
-            rows = await repo.recipients_by_provider_ids(session_id, ids)
-            known |= {(session_id, row.provider_message_id) for row in rows}
-        held = [
-            item
-            for item in due
-            if (item.session_id, item.provider_message_id) not in known
-            and item.started_at > now - UNKNOWN_RECEIPT_PATIENCE
-        ]
-        if held:
-            await repo.postpone_simulator_receipts(
-                [item.id for item in held], now + UNKNOWN_RECEIPT_RETRY
-            )
-            held_ids = {item.id for item in held}
-            due = [item for item in due if item.id not in held_ids]
-            if not due:
-                return 0
-        groups: dict[str, list[Receipt]] = defaultdict(list)
-        for item in due:
-            groups[item.session_id].append(
-                Receipt(item.provider_message_id, ReceiptStatus.DELIVERED, at=item.deliver_at)
-            )
-        result = await _apply_groups(session, groups, now)
-        await repo.mark_simulator_receipts_sent([item.id for item in due], now)
-    log.info(
-        f"{SEND_TAG} simulator receipts delivered",
-        broadcast_id=None,
-        delivered=len(due),
-        applied=result.applied,
-        ignored=result.ignored,
-        unknown=result.unknown,
-    )
-    return len(due)

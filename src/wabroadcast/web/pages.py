@@ -28,8 +28,8 @@ from wabroadcast.context import AppContext
 from wabroadcast.domain.errors import IdempotencyKeyInUse
 from wabroadcast.domain.recipients import RejectedRecipient, prepare_recipients
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
-from wabroadcast.tenants import service as tenants
-from wabroadcast.tenants.schemas import SessionStatusOut
+from wabroadcast.sessions import service as sessions
+from wabroadcast.sessions.schemas import SessionStatusOut
 from wabroadcast.tenants.service import TenantContext
 from wabroadcast.web import metrics_source
 from wabroadcast.web.chart import Chart, minute_chart
@@ -84,7 +84,7 @@ class Submitted:
 
 async def connection(ctx: AppContext, tenant: TenantContext) -> SessionStatusOut:
     """The default session's state, for the header and the banner."""
-    return await tenants.session_status(ctx, tenant, None)
+    return await sessions.session_status(ctx, tenant, None)
 
 
 async def overview(

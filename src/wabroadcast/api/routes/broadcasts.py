@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 
-from wabroadcast.api.deps import Ctx, CurrentTenant
+from wabroadcast.api.deps import BroadcastId, Ctx, CurrentTenant
 from wabroadcast.api.routes import error_responses
 from wabroadcast.api.schemas import ErrorEnvelope, Page
 from wabroadcast.broadcasts import service
@@ -84,7 +84,7 @@ async def list_broadcasts(
     responses=error_responses(401, 404, 422),
     summary="A broadcast's status and counts",
 )
-async def get_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
+async def get_broadcast(broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
     return await service.get_broadcast(ctx, tenant, broadcast_id)
 
 
@@ -103,7 +103,9 @@ async def get_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> B
         "and its outcome is recorded."
     ),
 )
-async def cancel_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
+async def cancel_broadcast(
+    broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant
+) -> BroadcastOut:
     return await service.cancel_broadcast(ctx, tenant, broadcast_id)
 
 
@@ -123,7 +125,9 @@ async def cancel_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -
         "still sending is returned unchanged."
     ),
 )
-async def resume_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
+async def resume_broadcast(
+    broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant
+) -> BroadcastOut:
     return await service.resume_broadcast(ctx, tenant, broadcast_id)
 
 
@@ -134,7 +138,7 @@ async def resume_broadcast(broadcast_id: int, ctx: Ctx, tenant: CurrentTenant) -
     summary="What happened to each recipient",
 )
 async def list_recipients(
-    broadcast_id: int,
+    broadcast_id: BroadcastId,
     ctx: Ctx,
     tenant: CurrentTenant,
     status: RecipientStatus | None = None,

@@ -1,23 +1,29 @@
-"""Session routes: connection state, and the simulator's scenario for simulator sessions."""
+"""Session routes: a tenant's WhatsApp sessions, their provider config and connection state."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from wabroadcast.api.deps import Ctx, CurrentTenant
 from wabroadcast.api.routes import error_responses
-from wabroadcast.providers import simulator_service
-from wabroadcast.providers.simulator_service import ScenarioOut, ScenarioUpdate, SimulatedSendsPage
-from wabroadcast.tenants import service as tenants
-from wabroadcast.tenants.schemas import SessionStatusOut
+from wabroadcast.sessions import service as sessions
+from wabroadcast.sessions.schemas import (
+    SESSION_ID_PATTERN,
+    SessionCreate,
+    SessionOut,
+    SessionsPage,
+    SessionStatusOut,
+    SessionUpdate,
+)
 
 router = APIRouter(prefix="/api/whatsapp", tags=["sessions"])
 
 SessionQuery = Annotated[
     str | None, Query(max_length=64, description="Defaults to the tenant's default session.")
 ]
+SessionPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN, examples=["business_1"])]
 
 
 @router.get(
@@ -29,47 +35,79 @@ SessionQuery = Annotated[
 async def session_status(
     ctx: Ctx, tenant: CurrentTenant, session_id: SessionQuery = None
 ) -> SessionStatusOut:
-    return await tenants.session_status(ctx, tenant, session_id)
+    return await sessions.session_status(ctx, tenant, session_id)
+
+
+@router.post(
+    "/sessions",
+    status_code=201,
+    response_model=SessionOut,
+    responses=error_responses(401, 409, 422),
+    summary="Add a WhatsApp session (a number through one provider)",
+    description=(
+        "The config is validated by the provider's model; secret fields (tokens, app "
+        "secrets, API keys) are stored encrypted and never returned."
+    ),
+)
+async def create_session(body: SessionCreate, ctx: Ctx, tenant: CurrentTenant) -> SessionOut:
+    return await sessions.create_session(ctx, tenant, body)
 
 
 @router.get(
-    "/simulator",
-    response_model=ScenarioOut,
-    responses=error_responses(401, 404, 422),
-    tags=["simulator"],
-    summary="The simulated WhatsApp's scenario (simulator sessions only)",
+    "/sessions",
+    response_model=SessionsPage,
+    responses=error_responses(401, 422),
+    summary="The tenant's sessions, by id",
 )
-async def get_simulator(
-    ctx: Ctx, tenant: CurrentTenant, session_id: SessionQuery = None
-) -> ScenarioOut:
-    return await simulator_service.get_scenario(ctx, tenant, session_id)
-
-
-@router.put(
-    "/simulator",
-    response_model=ScenarioOut,
-    responses=error_responses(401, 404, 422),
-    tags=["simulator"],
-    summary="Change the simulated WhatsApp's scenario; unset fields keep their value",
-)
-async def put_simulator(
-    update: ScenarioUpdate, ctx: Ctx, tenant: CurrentTenant, session_id: SessionQuery = None
-) -> ScenarioOut:
-    return await simulator_service.update_scenario(ctx, tenant, session_id, update)
-
-
-@router.get(
-    "/simulator/sends",
-    response_model=SimulatedSendsPage,
-    responses=error_responses(401, 404, 422),
-    tags=["simulator"],
-    summary="Every send the simulated WhatsApp received, and its in-flight high-water mark",
-)
-async def simulator_sends(
+async def list_sessions(
     ctx: Ctx,
     tenant: CurrentTenant,
-    session_id: SessionQuery = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> SimulatedSendsPage:
-    return await simulator_service.list_sends(ctx, tenant, session_id, cursor=cursor, limit=limit)
+) -> SessionsPage:
+    return await sessions.list_sessions(ctx, tenant, cursor=cursor, limit=limit)
+
+
+@router.get(
+    "/sessions/{session_id}",
+    response_model=SessionOut,
+    responses=error_responses(401, 404, 422),
+    summary="One session, its secrets masked",
+)
+async def get_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> SessionOut:
+    return await sessions.get_session(ctx, tenant, session_id)
+
+
+@router.patch(
+    "/sessions/{session_id}",
+    response_model=SessionOut,
+    responses=error_responses(401, 404, 409, 422),
+    summary="Change a session's config, pace or default; unset fields keep their value",
+)
+async def update_session(
+    session_id: SessionPath, body: SessionUpdate, ctx: Ctx, tenant: CurrentTenant
+) -> SessionOut:
+    return await sessions.update_session(ctx, tenant, session_id, body)
+
+
+@router.delete(
+    "/sessions/{session_id}",
+    status_code=204,
+    responses=error_responses(401, 404, 409, 422),
+    summary="Delete a session with no active broadcast (409 SESSION_IN_USE otherwise)",
+)
+async def delete_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> Response:
+    await sessions.delete_session(ctx, tenant, session_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/sessions/{session_id}/status",
+    response_model=SessionStatusOut,
+    responses=error_responses(401, 404, 422),
+    summary="What the session's provider says about its connection now",
+)
+async def session_status_by_id(
+    session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant
+) -> SessionStatusOut:
+    return await sessions.session_status(ctx, tenant, session_id)

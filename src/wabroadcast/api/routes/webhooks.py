@@ -1,10 +1,10 @@
 """Provider webhooks: receipts posted by a WhatsApp provider, not by a tenant.
 
 No API key here: a provider cannot hold one, and a tenant must not be able to
-forge receipts with theirs. Each provider authenticates by its own signature
-scheme (the simulator: an HMAC of the raw body with the session's webhook
-secret), so the handler reads the raw body itself, bounded in size, and hands
-it to the service untouched.
+forge receipts with theirs. Each provider authenticates by its own scheme (an
+HMAC of the raw body, a per-session header; see docs/providers.md), so the
+handler reads the raw body itself, bounded in size, and hands it to the
+service untouched.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from wabroadcast.api.deps import Ctx
 from wabroadcast.api.schemas import ErrorEnvelope
-from wabroadcast.receipts import service
-from wabroadcast.receipts.simulator_webhook import (
-    SESSION_HEADER,
-    SIGNATURE_HEADER,
-    SimulatorWebhookBody,
-)
+from wabroadcast.providers.registry import PLUGINS
+from wabroadcast.receipts import webhooks as service
 
 router = APIRouter(prefix="/api/whatsapp/webhooks", tags=["webhooks"])
 
@@ -33,6 +30,15 @@ class WebhookAccepted(BaseModel):
     applied: int
     ignored: int
     unknown: int
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "model": ErrorEnvelope,
+        "description": description,
+        # Explicit, so a route that answers text/plain still documents its errors as JSON.
+        "content": {"application/json": {}},
+    }
 
 
 def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -57,38 +63,55 @@ def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorEnvelope, "description": description}
-
-
-_OPENAPI_EXTRA: dict[str, Any] = {
-    "parameters": [
+def _openapi_extra() -> dict[str, Any]:
+    """Each provider's headers and body, as its plug-in describes them."""
+    webhooks = [(p.kind, p.webhook) for p in PLUGINS.values() if p.webhook is not None]
+    parameters = [
         {
-            "name": SESSION_HEADER,
+            "name": name,
             "in": "header",
             "required": False,
-            "description": "Provider `simulator`: the WhatsApp session the receipts belong to.",
-            "schema": {"type": "string", "maxLength": 64},
-        },
-        {
-            "name": SIGNATURE_HEADER,
-            "in": "header",
-            "required": False,
-            "description": (
-                "Provider `simulator`: `sha256=<hex HMAC-SHA256 of the raw body, keyed with "
-                "the session's webhook secret>`."
-            ),
+            "description": f"Provider `{kind}`: {meaning}",
             "schema": {"type": "string", "maxLength": 200},
+        }
+        for kind, webhook in webhooks
+        for name, meaning in webhook.headers.items()
+    ]
+    bodies = [
+        _inline_defs(webhook.body_model.model_json_schema())
+        for _, webhook in webhooks
+        if webhook.body_model is not None
+    ]
+    return {
+        "parameters": parameters,
+        "requestBody": {
+            "required": True,
+            "description": "The provider's own document, as it posts it; at most 1 MiB.",
+            "content": {"application/json": {"schema": {"anyOf": [*bodies, {"type": "object"}]}}},
         },
-    ],
-    "requestBody": {
-        "required": True,
-        "description": "Provider `simulator`: up to 1000 receipts; at most 1 MiB.",
-        "content": {
-            "application/json": {"schema": _inline_defs(SimulatorWebhookBody.model_json_schema())}
-        },
-    },
+    }
+
+
+_OPENAPI_EXTRA = _openapi_extra()
+ProviderPath = Annotated[
+    str, Path(max_length=32, description="The provider, e.g. `cloud_api`.", examples=["cloud_api"])
+]
+KeyPath = Annotated[
+    str, Path(max_length=128, description="The session's webhook key (per-session URLs).")
+]
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _error("Correctly signed but malformed body (WEBHOOK_MALFORMED)"),
+    401: _error("Missing or bad signature, or unknown session (WEBHOOK_UNAUTHORIZED)"),
+    404: _error("No webhook for this provider (PROVIDER_NOT_FOUND)"),
+    413: _error("Body above 1 MiB (PAYLOAD_TOO_LARGE)"),
+    422: _error("Invalid path (VALIDATION_ERROR)"),
 }
+_DESCRIPTION = (
+    "Called by the provider, authenticated by its signature, never by an API key. "
+    "Receipts for unknown message ids are accepted, counted as `unknown` and kept for "
+    "10 minutes in case their send is recorded meanwhile; repeated or stale receipts "
+    "change nothing and count as `ignored`."
+)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -110,33 +133,51 @@ def _too_large(limit: int) -> service.WebhookTooLarge:
     )
 
 
+async def _receive(
+    ctx: Ctx, provider: str, request: Request, path_key: str | None
+) -> WebhookAccepted:
+    service.webhook_of(provider)
+    body = await _read_body(request, MAX_BODY_BYTES)
+    result = await service.handle_webhook(ctx, provider, request.headers, body, path_key)
+    return WebhookAccepted(applied=result.applied, ignored=result.ignored, unknown=result.unknown)
+
+
 @router.post(
     "/{provider}",
     response_model=WebhookAccepted,
-    responses={
-        400: _error("Correctly signed but malformed body (WEBHOOK_MALFORMED)"),
-        401: _error("Missing or bad signature, or unknown session (WEBHOOK_UNAUTHORIZED)"),
-        404: _error("No webhook for this provider (PROVIDER_NOT_FOUND)"),
-        413: _error("Body above 1 MiB (PAYLOAD_TOO_LARGE)"),
-        422: _error("Invalid path (VALIDATION_ERROR)"),
-    },
+    responses=_RESPONSES,
     openapi_extra=_OPENAPI_EXTRA,
     summary="Receipts from a WhatsApp provider (delivered, read, failed)",
-    description=(
-        "Called by the provider, authenticated by its signature, never by an API key. "
-        "Receipts for unknown message ids are accepted and counted as `unknown`; "
-        "repeated or stale receipts change nothing and count as `ignored`."
-    ),
+    description=_DESCRIPTION,
 )
-async def receive_webhook(
-    provider: Annotated[
-        str,
-        Path(max_length=32, description="The provider, e.g. `simulator`.", examples=["simulator"]),
-    ],
-    request: Request,
-    ctx: Ctx,
+async def receive_webhook(provider: ProviderPath, request: Request, ctx: Ctx) -> WebhookAccepted:
+    return await _receive(ctx, provider, request, None)
+
+
+@router.post(
+    "/{provider}/{key}",
+    response_model=WebhookAccepted,
+    responses=_RESPONSES,
+    openapi_extra=_OPENAPI_EXTRA,
+    summary="Receipts from a provider that calls one URL per session",
+    description=_DESCRIPTION,
+)
+async def receive_session_webhook(
+    provider: ProviderPath, key: KeyPath, request: Request, ctx: Ctx
 ) -> WebhookAccepted:
-    service.require_webhook_provider(provider)
-    body = await _read_body(request, MAX_BODY_BYTES)
-    result = await service.handle_webhook(ctx, provider, request.headers, body)
-    return WebhookAccepted(applied=result.applied, ignored=result.ignored, unknown=result.unknown)
+    return await _receive(ctx, provider, request, key)
+
+
+@router.get(
+    "/{provider}",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "The challenge, echoed"},
+        403: _error("The verify token is no session's (FORBIDDEN)"),
+        404: _error("No webhook, or no handshake, for this provider (PROVIDER_NOT_FOUND)"),
+    },
+    summary="A provider's subscription handshake (Meta: hub.mode, hub.verify_token, hub.challenge)",
+)
+async def verify_webhook(provider: ProviderPath, request: Request, ctx: Ctx) -> PlainTextResponse:
+    answer = await service.verify_subscription(ctx, provider, request.query_params)
+    return PlainTextResponse(answer)

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, pool
 
 from wabroadcast.db.migrate import sync_url
 from wabroadcast.db.models import Base
+from wabroadcast.providers import registry  # noqa: F401  (loads every provider's tables)
 
 config = context.config
 target_metadata = Base.metadata

@@ -28,6 +28,7 @@ from pydantic import (
 from wabroadcast.providers.base import (
     Receipt,
     ReceiptStatus,
+    SessionRef,
     WebhookBodyInvalid,
     WebhookSignatureInvalid,
 )
@@ -90,6 +91,17 @@ def session_id_from_headers(headers: Mapping[str, str]) -> str | None:
     if value is None or not value.strip():
         return None
     return value.strip()
+
+
+def routing_keys(headers: Mapping[str, str], body: bytes, path_key: str | None) -> list[str]:
+    """The session a call names in its header (a simulator session's webhook key is its id)."""
+    session_id = session_id_from_headers(headers)
+    return [] if session_id is None else [session_id]
+
+
+def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
+    """``parse_simulator_webhook`` with the session's webhook secret."""
+    return parse_simulator_webhook(session.webhook_secret, headers, body)
 
 
 def verify_simulator_signature(secret: str, headers: Mapping[str, str], body: bytes) -> None:

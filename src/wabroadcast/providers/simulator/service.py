@@ -9,10 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from wabroadcast.broadcasts.service import decode_cursor, page_cursor
 from wabroadcast.context import AppContext
-from wabroadcast.domain.errors import SimulatorNotAvailable
-from wabroadcast.providers import simulator
-from wabroadcast.providers.simulator import Scenario, SimulatorRepository, scenario_from_row
-from wabroadcast.tenants.service import TenantContext, resolve_session
+from wabroadcast.domain.errors import NotFound
+from wabroadcast.providers.simulator.repository import SimulatorRepository
+from wabroadcast.providers.simulator.rules import KIND, Scenario, scenario_from_row
+from wabroadcast.sessions.service import resolve_session
+from wabroadcast.tenants.service import TenantContext
+
+
+class SimulatorNotAvailable(NotFound):
+    error_code = "SIMULATOR_NOT_AVAILABLE"
+
 
 E164 = Annotated[str, StringConstraints(pattern=r"^\+\d{10,15}$")]
 ErrorCode = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
@@ -151,7 +157,7 @@ async def list_sends(
 
 
 def _require_simulator(provider: str, session_id: str) -> None:
-    if provider != simulator.KIND:
+    if provider != KIND:
         raise SimulatorNotAvailable(
             "This session does not use the simulator",
             details={"session_id": session_id, "provider": provider},

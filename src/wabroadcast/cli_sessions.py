@@ -1,0 +1,206 @@
+"""``wabroadcast session …``: add, list, show, change and delete WhatsApp sessions.
+
+The commands work on the database at WABROADCAST_DATABASE_URL, like ``tenant
+create``, and print what the API would answer, as JSON; secrets are never
+printed. Config is given as ``--config KEY=VALUE`` (repeatable) or a JSON file,
+which keeps tokens out of the shell history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from wabroadcast.api.app import build_context
+from wabroadcast.config import get_settings
+from wabroadcast.context import AppContext
+from wabroadcast.db import migrate
+from wabroadcast.providers.registry import PLUGINS
+from wabroadcast.sessions import service as sessions
+from wabroadcast.sessions.schemas import SessionCreate, SessionUpdate
+
+T = TypeVar("T")
+
+session_app = typer.Typer(
+    help=f"WhatsApp sessions: one per number, each through a provider ({', '.join(PLUGINS)}).",
+    no_args_is_help=True,
+)
+
+ConfigPairs = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config", help="A provider config field, KEY=VALUE; repeat for more (see docs)."
+    ),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--config-file", exists=True, dir_okay=False, help="The provider config as a JSON object."
+    ),
+]
+MaxConcurrency = Annotated[
+    int | None, typer.Option(min=1, max=64, help="Sends in flight at once (1-2 is safe).")
+]
+RatePerMinute = Annotated[
+    float | None, typer.Option(min=0, help="Messages per minute; 0 = no pacing.")
+]
+JitterMs = Annotated[
+    int | None, typer.Option(min=0, help="Random extra gap before each send, 0..J ms.")
+]
+
+
+def read_config(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
+    """The config from a JSON file, then ``KEY=VALUE`` pairs over it."""
+    config: dict[str, Any] = {}
+    if file is not None:
+        try:
+            loaded = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise typer.BadParameter(f"{file}: not a JSON file ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise typer.BadParameter(f"{file}: must hold a JSON object")
+        config.update(loaded)
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r}: give KEY=VALUE", param_hint="--config")
+        config[key.strip()] = value
+    return config
+
+
+def _run(work: Callable[[AppContext], Awaitable[T]]) -> T:
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+
+    async def run() -> T:
+        ctx = build_context(settings)
+        try:
+            return await work(ctx)
+        finally:
+            await ctx.providers.aclose()
+            await ctx.database.dispose()
+
+    return asyncio.run(run())
+
+
+def _print(model: Any) -> None:
+    typer.echo(model.model_dump_json(indent=2))
+
+
+@session_app.command("create")
+def create(
+    tenant: Annotated[int, typer.Option(help="The tenant the session belongs to.")],
+    provider: Annotated[str, typer.Option(help=f"One of: {', '.join(PLUGINS)}.")],
+    session_id: Annotated[
+        str | None, typer.Option("--id", help="The session id. Default: generated.")
+    ] = None,
+    config: ConfigPairs = None,
+    config_file: ConfigFile = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Make it the tenant's default session.")
+    ] = False,
+    max_concurrency: MaxConcurrency = None,
+    rate_per_minute: RatePerMinute = None,
+    jitter_ms: JitterMs = None,
+) -> None:
+    """Add a session; prints it as JSON (secrets masked), with its webhook URL."""
+    body = SessionCreate(
+        session_id=session_id,
+        provider=provider,
+        config=read_config(config, config_file),
+        default=default or None,
+        max_concurrency=max_concurrency,
+        rate_per_minute=rate_per_minute,
+        jitter_ms=jitter_ms,
+    )
+
+    async def work(ctx: AppContext) -> Any:
+        async with ctx.database.transaction() as db:
+            owner = await sessions.tenant_by_id(db, tenant)
+        return await sessions.create_session(ctx, owner, body)
+
+    _print(_run(work))
+
+
+@session_app.command("list")
+def list_(tenant: Annotated[int, typer.Option(help="Whose sessions.")]) -> None:
+    """A tenant's sessions, as JSON."""
+
+    async def work(ctx: AppContext) -> list[Any]:
+        async with ctx.database.transaction() as db:
+            owner = await sessions.tenant_by_id(db, tenant)
+        items: list[Any] = []
+        cursor = None
+        while True:
+            page = await sessions.list_sessions(ctx, owner, cursor=cursor, limit=100)
+            items += [item.model_dump(mode="json") for item in page.items]
+            if page.next_cursor is None:
+                return items
+            cursor = page.next_cursor
+
+    typer.echo(json.dumps(_run(work), indent=2))
+
+
+@session_app.command("show")
+def show(session_id: Annotated[str, typer.Argument(help="e.g. business_1")]) -> None:
+    """One session as JSON (secrets masked), and its connection state now."""
+
+    async def work(ctx: AppContext) -> dict[str, Any]:
+        async with ctx.database.transaction() as db:
+            owner = await sessions.tenant_of_session(db, session_id)
+        out = await sessions.get_session(ctx, owner, session_id)
+        status = await sessions.session_status(ctx, owner, session_id)
+        return {
+            **out.model_dump(mode="json"),
+            "status": status.model_dump(mode="json", include={"state", "detail"}),
+        }
+
+    typer.echo(json.dumps(_run(work), indent=2))
+
+
+@session_app.command("set")
+def set_(
+    session_id: Annotated[str, typer.Argument(help="e.g. business_1")],
+    config: ConfigPairs = None,
+    config_file: ConfigFile = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Make it the tenant's default session.")
+    ] = False,
+    max_concurrency: MaxConcurrency = None,
+    rate_per_minute: RatePerMinute = None,
+    jitter_ms: JitterMs = None,
+) -> None:
+    """Change a session's config, pace or concurrency; what is not given keeps its value."""
+    changes = read_config(config, config_file)
+    body = SessionUpdate(
+        config=changes or None,
+        default=True if default else None,
+        max_concurrency=max_concurrency,
+        rate_per_minute=rate_per_minute,
+        jitter_ms=jitter_ms,
+    )
+
+    async def work(ctx: AppContext) -> Any:
+        async with ctx.database.transaction() as db:
+            owner = await sessions.tenant_of_session(db, session_id)
+        return await sessions.update_session(ctx, owner, session_id, body)
+
+    _print(_run(work))
+
+
+@session_app.command("delete")
+def delete(session_id: Annotated[str, typer.Argument(help="e.g. business_1")]) -> None:
+    """Delete a session that has no active broadcast (its history stays)."""
+
+    async def work(ctx: AppContext) -> None:
+        async with ctx.database.transaction() as db:
+            owner = await sessions.tenant_of_session(db, session_id)
+        await sessions.delete_session(ctx, owner, session_id)
+
+    _run(work)
+    typer.echo(json.dumps({"deleted": session_id}))

@@ -1,0 +1,94 @@
+"""What a Cloud API session is configured with, validated before it is stored.
+
+The model is the only description of the settings: the session form, the CLI
+and the docs show its field descriptions, and ``SECRET_FIELDS`` tells storage
+which values to encrypt and never return. Validators reject bad values with
+messages that never repeat the value, since some fields are secrets.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_API_VERSION = "v23.0"
+DEFAULT_GRAPH_BASE_URL = "https://graph.facebook.com"
+
+# Stored encrypted and never shown again once saved.
+SECRET_FIELDS = frozenset({"access_token", "app_secret", "verify_token"})
+
+
+class CloudApiConfig(BaseModel):
+    """The settings of one WhatsApp Business phone number on Meta's Cloud API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # ``[0-9]``, not ``\d``: pydantic's regex engine counts every Unicode digit as ``\d``.
+    phone_number_id: str = Field(
+        min_length=1,
+        max_length=32,
+        pattern=r"^[0-9]+$",
+        description=(
+            "The phone number ID from WhatsApp Manager (API Setup), digits only. "
+            "It is not the phone number itself."
+        ),
+    )
+    # Printable ASCII without spaces: it goes into an HTTP header as it is.
+    access_token: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[\x21-\x7e]+$",
+        description=(
+            "A system user access token with the whatsapp_business_messaging permission, "
+            "used to send messages."
+        ),
+    )
+    app_secret: str = Field(
+        min_length=1,
+        max_length=256,
+        description=(
+            "The Meta app's secret (App settings, Basic). It checks that status webhooks "
+            "really come from Meta."
+        ),
+    )
+    verify_token: str = Field(
+        min_length=1,
+        max_length=256,
+        description=(
+            "A password you choose and also enter in the app's webhook settings, so Meta "
+            "can confirm the webhook URL."
+        ),
+    )
+    api_version: str = Field(
+        default=DEFAULT_API_VERSION,
+        pattern=r"^v[0-9]{1,3}\.[0-9]{1,2}$",
+        description="The Graph API version to call, such as v23.0.",
+    )
+    graph_base_url: str = Field(
+        default=DEFAULT_GRAPH_BASE_URL,
+        min_length=1,
+        max_length=512,
+        description=(
+            "Where the Graph API is. Leave the default unless you go through a proxy or a "
+            "test server."
+        ),
+    )
+
+    @field_validator("graph_base_url")
+    @classmethod
+    def _http_url_without_trailing_slash(cls, value: str) -> str:
+        """Accept only an http(s) URL with a host; drop trailing slashes."""
+        if any(character.isspace() or not character.isprintable() for character in value):
+            raise ValueError("the Graph API URL must not contain spaces or control characters")
+        try:
+            parts = urlsplit(value)
+        except ValueError:
+            raise ValueError("the Graph API URL is not a valid URL") from None
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(
+                "the Graph API URL must start with http:// or https:// and name a host"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError("the Graph API URL must not have a query or a fragment")
+        return value.rstrip("/")

@@ -1,0 +1,153 @@
+"""Provider webhooks: find the session a call is for, authenticate it, apply its receipts.
+
+A webhook is called by a provider, never with an API key. Each provider's
+plug-in says which sessions a call names (its routing keys: a header, Meta's
+phone number id, a path segment) and checks the call with that session's
+secret. Unknown sessions and bad signatures get the same 401 and write nothing;
+a correctly signed body that is malformed is a 400. Receipts for message ids
+not recorded yet are answered 200 and kept (``pending``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from wabroadcast.domain.errors import AppError, NotFound
+from wabroadcast.observability.logging import SEND_TAG, get_logger
+from wabroadcast.providers.base import Receipt, WebhookBodyInvalid, WebhookSignatureInvalid
+from wabroadcast.providers.plugin import ProviderPlugin, WebhookSpec
+from wabroadcast.providers.registry import PLUGINS
+from wabroadcast.receipts import pending
+from wabroadcast.receipts.service import ApplyResult, apply_receipts
+from wabroadcast.sessions.repository import SessionRepository
+
+if TYPE_CHECKING:
+    from wabroadcast.context import AppContext
+
+log = get_logger("wabroadcast.receipts")
+
+MAX_KEY_LENGTH = 128
+MAX_KEYS = 100
+UNAUTHORIZED_MESSAGE = "Webhook not accepted: unknown session or bad signature"
+
+
+class WebhookUnauthorized(AppError):
+    """Missing or wrong signature, or an unknown session; the same answer for all."""
+
+    error_code = "WEBHOOK_UNAUTHORIZED"
+    http_status = 401
+
+
+class WebhookMalformed(AppError):
+    """A correctly signed body that is not a document of the provider's."""
+
+    error_code = "WEBHOOK_MALFORMED"
+    http_status = 400
+
+
+class WebhookTooLarge(AppError):
+    error_code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class WebhookForbidden(AppError):
+    """A subscription handshake whose token is no session's."""
+
+    error_code = "FORBIDDEN"
+    http_status = 403
+
+
+class ProviderNotFound(NotFound):
+    error_code = "PROVIDER_NOT_FOUND"
+
+
+def webhook_of(provider: str) -> tuple[ProviderPlugin, WebhookSpec]:
+    """The plug-in and webhook of ``provider``; ``ProviderNotFound`` when it has none."""
+    plugin = PLUGINS.get(provider)
+    if plugin is None or plugin.webhook is None:
+        raise ProviderNotFound(
+            "No webhook for this provider", details={"provider": provider[:MAX_KEY_LENGTH]}
+        )
+    return plugin, plugin.webhook
+
+
+async def handle_webhook(
+    ctx: AppContext,
+    provider: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    path_key: str | None = None,
+) -> ApplyResult:
+    """Authenticate a provider's webhook call and apply its receipts in one transaction."""
+    plugin, webhook = webhook_of(provider)
+    keys = [
+        key
+        for key in webhook.routing_keys(headers, body, path_key)
+        if key and len(key) <= MAX_KEY_LENGTH
+    ][:MAX_KEYS]
+    result = ApplyResult()
+    accepted: list[tuple[str, list[Receipt]]] = []
+    async with ctx.database.transaction() as session:
+        rows = await SessionRepository(session).by_webhook_keys(plugin.kind, keys)
+        refused: Exception | None = None
+        for row in rows:
+            try:
+                receipts = webhook.parse(ctx.session_refs.of(row), headers, body)
+            except WebhookSignatureInvalid as exc:
+                refused = exc
+                continue
+            except WebhookBodyInvalid as exc:
+                _log_refused(provider, row.id, exc)
+                raise WebhookMalformed(f"Malformed webhook body: {exc}") from None
+            accepted.append((row.id, receipts))
+        if not accepted:
+            _log_refused(provider, ",".join(keys)[:200] or None, refused or "unknown session")
+            raise WebhookUnauthorized(UNAUTHORIZED_MESSAGE)
+        unknown: list[tuple[str, Receipt]] = []
+        now = ctx.clock.now()
+        for session_id, receipts in accepted:
+            result += await apply_receipts(session, session_id, receipts, now, unknown)
+        await pending.keep(session, unknown, now)
+    log.info(
+        f"{SEND_TAG} webhook",
+        broadcast_id=None,
+        provider=provider,
+        session_id=[session_id for session_id, _ in accepted],
+        receipts=sum(len(receipts) for _, receipts in accepted),
+        applied=result.applied,
+        ignored=result.ignored,
+        unknown=result.unknown,
+    )
+    return result
+
+
+async def verify_subscription(ctx: AppContext, provider: str, query: Mapping[str, str]) -> str:
+    """The answer to a provider's GET handshake (Meta's ``hub.challenge``); 403 if the
+    token is no session's, 404 if the provider has no handshake."""
+    plugin, webhook = webhook_of(provider)
+    if webhook.verify_subscription is None:
+        raise ProviderNotFound(
+            "This provider's webhook has no subscription handshake",
+            details={"provider": plugin.kind},
+        )
+    async with ctx.database.transaction() as session:
+        rows = await SessionRepository(session).of_provider(plugin.kind)
+        refs = [ctx.session_refs.of(row) for row in rows]
+    answer = webhook.verify_subscription(query, refs)
+    if answer is None:
+        log.warning(
+            f"{SEND_TAG} webhook subscription refused", broadcast_id=None, provider=provider
+        )
+        raise WebhookForbidden("The verify token is not one of this provider's sessions")
+    return answer
+
+
+def _log_refused(provider: str, keys: str | None, reason: object) -> None:
+    log.warning(
+        f"{SEND_TAG} webhook refused",
+        broadcast_id=None,
+        provider=provider,
+        session_key=keys,
+        reason=str(reason),
+    )

@@ -1,0 +1,1 @@
+"""WhatsApp sessions: a tenant's numbers, each through one provider, with its config."""

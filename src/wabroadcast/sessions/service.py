@@ -1,0 +1,507 @@
+"""Sessions: a tenant's WhatsApp numbers, each through one provider, and their config.
+
+A session's config is validated by its provider's model; its secret fields are
+encrypted at rest (``crypto``) and write-only: responses and error messages
+show only their last characters. Webhooks find a session by its webhook key,
+which the provider derives from the config (Meta's phone number id, say).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wabroadcast.crypto import SecretKeyMissing, SecretsUnreadable
+from wabroadcast.db.models import WhatsAppSession
+from wabroadcast.dispatch.pacing import effective_pace
+from wabroadcast.domain.errors import AppError, NotFound, SessionNotFound, ValidationFailed
+from wabroadcast.providers.base import SessionRef
+from wabroadcast.providers.plugin import ProviderPlugin
+from wabroadcast.providers.registry import plugin_for
+from wabroadcast.sessions.repository import SessionRepository
+from wabroadcast.sessions.schemas import (
+    SessionCreate,
+    SessionOut,
+    SessionSettings,
+    SessionsPage,
+    SessionStatusOut,
+    SessionUpdate,
+)
+
+if TYPE_CHECKING:
+    from wabroadcast.clock import Clock
+    from wabroadcast.context import AppContext
+    from wabroadcast.tenants.service import TenantContext
+
+MASK = "…"
+# A secret shows its last characters only when it is long enough to keep the rest.
+SHOWN_TAIL = 4
+MIN_LENGTH_TO_SHOW_TAIL = 12
+WEBHOOKS_PATH = "/api/whatsapp/webhooks"
+
+
+class SessionExists(AppError):
+    error_code = "SESSION_EXISTS"
+    http_status = 409
+
+
+class SessionInUse(AppError):
+    error_code = "SESSION_IN_USE"
+    http_status = 409
+
+
+class WebhookKeyInUse(AppError):
+    """Another session already receives this provider's webhooks for the same key."""
+
+    error_code = "WEBHOOK_KEY_IN_USE"
+    http_status = 409
+
+
+class SecretReader(Protocol):
+    def encrypt(self, values: Mapping[str, str]) -> str: ...
+
+    def decrypt(self, token: str) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as services see it; ``ref`` decrypts its config for the provider."""
+
+    session_id: str
+    tenant_id: int
+    provider: str
+    max_concurrency: int
+    rate_per_minute: float | None
+    jitter_ms: int | None
+    config: Mapping[str, object]
+    secret_config: str | None
+    webhook_secret: str
+
+    def ref(self, box: SecretReader) -> SessionRef:
+        return SessionRef(
+            self.session_id,
+            self.tenant_id,
+            self.provider,
+            full_config(self.config, self.secret_config, box),
+            self.webhook_secret,
+        )
+
+
+def session_info(row: WhatsAppSession) -> SessionInfo:
+    return SessionInfo(
+        session_id=row.id,
+        tenant_id=row.tenant_id,
+        provider=row.provider,
+        max_concurrency=row.max_concurrency,
+        rate_per_minute=row.rate_per_minute,
+        jitter_ms=row.jitter_ms,
+        config=dict(row.config or {}),
+        secret_config=row.secret_config,
+        webhook_secret=row.webhook_secret,
+    )
+
+
+def full_config(
+    plain: Mapping[str, object], secret_config: str | None, box: SecretReader
+) -> dict[str, object]:
+    """The plain fields and the decrypted secrets, as the provider's model dumps them."""
+    config: dict[str, object] = dict(plain)
+    if secret_config:
+        config.update(box.decrypt(secret_config))
+    return config
+
+
+class SessionRefs:
+    """The ``SessionRef`` of a session row, its secrets decrypted once per version.
+
+    The dispatcher needs a session's config for every provider call; decrypting
+    it each time would cost more than the call.
+    """
+
+    def __init__(self, box: SecretReader) -> None:
+        self._box = box
+        self._cache: dict[str, tuple[tuple[object, ...], SessionRef]] = {}
+
+    def of(self, row: WhatsAppSession) -> SessionRef:
+        version = (row.tenant_id, row.provider, row.config, row.secret_config, row.webhook_secret)
+        cached = self._cache.get(row.id)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        ref = session_info(row).ref(self._box)
+        self._cache[row.id] = (version, ref)
+        return ref
+
+
+# --- config ------------------------------------------------------------------------------
+
+
+def validate_config(plugin: ProviderPlugin, raw: Mapping[str, Any]) -> dict[str, object]:
+    """The config as the provider's model accepts it (defaults filled); a 422 naming the
+    field otherwise, which never repeats what was given (it may be a secret)."""
+    try:
+        model = plugin.config_model.model_validate(dict(raw))
+    except ValidationError as exc:
+        errors = [
+            {
+                "field": ".".join(["config", *(str(p) for p in err.get("loc", ()))]),
+                "message": str(err.get("msg", "invalid")),
+                "type": str(err.get("type", "value_error")),
+            }
+            for err in exc.errors(include_input=False, include_url=False)[:50]
+        ]
+        first = errors[0]
+        raise ValidationFailed(
+            f"{first['field']}: {first['message']}",
+            details={"errors": errors, "error_count": len(errors), "provider": plugin.kind},
+        ) from None
+    return dict(model.model_dump(mode="json"))
+
+
+def split_secrets(
+    plugin: ProviderPlugin, config: Mapping[str, object]
+) -> tuple[dict[str, object], dict[str, str]]:
+    plain = {k: v for k, v in config.items() if k not in plugin.secret_fields}
+    hidden = {k: str(v) for k, v in config.items() if k in plugin.secret_fields and v is not None}
+    return plain, hidden
+
+
+def mask(secret: str) -> str:
+    if len(secret) < MIN_LENGTH_TO_SHOW_TAIL:
+        return MASK
+    return MASK + secret[-SHOWN_TAIL:]
+
+
+def _store_config(
+    row: WhatsAppSession, plugin: ProviderPlugin, config: Mapping[str, object], box: SecretReader
+) -> None:
+    plain, hidden = split_secrets(plugin, config)
+    row.config = plain
+    row.secret_config = box.encrypt(hidden) if hidden else None
+    row.webhook_key = plugin.webhook_key(row.id, config)
+
+
+async def _ensure_webhook_key_free(
+    repo: SessionRepository, plugin: ProviderPlugin, key: str | None, session_id: str
+) -> None:
+    if key is None:
+        return
+    owner = await repo.webhook_key_owner(plugin.kind, key)
+    if owner is not None and owner != session_id:
+        raise WebhookKeyInUse(
+            f"Another session already receives {plugin.title} webhooks for this number",
+            details={"provider": plugin.kind},
+        )
+
+
+# --- reads ---------------------------------------------------------------------------
+
+
+def public_url(ctx: AppContext) -> tuple[str, str | None]:
+    """The address providers call us at, and a warning when it is only this machine's."""
+    settings = ctx.settings
+    if settings.public_url:
+        return settings.public_url.rstrip("/"), None
+    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+    return (
+        f"http://{host}:{settings.port}",
+        "WABROADCAST_PUBLIC_URL is not set: this is the local serve address, which providers "
+        "outside this machine cannot reach.",
+    )
+
+
+def webhook_url(ctx: AppContext, row: WhatsAppSession) -> tuple[str | None, str | None]:
+    plugin = plugin_for(row.provider)
+    if plugin.webhook is None:
+        return None, None
+    base, warning = public_url(ctx)
+    url = f"{base}{WEBHOOKS_PATH}/{plugin.kind}"
+    if plugin.webhook.per_session_url:
+        url += f"/{row.webhook_key or row.id}"
+    return url, warning
+
+
+def session_out(ctx: AppContext, row: WhatsAppSession) -> SessionOut:
+    plugin = plugin_for(row.provider)
+    config: dict[str, Any] = dict(row.config or {})
+    if row.secret_config:
+        try:
+            hidden = ctx.secrets.decrypt(row.secret_config)
+        except (SecretKeyMissing, SecretsUnreadable):
+            # Shown as set but unknown: the session needs its secrets given again.
+            hidden = dict.fromkeys(plugin.secret_fields, "")
+        for name, value in hidden.items():
+            config[name] = mask(value)
+    pace = effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
+    url, warning = webhook_url(ctx, row)
+    return SessionOut(
+        session_id=row.id,
+        provider=plugin.kind,
+        default=row.is_default,
+        config=config,
+        max_concurrency=row.max_concurrency,
+        rate_per_minute=pace.rate_per_minute,
+        jitter_ms=pace.jitter_ms,
+        pace_is_default=row.rate_per_minute is None and row.jitter_ms is None,
+        webhook_url=url,
+        webhook_url_warning=warning,
+        created_at=row.created_at,
+    )
+
+
+def encode_session_cursor(session_id: str) -> str:
+    return base64.urlsafe_b64encode(f"sid:{session_id}".encode()).decode("ascii").rstrip("=")
+
+
+def decode_session_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+        prefix, _, value = text.partition(":")
+        if prefix != "sid" or not value:
+            raise ValueError(text)
+        return value
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise ValidationFailed(
+            "cursor: not a cursor returned by this API", details={"field": "cursor"}
+        ) from exc
+
+
+async def resolve_session(
+    session: AsyncSession, tenant: TenantContext, session_id: str | None
+) -> SessionInfo:
+    """The named session if the tenant owns it, else its default; 404 otherwise."""
+    return session_info(await _row(SessionRepository(session), tenant, session_id))
+
+
+async def _row(
+    repo: SessionRepository, tenant: TenantContext, session_id: str | None
+) -> WhatsAppSession:
+    if session_id is None:
+        row = await repo.default(tenant.tenant_id)
+    else:
+        row = await repo.get(tenant.tenant_id, session_id)
+    if row is None:
+        raise SessionNotFound(
+            "WhatsApp session not found",
+            details={"session_id": session_id or default_session_id(tenant.tenant_id)},
+        )
+    return row
+
+
+def default_session_id(tenant_id: int) -> str:
+    return f"business_{tenant_id}"
+
+
+async def list_sessions(
+    ctx: AppContext, tenant: TenantContext, *, cursor: str | None, limit: int
+) -> SessionsPage:
+    after = decode_session_cursor(cursor)
+    async with ctx.database.transaction() as db:
+        rows = await SessionRepository(db).page(tenant.tenant_id, after, limit)
+        items = [session_out(ctx, row) for row in rows]
+    more = len(rows) == limit and rows
+    return SessionsPage(
+        items=items, next_cursor=encode_session_cursor(rows[-1].id) if more else None
+    )
+
+
+async def get_session(ctx: AppContext, tenant: TenantContext, session_id: str) -> SessionOut:
+    async with ctx.database.transaction() as db:
+        return session_out(ctx, await _row(SessionRepository(db), tenant, session_id))
+
+
+# --- writes --------------------------------------------------------------------------
+
+
+async def add_session(
+    db: AsyncSession,
+    ctx_clock: Clock,
+    box: SecretReader,
+    tenant: TenantContext,
+    body: SessionCreate,
+) -> WhatsAppSession:
+    """A new session of the tenant, its config validated and its secrets encrypted.
+
+    Uses only ``db``: the caller owns the transaction.
+    """
+    plugin = plugin_for(body.provider)
+    config = validate_config(plugin, body.config)
+    repo = SessionRepository(db)
+    first = await repo.count(tenant.tenant_id) == 0
+    session_id = body.session_id
+    if session_id is None:
+        session_id = default_session_id(tenant.tenant_id)
+        if not first or await repo.id_taken(session_id):
+            session_id = f"{session_id}_{secrets.token_hex(4)}"
+    if await repo.id_taken(session_id):
+        raise SessionExists(
+            "A session with this id already exists", details={"session_id": session_id}
+        )
+    await _ensure_webhook_key_free(repo, plugin, plugin.webhook_key(session_id, config), session_id)
+    default = first or bool(body.default)
+    if default:
+        await repo.clear_default(tenant.tenant_id)
+    row = WhatsAppSession(
+        id=session_id,
+        tenant_id=tenant.tenant_id,
+        provider=plugin.kind,
+        is_default=default,
+        max_concurrency=body.max_concurrency or plugin.default_max_concurrency,
+        rate_per_minute=body.rate_per_minute,
+        jitter_ms=body.jitter_ms,
+        webhook_secret=secrets.token_hex(32),
+        created_at=ctx_clock.now(),
+    )
+    _store_config(row, plugin, config, box)
+    await repo.add(row)
+    if plugin.on_session_created is not None:
+        await plugin.on_session_created(db, ctx_clock, row.id)
+    return row
+
+
+async def create_session(ctx: AppContext, tenant: TenantContext, body: SessionCreate) -> SessionOut:
+    async with ctx.database.transaction() as db:
+        row = await add_session(db, ctx.clock, ctx.secrets, tenant, body)
+        return session_out(ctx, row)
+
+
+def _apply_settings(row: WhatsAppSession, body: SessionSettings) -> None:
+    if body.max_concurrency is not None:
+        row.max_concurrency = body.max_concurrency
+    if body.rate_per_minute is not None:
+        row.rate_per_minute = body.rate_per_minute
+    if body.jitter_ms is not None:
+        row.jitter_ms = body.jitter_ms
+
+
+async def update_session(
+    ctx: AppContext, tenant: TenantContext, session_id: str, body: SessionUpdate
+) -> SessionOut:
+    """Change what is given; config fields left out (secrets included) keep their value."""
+    async with ctx.database.transaction() as db:
+        repo = SessionRepository(db)
+        row = await _row(repo, tenant, session_id)
+        if body.config is not None:
+            plugin = plugin_for(row.provider)
+            current = full_config(row.config or {}, row.secret_config, ctx.secrets)
+            config = validate_config(plugin, {**current, **body.config})
+            await _ensure_webhook_key_free(repo, plugin, plugin.webhook_key(row.id, config), row.id)
+            _store_config(row, plugin, config, ctx.secrets)
+        _apply_settings(row, body)
+        if body.default:
+            await repo.clear_default(tenant.tenant_id)
+            row.is_default = True
+        await db.flush()
+        return session_out(ctx, row)
+
+
+async def delete_session(ctx: AppContext, tenant: TenantContext, session_id: str) -> None:
+    """Delete a session with no active broadcast; its finished broadcasts stay readable.
+
+    When it was the default, the tenant's oldest remaining session becomes the default.
+    """
+    async with ctx.database.transaction() as db:
+        repo = SessionRepository(db)
+        row = await _row(repo, tenant, session_id)
+        active = await repo.active_broadcasts(row.id)
+        if active:
+            raise SessionInUse(
+                f"The session has {active} active broadcast(s): cancel them or wait for them "
+                "to finish before deleting it",
+                details={"session_id": row.id, "active_broadcasts": active},
+            )
+        was_default = row.is_default
+        await repo.mark_deleted(row, ctx.clock.now())
+        if was_default:
+            successor = await repo.oldest(tenant.tenant_id)
+            if successor is not None:
+                successor.is_default = True
+                await db.flush()
+
+
+async def update_session_settings(
+    session: AsyncSession, session_id: str, settings: SessionSettings
+) -> dict[str, object]:
+    """Change a session's pace and concurrency by its id (the CLI's ``session set``)."""
+    row = await SessionRepository(session).get_any_tenant(session_id)
+    if row is None:
+        raise SessionNotFound("WhatsApp session not found", details={"session_id": session_id})
+    _apply_settings(row, settings)
+    await session.flush()
+    return {
+        "session_id": row.id,
+        "provider": row.provider,
+        "max_concurrency": row.max_concurrency,
+        "rate_per_minute": row.rate_per_minute,
+        "jitter_ms": row.jitter_ms,
+    }
+
+
+# --- status --------------------------------------------------------------------------
+
+
+async def session_status(
+    ctx: AppContext, tenant: TenantContext, session_id: str | None
+) -> SessionStatusOut:
+    """The session's connection state as its provider reports it, with its send settings."""
+    async with ctx.database.transaction() as session:
+        info = await resolve_session(session, tenant, session_id)
+    provider = ctx.providers.for_kind(info.provider)
+    pace = effective_pace(info.provider, info.rate_per_minute, info.jitter_ms)
+    state: Literal["connected", "disconnected", "unknown"] = "unknown"
+    detail: str | None = None
+    try:
+        status = await asyncio.wait_for(
+            provider.connection_status(info.ref(ctx.secrets)),
+            ctx.settings.connection_check_timeout_s,
+        )
+        state = "connected" if status.connected else "disconnected"
+        detail = status.detail
+    except TimeoutError:
+        detail = "status check timed out"
+    except Exception as exc:
+        detail = f"status check failed: {exc!r}"[:200]
+    return SessionStatusOut(
+        session_id=info.session_id,
+        provider=info.provider,
+        state=state,
+        connected=state == "connected",
+        detail=detail,
+        checked_at=ctx.clock.now(),
+        max_concurrency=info.max_concurrency,
+        rate_per_minute=pace.rate_per_minute,
+        jitter_ms=pace.jitter_ms,
+        pace_is_default=info.rate_per_minute is None and info.jitter_ms is None,
+    )
+
+
+async def tenant_of_session(session: AsyncSession, session_id: str) -> TenantContext:
+    """The tenant a session belongs to (the CLI names sessions by id alone)."""
+    from wabroadcast.tenants.repository import TenantRepository
+    from wabroadcast.tenants.service import TenantContext
+
+    row = await SessionRepository(session).get_any_tenant(session_id)
+    tenant = None if row is None else await TenantRepository(session).get(row.tenant_id)
+    if tenant is None:
+        raise SessionNotFound("WhatsApp session not found", details={"session_id": session_id})
+    return TenantContext.of(tenant)
+
+
+async def tenant_by_id(session: AsyncSession, tenant_id: int) -> TenantContext:
+    from wabroadcast.tenants.repository import TenantRepository
+    from wabroadcast.tenants.service import TenantContext
+
+    tenant = await TenantRepository(session).get(tenant_id)
+    if tenant is None:
+        raise NotFound("Tenant not found", details={"tenant_id": tenant_id})
+    return TenantContext.of(tenant)

@@ -1,0 +1,1 @@
+"""Test support: fakes of the services wabroadcast talks to, served over real HTTP."""
