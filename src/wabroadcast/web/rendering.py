@@ -115,6 +115,20 @@ def number(value: int) -> str:
     return f"{value:,}"
 
 
+def plain_number(value: float) -> str:
+    """A number as a person types it: ``3600.0`` → ``3600``, ``0.5`` → ``0.5``."""
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def amount(value: float) -> str:
+    """A number to read: ``3600.0`` → ``3,600``, ``0.5`` → ``0.5``."""
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return plain_number(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
     """A broadcast's progress bar: widths in percent of its recipients."""
@@ -144,6 +158,12 @@ def progress_of(broadcast: BroadcastOut) -> Progress:
     )
 
 
+def isolated(text: str) -> str:
+    """``text`` as a left-to-right island (a token's tail, ``…1234``) inside a sentence of
+    either direction: Unicode's isolate marks, since a translated text holds no markup."""
+    return f"\u2066{text}\u2069"
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("wabroadcast.web", "templates"),
@@ -152,7 +172,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(iso=iso, utc=utc_text, number=number)
+    env.filters.update(
+        iso=iso, utc=utc_text, number=number, amount=amount, plain=plain_number, isolated=isolated
+    )
     env.globals.update(
         static_url=static_url,
         url=url,

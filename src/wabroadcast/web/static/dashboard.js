@@ -196,6 +196,70 @@
     }
   }
 
+  // A text to paste elsewhere (a webhook URL): the button copies it, or selects it to copy.
+  function selectText(element) {
+    var range = document.createRange();
+    range.selectNodeContents(element);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  function setUpCopyButtons(root) {
+    root.querySelectorAll("button[data-copy]").forEach(function (button) {
+      var source = document.getElementById(button.dataset.copy);
+      if (!source) {
+        return;
+      }
+      var idleText = button.textContent;
+      var timer = null;
+      function copied() {
+        button.textContent = button.dataset.copiedText || idleText;
+        window.clearTimeout(timer);
+        timer = window.setTimeout(function () {
+          button.textContent = idleText;
+        }, 2000);
+      }
+      function fallback() {
+        selectText(source);
+        try {
+          if (document.execCommand("copy")) {
+            copied();
+          }
+        } catch (error) {
+          // Selected: the visitor copies it with the keyboard.
+        }
+      }
+      button.hidden = false;
+      button.setAttribute("aria-live", "polite");
+      button.addEventListener("click", function () {
+        var text = source.textContent.trim();
+        if (navigator.clipboard && window.isSecureContext) {
+          navigator.clipboard.writeText(text).then(copied, fallback);
+        } else {
+          fallback();
+        }
+      });
+    });
+  }
+
+  // A form that must not be posted twice by a double click (it would add two sessions).
+  function setUpSubmitOnce(form) {
+    var button = form.querySelector("button[type=submit][data-busy-text]");
+    form.addEventListener("submit", function (event) {
+      if (form.dataset.submitted === "true") {
+        event.preventDefault();
+        return;
+      }
+      form.dataset.submitted = "true";
+      setBusy(button, true);
+    });
+    window.addEventListener("pageshow", function () {
+      form.dataset.submitted = "";
+      setBusy(button, false);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     localizeTimes(document);
     var interval = Number(document.body.dataset.liveRefreshMs);
@@ -206,5 +270,7 @@
     if (form) {
       setUpBroadcastForm(form);
     }
+    setUpCopyButtons(document);
+    document.querySelectorAll("form[data-submit-once]").forEach(setUpSubmitOnce);
   });
 })();
