@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import bench_dispatch, bench_ingest, bench_metrics
+from bench import bench_cloud_api, bench_dispatch, bench_ingest, bench_metrics
 from bench.support import pg_available
 
 
@@ -22,6 +22,7 @@ def main() -> None:
         bench_dispatch.run_fanout_msgs_per_s("postgres")
         bench_dispatch.run_worker_peak_rss_mb("postgres")
         bench_dispatch.run_worker_peak_rss_mb_10k("postgres")
+        bench_cloud_api.run("postgres")
         bench_metrics.run()
 
 

@@ -76,7 +76,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,14 +97,13 @@ from bench.support import (
 )
 from wabroadcast.db.engine import Database
 from wabroadcast.db.models import (
-    SimulatorScenario,
-    SimulatorSend,
     Tenant,
     WhatsAppBroadcast,
     WhatsAppBroadcastRecipient,
     WhatsAppSession,
 )
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
+from wabroadcast.providers.simulator.models import SimulatorScenario, SimulatorSend
 
 B = WhatsAppBroadcast
 FINAL = frozenset({"completed", "partial", "failed", "cancelled"})
@@ -166,7 +165,7 @@ RSS_10K = Shape(
 )
 
 
-def _note(text: str) -> None:
+def note(text: str) -> None:
     """Context for a figure, on stderr so stdout keeps only ``name: value unit`` lines."""
     print(f"# {text}", file=sys.stderr, flush=True)
 
@@ -180,8 +179,16 @@ def _phones(count: int, seed: int) -> list[str]:
 # --- seeding ---------------------------------------------------------------------------
 
 
-async def _seed(url: str, shape: Shape) -> None:
-    """A tenant, ``shape.sessions`` unpaced simulator sessions and one queued broadcast each."""
+async def seed(
+    url: str,
+    shape: Shape,
+    *,
+    provider: str = "simulator",
+    session_values: Callable[[str], dict[str, Any]] | None = None,
+) -> None:
+    """A tenant, ``shape.sessions`` unpaced sessions of ``provider`` (simulator sessions
+    with their scenario; ``session_values(session_id)`` adds columns such as the config)
+    and one queued broadcast each."""
     database = Database(url)
     now = datetime.now(UTC)
     phones = _phones(shape.recipients_per_session, SEED)
@@ -204,7 +211,7 @@ async def _seed(url: str, shape: Shape) -> None:
                     {
                         "id": session_id,
                         "tenant_id": tenant_id,
-                        "provider": "simulator",
+                        "provider": provider,
                         "config": {},
                         "is_default": n == 0,
                         "max_concurrency": shape.max_concurrency,
@@ -212,28 +219,31 @@ async def _seed(url: str, shape: Shape) -> None:
                         "jitter_ms": 0,
                         "lease_epoch_seq": 0,
                         "webhook_secret": hashlib.sha256(session_id.encode()).hexdigest(),
+                        "webhook_key": session_id,
                         "created_at": now,
+                        **(session_values(session_id) if session_values else {}),
                     }
                     for n, session_id in enumerate(session_ids)
                 ],
             )
-            await db.execute(
-                insert(SimulatorScenario),
-                [
-                    {
-                        "session_id": session_id,
-                        "connected": True,
-                        "status_delay_ms": 0,
-                        "latency_ms": shape.latency_ms,
-                        "fail_numbers": {},
-                        "fail_rate": 0.0,
-                        "deliver_after_ms": shape.deliver_after_ms,
-                        "in_flight_high_water_mark": 0,
-                        "updated_at": now,
-                    }
-                    for session_id in session_ids
-                ],
-            )
+            if provider == "simulator":
+                await db.execute(
+                    insert(SimulatorScenario),
+                    [
+                        {
+                            "session_id": session_id,
+                            "connected": True,
+                            "status_delay_ms": 0,
+                            "latency_ms": shape.latency_ms,
+                            "fail_numbers": {},
+                            "fail_rate": 0.0,
+                            "deliver_after_ms": shape.deliver_after_ms,
+                            "in_flight_high_water_mark": 0,
+                            "updated_at": now,
+                        }
+                        for session_id in session_ids
+                    ],
+                )
             created = (
                 await db.execute(
                     insert(B).returning(B.id, B.session_id, sort_by_parameter_order=True),
@@ -259,14 +269,14 @@ async def _seed(url: str, shape: Shape) -> None:
             ).all()
             broadcasts = [(int(row[0]), str(row[1])) for row in created]
             if database.is_sqlite:
-                await _insert_recipients(db, broadcasts, tenant_id, phones, now)
+                await insert_recipients(db, broadcasts, tenant_id, phones, now)
             else:
-                await _copy_recipients(db, broadcasts, tenant_id, phones, now)
+                await copy_recipients(db, broadcasts, tenant_id, phones, now)
     finally:
         await database.dispose()
 
 
-async def _insert_recipients(
+async def insert_recipients(
     db: AsyncSession,
     broadcasts: Sequence[tuple[int, str]],
     tenant_id: int,
@@ -294,7 +304,7 @@ async def _insert_recipients(
         )
 
 
-async def _copy_recipients(
+async def copy_recipients(
     db: AsyncSession,
     broadcasts: Sequence[tuple[int, str]],
     tenant_id: int,
@@ -322,14 +332,14 @@ async def _copy_recipients(
                 await copy.write("".join(f"{head}{p}\t{p}{tail}" for p in chunk).encode())
 
 
-def _prepare(url: str, shape: Shape) -> None:
+def prepare(url: str, shape: Shape) -> None:
     wabroadcast("db", "upgrade", env={"WABROADCAST_DATABASE_URL": url})
-    asyncio.run(_seed(url, shape))
+    asyncio.run(seed(url, shape))
     if url.startswith("postgresql"):
-        _analyze(url)
+        analyze(url)
 
 
-def _analyze(url: str) -> None:
+def analyze(url: str) -> None:
     """VACUUM ANALYZE the seeded tables, as autovacuum would have on a live database
     (where it is on, it might otherwise pick them up in the middle of a run, changing
     its plans; where it is off, the plans would rest on no statistics at all)."""
@@ -345,12 +355,12 @@ _LOG_LINE = re.compile(r"\[(warning|error|critical)\s*\] (.+?)(?:\s+\w+=|$)")
 
 
 @contextlib.contextmanager
-def _worker(url: str, name: str) -> Iterator[subprocess.Popen[bytes]]:
+def worker_process(url: str, name: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """A worker whose log is kept aside and summarized on stderr (one line per message)."""
     with tempfile.TemporaryDirectory(prefix="wab-bench-worker-") as tmp:
         log_path = Path(tmp) / "worker.log"
         try:
-            with running_worker(url, log_path) as process:
+            with running_worker(url, log_path, **env) as process:
                 yield process
         finally:
             _summarize_log(name, log_path)
@@ -369,9 +379,9 @@ def _summarize_log(name: str, log_path: Path) -> None:
         elif line.strip() and not line[0].isspace():
             other[line.strip()[:300]] += 1
     if counts:
-        _note(f"{name}: the worker logged " + "; ".join(f"{n:,} x {m}" for m, n in counts.items()))
+        note(f"{name}: the worker logged " + "; ".join(f"{n:,} x {m}" for m, n in counts.items()))
     for line, count in other.most_common(8):
-        _note(f"{name}: worker output, {count:,} x: {line}")
+        note(f"{name}: worker output, {count:,} x: {line}")
 
 
 # --- reading progress --------------------------------------------------------------------
@@ -411,7 +421,7 @@ class Finished:
     cpu_cores: float
 
 
-async def _wait_all_final(
+async def wait_all_final(
     engine: AsyncEngine, shape: Shape, worker: subprocess.Popen[bytes], timeout_s: float
 ) -> Finished:
     deadline = time.monotonic() + timeout_s
@@ -442,8 +452,8 @@ async def _measure_dispatch(url: str, shape: Shape, name: str) -> tuple[float, f
     """Recipients per second from first claim to last completion, and the worker's cores."""
     engine = create_async_engine(url)
     try:
-        with _worker(url, name) as worker:
-            done = await _wait_all_final(engine, shape, worker, timeout_s=180)
+        with worker_process(url, name) as worker:
+            done = await wait_all_final(engine, shape, worker, timeout_s=180)
     finally:
         await engine.dispose()
     first, last = done.progress.first_started, done.progress.last_finished
@@ -452,7 +462,7 @@ async def _measure_dispatch(url: str, shape: Shape, name: str) -> tuple[float, f
     return shape.total / (last - first).total_seconds(), done.cpu_cores
 
 
-def _runs_note(rates: Sequence[float]) -> str:
+def runs_note(rates: Sequence[float]) -> str:
     ordered = sorted(rates)
     return (
         f"best of {len(rates)} runs (" + ", ".join(f"{rate:,.0f}" for rate in rates) + "; "
@@ -466,12 +476,12 @@ def run_dispatch_recipients_per_s(backend: str, shape: Shape = DISPATCH) -> None
     runs: list[tuple[float, float]] = []
     for _ in range(RUNS):
         with scratch_database(backend) as url:
-            _prepare(url, shape)
+            prepare(url, shape)
             runs.append(asyncio.run(_measure_dispatch(url, shape, name)))
     rate, cores = max(runs)
-    _note(
+    note(
         f"{name}: {shape.sessions} sessions x {shape.max_concurrency} slots, {shape.total:,} "
-        f"recipients; {_runs_note([r for r, _ in runs])}; worker CPU {cores:.2f} cores "
+        f"recipients; {runs_note([r for r, _ in runs])}; worker CPU {cores:.2f} cores "
         f"while sending in the best ({1_000_000 * cores / rate:.0f} µs CPU per recipient)"
     )
     report(name, rate, "recipients/s")
@@ -490,8 +500,8 @@ class Fanout:
 async def _measure_fanout(url: str, shape: Shape) -> Fanout:
     engine = create_async_engine(url)
     try:
-        with _worker(url, "fanout_msgs_per_s") as worker:
-            done = await _wait_all_final(engine, shape, worker, timeout_s=300)
+        with worker_process(url, "fanout_msgs_per_s") as worker:
+            done = await wait_all_final(engine, shape, worker, timeout_s=300)
         async with engine.connect() as connection:
             sends = (
                 await connection.execute(
@@ -538,13 +548,13 @@ def run_fanout_msgs_per_s(backend: str = "postgres", shape: Shape = FANOUT) -> N
     runs: list[Fanout] = []
     for _ in range(RUNS):
         with scratch_database(backend) as url:
-            _prepare(url, shape)
+            prepare(url, shape)
             runs.append(asyncio.run(_measure_fanout(url, shape)))
     fanout = max(runs, key=lambda run: run.rate)
     ideal = shape.sessions * shape.max_concurrency * 1000 / shape.latency_ms
-    _note(
+    note(
         f"fanout_msgs_per_s: {shape.sessions:,} sessions x {shape.recipients_per_session} "
-        f"recipients, {shape.latency_ms} ms latency; {_runs_note([r.rate for r in runs])}; "
+        f"recipients, {shape.latency_ms} ms latency; {runs_note([r.rate for r in runs])}; "
         f"in the best: {fanout.rate / ideal:.1%} of the "
         f"ideal {ideal:,.0f}/s; {fanout.in_flight:.1f} sends in flight on average (ideal "
         f"{shape.sessions * shape.max_concurrency:,}); the last session began sending "
@@ -559,7 +569,7 @@ async def _measure_peak_rss(url: str, run_s: float, name: str) -> tuple[float, i
     """The worker's peak VmRSS over ``run_s`` seconds from its start, and how many it sent."""
     engine = create_async_engine(url)
     try:
-        with _worker(url, name) as worker:
+        with worker_process(url, name) as worker:
             peak = 0.0
             deadline = time.monotonic() + run_s
             while time.monotonic() < deadline:
@@ -580,9 +590,9 @@ def run_worker_peak_rss_mb(
     if backend != "postgres":
         raise ValueError("worker_peak_rss_mb is measured on PostgreSQL only")
     with scratch_database(backend) as url:
-        _prepare(url, shape)
+        prepare(url, shape)
         peak, sent = asyncio.run(_measure_peak_rss(url, RSS_RUN_S, name))
-    _note(f"{name}: {sent:,} of {shape.total:,} recipients sent in the {RSS_RUN_S:.0f} s sampled")
+    note(f"{name}: {sent:,} of {shape.total:,} recipients sent in the {RSS_RUN_S:.0f} s sampled")
     report(name, peak, "MB")
 
 
