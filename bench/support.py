@@ -17,9 +17,15 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from wabroadcast.crypto import new_key
+
 PG_ADMIN_DSN = os.environ.get(
     "WABROADCAST_BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+
+# The key every child process of a bench run reads provider secrets with (PostgreSQL
+# needs one; a bench that stores secrets passes its own).
+SECRET_KEY = os.environ.get("WABROADCAST_SECRET_KEY") or new_key()
 
 
 def report(name: str, value: float, unit: str) -> None:
@@ -90,6 +96,7 @@ def running_server(
         **os.environ,
         "WABROADCAST_DATABASE_URL": database_url,
         "WABROADCAST_LOG_LEVEL": "warning",
+        "WABROADCAST_SECRET_KEY": SECRET_KEY,
         **(env or {}),
     }
     process = subprocess.Popen(
@@ -144,6 +151,7 @@ def running_worker(
                 **os.environ,
                 "WABROADCAST_DATABASE_URL": database_url,
                 "WABROADCAST_LOG_LEVEL": "warning",
+                "WABROADCAST_SECRET_KEY": SECRET_KEY,
                 **env,
             },
             stdout=log,
