@@ -296,3 +296,24 @@ async def test_secrets_the_key_cannot_read_refuse_sending_without_an_error_500(
         )
     ).json()["items"]
     assert [(r["status"], r["attempts"]) for r in recipients] == [("queued", 0)]
+
+
+async def test_a_number_taken_between_the_check_and_the_insert_is_a_409(
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two requests for the same number at once: the unique index decides, not a 500."""
+    from wabroadcast.sessions import service
+
+    assert (await _add_cloud(client, tenant, session_id="first")).status_code == 201
+
+    async def nobody_has_it(*args: object) -> None:
+        return None
+
+    monkeypatch.setattr(service, "_ensure_webhook_key_free", nobody_has_it)
+    second = await _add_cloud(client, tenant, session_id="second")
+    assert (second.status_code, second.json()["error_code"]) == (409, "SESSION_EXISTS")
+    listed = (await client.get("/api/whatsapp/sessions", headers=tenant.headers)).json()
+    assert [s["session_id"] for s in listed["items"]] == [tenant.session_id, "first"]

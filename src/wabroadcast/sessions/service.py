@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.crypto import SecretKeyMissing, SecretsUnreadable
@@ -363,7 +364,14 @@ async def add_session(
         created_at=ctx_clock.now(),
     )
     _store_config(row, plugin, config, box)
-    await repo.add(row)
+    try:
+        await repo.add(row)
+    except IntegrityError:
+        # Another request took the id or the number between the checks and the insert.
+        raise SessionExists(
+            "A session with this id or this number was just added",
+            details={"session_id": session_id},
+        ) from None
     if plugin.on_session_created is not None:
         await plugin.on_session_created(db, ctx_clock, row.id)
     return row
