@@ -315,3 +315,8 @@ def _to_sign_in(request: Request) -> Response:
     here = request.url.path + ("?" + request.url.query if request.url.query else "")
     target = url("/sign-in", next=here) if request.method == "GET" and here != "/" else "/sign-in"
     return RedirectResponse(target, status_code=303)
+
+
+def see_other(target: str) -> RedirectResponse:
+    """The answer to a form that worked: go to ``target`` (Post/Redirect/Get)."""
+    return RedirectResponse(target, status_code=303)

@@ -10,17 +10,14 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from wabroadcast.api.deps import Ctx
 from wabroadcast.broadcasts.schemas import MAX_MESSAGE_CHARS
 from wabroadcast.domain.errors import AppError, BroadcastFinished, IdempotencyKeyMismatch
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
-from wabroadcast.providers.plugin import ProviderPlugin
-from wabroadcast.providers.registry import PLUGINS, plugin_for
-from wabroadcast.sessions.schemas import SESSION_ID_PATTERN, SessionOut
-from wabroadcast.sessions.service import SessionInUse
-from wabroadcast.web import pages, session_form, session_pages, sessions
+from wabroadcast.sessions.schemas import SESSION_ID_PATTERN
+from wabroadcast.web import pages, session_routes, sessions
 from wabroadcast.web.auth import (
     SESSION_COOKIE,
     SIGNIN_COOKIE,
@@ -35,8 +32,14 @@ from wabroadcast.web.auth import (
 from wabroadcast.web.forms import Draft, DraftProblem, read_draft
 from wabroadcast.web.i18n import LANGUAGE_COOKIE, LANGUAGES
 from wabroadcast.web.messages import Problem, describe
-from wabroadcast.web.rendering import DashboardRoute, PageView, safe_next, static_response, url
-from wabroadcast.web.session_form import SessionProblem
+from wabroadcast.web.rendering import (
+    DashboardRoute,
+    PageView,
+    safe_next,
+    see_other,
+    static_response,
+    url,
+)
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
 
@@ -49,15 +52,6 @@ NOTICES = {
     "resumed": "resume.done",
     "finished_before_resume": "resume.finished",
 }
-SESSION_NOTICES = {
-    "created": "sessions.created",
-    "saved": "sessions.saved",
-    "deleted": "sessions.deleted",
-}
-
-
-def _see_other(target: str) -> RedirectResponse:
-    return RedirectResponse(target, status_code=303)
 
 
 # --- signing in and out, language ------------------------------------------------
@@ -108,7 +102,7 @@ async def sign_in(request: Request, ctx: Ctx, view: AnonymousView) -> Response:
         return _sign_in_form(
             request, view, next_path, status_code=401, error=view.t("signin.invalid")
         )
-    response = _see_other(next_path)
+    response = see_other(next_path)
     set_session_cookie(response, request, new)
     response.delete_cookie(SIGNIN_COOKIE, path="/sign-in")
     return response
@@ -118,14 +112,14 @@ async def sign_in(request: Request, ctx: Ctx, view: AnonymousView) -> Response:
 async def sign_out(request: Request, ctx: Ctx, view: SignedInView) -> Response:
     await checked_form(request, view.signed_in)
     await sessions.sign_out(ctx, request.cookies.get(SESSION_COOKIE, ""))
-    response = _see_other("/sign-in?signed_out=true")
+    response = see_other("/sign-in?signed_out=true")
     clear_session_cookie(response, request)
     return response
 
 
 @router.get("/language/{language}")
 async def choose_language(language: str, next: str = "/") -> Response:
-    response = _see_other(safe_next(next))
+    response = see_other(safe_next(next))
     if language in LANGUAGES:
         response.set_cookie(
             LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600, path="/", samesite="lax"
@@ -239,7 +233,7 @@ async def submit_broadcast(request: Request, ctx: Ctx, view: SignedInView) -> Re
             problem=describe(exc, view.t),
             new_key=isinstance(exc, IdempotencyKeyMismatch),
         )
-    return _see_other(
+    return see_other(
         url(
             f"/broadcasts/{submitted.broadcast_id}",
             created="true",
@@ -289,8 +283,8 @@ async def cancel_broadcast(
     try:
         await pages.cancel(ctx, view.signed_in.tenant, broadcast_id)
     except BroadcastFinished:
-        return _see_other(url(f"/broadcasts/{broadcast_id}", notice="already_finished"))
-    return _see_other(url(f"/broadcasts/{broadcast_id}", notice="cancelled"))
+        return see_other(url(f"/broadcasts/{broadcast_id}", notice="already_finished"))
+    return see_other(url(f"/broadcasts/{broadcast_id}", notice="cancelled"))
 
 
 @router.post("/broadcasts/{broadcast_id}/resume")
@@ -301,8 +295,8 @@ async def resume_broadcast(
     try:
         await pages.resume(ctx, view.signed_in.tenant, broadcast_id)
     except BroadcastFinished:
-        return _see_other(url(f"/broadcasts/{broadcast_id}", notice="finished_before_resume"))
-    return _see_other(url(f"/broadcasts/{broadcast_id}", notice="resumed"))
+        return see_other(url(f"/broadcasts/{broadcast_id}", notice="finished_before_resume"))
+    return see_other(url(f"/broadcasts/{broadcast_id}", notice="resumed"))
 
 
 @router.get("/broadcasts/{broadcast_id}/failed.csv")
@@ -320,153 +314,5 @@ async def failed_recipients_csv(
     )
 
 
-# --- WhatsApp sessions -----------------------------------------------------------
-
-
-@router.get("/sessions")
-async def sessions_page(
-    ctx: Ctx, view: SignedInView, cursor: Cursor = None, notice: str | None = None
-) -> Response:
-    page = await session_pages.sessions_list(ctx, view.signed_in.tenant, cursor=cursor)
-    return view.render(
-        "sessions.html",
-        page=page,
-        connection=page.connection,
-        plugins=session_pages.plugins(),
-        cursor=cursor or "",
-        notice=view.t(SESSION_NOTICES[notice]) if notice in SESSION_NOTICES else None,
-        nav="sessions",
-    )
-
-
-async def _session_form(
-    ctx: Ctx,
-    view: PageView,
-    plugin: ProviderPlugin,
-    values: dict[str, str],
-    *,
-    editing: SessionOut | None = None,
-    status_code: int = 200,
-    problem: SessionProblem | None = None,
-) -> Response:
-    """The add or edit form; ``values`` never holds a secret (those inputs stay empty)."""
-    return view.render(
-        "session_form.html",
-        status_code=status_code,
-        connection=await session_pages.header_connection(ctx, view.signed_in.tenant),
-        plugin=plugin,
-        fields=session_form.config_fields(plugin),
-        values=values,
-        editing=editing,
-        stored=session_form.stored_secrets(plugin, editing) if editing else {},
-        problem=problem,
-        nav="sessions",
-    )
-
-
-@router.get("/sessions/new")
-async def new_session(
-    ctx: Ctx, view: SignedInView, provider: Annotated[str | None, Query(max_length=64)] = None
-) -> Response:
-    plugin = PLUGINS.get(provider or "")
-    if plugin is None:
-        return view.render(
-            "session_providers.html",
-            status_code=200 if provider is None else 404,
-            connection=await session_pages.header_connection(ctx, view.signed_in.tenant),
-            plugins=session_pages.plugins(),
-            unknown=provider,
-            nav="sessions",
-        )
-    return await _session_form(ctx, view, plugin, session_form.initial_values(plugin))
-
-
-@router.post("/sessions")
-async def create_session(request: Request, ctx: Ctx, view: SignedInView) -> Response:
-    """Post/Redirect/Get; a refusal shows the form again without any secret in it."""
-    form = await checked_form(request, view.signed_in)
-    kind = form.get("provider")
-    plugin = plugin_for(kind if isinstance(kind, str) else "")
-    submission = session_form.read_submission(plugin, form, editing=False)
-    try:
-        await session_pages.create(ctx, view.signed_in.tenant, plugin, submission)
-    except AppError as exc:
-        return await _session_form(
-            ctx,
-            view,
-            plugin,
-            submission.kept,
-            status_code=exc.http_status,
-            problem=session_form.describe(exc, view.t, plugin),
-        )
-    return _see_other(url("/sessions", notice="created"))
-
-
-async def _edit_form(
-    ctx: Ctx,
-    view: PageView,
-    session_id: str,
-    *,
-    values: dict[str, str] | None = None,
-    status_code: int = 200,
-    problem: SessionProblem | None = None,
-) -> Response:
-    stored = await session_pages.get(ctx, view.signed_in.tenant, session_id)
-    plugin = plugin_for(stored.provider)
-    shown = session_form.stored_values(plugin, stored) if values is None else values
-    return await _session_form(
-        ctx, view, plugin, shown, editing=stored, status_code=status_code, problem=problem
-    )
-
-
-@router.get("/sessions/{session_id}/edit")
-async def edit_session(session_id: SessionId, ctx: Ctx, view: SignedInView) -> Response:
-    return await _edit_form(ctx, view, session_id)
-
-
-@router.get("/sessions/{session_id}")
-@router.get("/sessions/{session_id}/delete")
-async def session_form_address(session_id: SessionId, view: SignedInView) -> Response:
-    """The address a refused form was posted to (the language switch, a reload): its form."""
-    return _see_other(f"/sessions/{session_id}/edit")
-
-
-@router.post("/sessions/{session_id}")
-async def update_session(
-    session_id: SessionId, request: Request, ctx: Ctx, view: SignedInView
-) -> Response:
-    """Empty secret inputs are left out of the change: the stored secrets stay."""
-    form = await checked_form(request, view.signed_in)
-    tenant = view.signed_in.tenant
-    plugin = plugin_for((await session_pages.get(ctx, tenant, session_id)).provider)
-    submission = session_form.read_submission(plugin, form, editing=True)
-    try:
-        await session_pages.update(ctx, tenant, session_id, plugin, submission)
-    except AppError as exc:
-        if exc.http_status == 404:
-            raise
-        return await _edit_form(
-            ctx,
-            view,
-            session_id,
-            values=submission.kept,
-            status_code=exc.http_status,
-            problem=session_form.describe(exc, view.t, plugin),
-        )
-    return _see_other(url("/sessions", notice="saved"))
-
-
-@router.post("/sessions/{session_id}/delete")
-async def delete_session(
-    session_id: SessionId, request: Request, ctx: Ctx, view: SignedInView
-) -> Response:
-    form = await checked_form(request, view.signed_in)
-    if form.get("confirm") != "yes":
-        problem = SessionProblem("NOT_CONFIRMED", view.t("delete.unconfirmed", id=session_id))
-        return await _edit_form(ctx, view, session_id, status_code=400, problem=problem)
-    try:
-        await session_pages.delete(ctx, view.signed_in.tenant, session_id)
-    except SessionInUse as exc:
-        problem = session_form.describe(exc, view.t, None)
-        return await _edit_form(ctx, view, session_id, status_code=409, problem=problem)
-    return _see_other(url("/sessions", notice="deleted"))
+# The Sessions pages have a module of their own.
+router.include_router(session_routes.router)
