@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo run test lint bench clean browser
+GATEWAY := gateway
+GATEWAY_DEPS := $(GATEWAY)/node_modules/.package-lock.json
+
+.PHONY: demo run test lint bench clean browser gateway
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +26,14 @@ browser: ## Debian's Chromium for the browser tests (they skip without it locall
 	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| echo "Chromium could not be installed: the browser tests will skip (under CI=true they fail)"
 
-test: $(STAMP) browser ## the whole test suite (PostgreSQL and browser tests skip locally if missing; CI requires them)
+$(GATEWAY_DEPS): $(GATEWAY)/package-lock.json
+	cd $(GATEWAY) && npm ci --no-audit --no-fund
+
+gateway: $(GATEWAY_DEPS) ## run the Baileys gateway (Node 20; reads WABROADCAST_GATEWAY_* from the environment)
+	cd $(GATEWAY) && node src/server.js
+
+test: $(STAMP) browser $(GATEWAY_DEPS) ## the whole test suite: the gateway's (node --test), then pytest (PostgreSQL and browser tests skip locally if missing; CI requires them)
+	cd $(GATEWAY) && npm test
 	$(BIN)/python -m pytest
 
 lint: $(STAMP) ## ruff and mypy --strict
@@ -35,4 +45,4 @@ bench: $(STAMP) ## performance figures, one "name: value unit" line each
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis wabroadcast.db*
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis wabroadcast.db* $(GATEWAY)/node_modules

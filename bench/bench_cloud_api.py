@@ -41,7 +41,7 @@ from bench.bench_dispatch import (
 from bench.support import free_port, report, scratch_database, wabroadcast
 from wabroadcast.crypto import SecretBox, new_key
 from wabroadcast.providers.registry import plugin_for
-from wabroadcast.sessions.service import split_secrets, validate_config
+from wabroadcast.sessions.config import split_secrets, validate_config
 
 CLOUD = Shape(
     sessions=8, max_concurrency=16, recipients_per_session=2500, latency_ms=0, deliver_after_ms=None

@@ -125,6 +125,7 @@ def settings(database_url: str) -> Settings:
 async def ctx(settings: Settings, clock: FrozenClock) -> AsyncIterator[AppContext]:
     context = build_context(settings, clock=clock)
     yield context
+    await context.providers.aclose()
     await context.database.dispose()
 
 

@@ -116,6 +116,38 @@ def require_secret_key(settings: Settings) -> None:
     load_secret_box(settings)
 
 
+# The Baileys gateway's folder in a wabroadcast checkout (it is the project's one Node part).
+GATEWAY_DIR = Path(__file__).resolve().parents[2] / "gateway"
+
+
+@app.command("gateway")
+def gateway_command() -> None:
+    """Run the Baileys gateway (gateway/, Node 20), installing it with npm ci when needed.
+
+    It reads WABROADCAST_GATEWAY_TOKEN (required), WABROADCAST_GATEWAY_PORT (8790),
+    WABROADCAST_GATEWAY_HOST (127.0.0.1) and WABROADCAST_GATEWAY_DATA (./gateway-data).
+    """
+    import os
+    import shutil
+    import subprocess
+
+    if not (GATEWAY_DIR / "package.json").exists():
+        typer.echo(
+            f"error: the gateway's files are not at {GATEWAY_DIR}: run it from a wabroadcast "
+            "checkout (make gateway)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        typer.echo("error: the gateway needs Node 20 and npm on the PATH", err=True)
+        raise typer.Exit(2)
+    if not (GATEWAY_DIR / "node_modules").exists():
+        # Our own lockfile's packages, from the configured npm registry.
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=GATEWAY_DIR, check=True)  # noqa: S603
+    os.execv(node, [node, str(GATEWAY_DIR / "src" / "server.js")])  # noqa: S606
+
+
 @app.command("secret-key")
 def secret_key() -> None:
     """Print a new key for WABROADCAST_SECRET_KEY (encrypts provider secrets at rest)."""

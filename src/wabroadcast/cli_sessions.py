@@ -9,11 +9,13 @@ which keeps tokens out of the shell history.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import segno
 import typer
 
 from wabroadcast.api.app import build_context
@@ -21,10 +23,13 @@ from wabroadcast.config import get_settings
 from wabroadcast.context import AppContext
 from wabroadcast.db import migrate
 from wabroadcast.providers.registry import PLUGINS
+from wabroadcast.sessions import linking
 from wabroadcast.sessions import service as sessions
-from wabroadcast.sessions.schemas import SessionCreate, SessionUpdate
+from wabroadcast.sessions.schemas import LinkOut, SessionCreate, SessionUpdate
 
 T = TypeVar("T")
+# How often ``session connect`` asks the gateway for a new QR code or the link.
+POLL_S = 1.0
 
 session_app = typer.Typer(
     help=f"WhatsApp sessions: one per number, each through a provider ({', '.join(PLUGINS)}).",
@@ -204,3 +209,63 @@ def delete(session_id: Annotated[str, typer.Argument(help="e.g. business_1")]) -
 
     _run(work)
     typer.echo(json.dumps({"deleted": session_id}))
+
+
+def _print_qr(text: str) -> None:
+    """The QR code in the terminal, for the phone's camera (WhatsApp, Linked devices)."""
+    qr = segno.make(text, error="l")
+    buffer = io.StringIO()
+    qr.terminal(out=buffer, compact=True)
+    typer.echo(buffer.getvalue())
+
+
+@session_app.command("connect")
+def connect(
+    session_id: Annotated[str, typer.Argument(help="A Baileys session, e.g. business_1")],
+    timeout: Annotated[
+        float, typer.Option(min=1, help="Give up after this many seconds without a link.")
+    ] = 300,
+) -> None:
+    """Start a QR-linked session on its gateway, print the QR code and wait until linked.
+
+    Scan it with the phone: WhatsApp, Settings, Linked devices, Link a device. A new
+    code is printed whenever WhatsApp rotates it. Exit code 0 once connected, 3 on
+    giving up.
+    """
+
+    async def work(ctx: AppContext) -> LinkOut:
+        async with ctx.database.transaction() as db:
+            owner = await sessions.tenant_of_session(db, session_id)
+        link = await linking.connect_session(ctx, owner, session_id)
+        shown: str | None = None
+        deadline = asyncio.get_running_loop().time() + timeout
+        while link.state != "connected":
+            if link.qr is not None and link.qr.text != shown:
+                shown = link.qr.text
+                _print_qr(shown)
+                typer.echo("Scan it: WhatsApp > Settings > Linked devices > Link a device.")
+            elif link.qr is None and link.state != "qr":
+                typer.echo(f"{link.state}: {link.detail or 'waiting'}", err=True)
+            if asyncio.get_running_loop().time() > deadline:
+                return link
+            await asyncio.sleep(POLL_S)
+            link = await linking.link_state(ctx, owner, session_id)
+        return link
+
+    link = _run(work)
+    if link.state != "connected":
+        typer.echo(f"error: not linked within {timeout:g} s (state {link.state})", err=True)
+        raise typer.Exit(3)
+    typer.echo(json.dumps({"session_id": session_id, "state": link.state, "me": link.me}))
+
+
+@session_app.command("logout")
+def logout(session_id: Annotated[str, typer.Argument(help="A Baileys session")]) -> None:
+    """Unlink the session's phone; connecting again needs a new QR code."""
+
+    async def work(ctx: AppContext) -> LinkOut:
+        async with ctx.database.transaction() as db:
+            owner = await sessions.tenant_of_session(db, session_id)
+        return await linking.logout_session(ctx, owner, session_id)
+
+    _print(_run(work))

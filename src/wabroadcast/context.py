@@ -10,7 +10,7 @@ from wabroadcast.crypto import LazySecretBox
 from wabroadcast.db.engine import Database
 from wabroadcast.metrics.cache import MetricsCache
 from wabroadcast.providers.registry import Providers
-from wabroadcast.sessions.service import SessionRefs
+from wabroadcast.sessions.config import SessionRefs
 
 
 @dataclass(frozen=True, slots=True)

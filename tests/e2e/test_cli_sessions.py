@@ -101,10 +101,10 @@ def test_sessions_from_create_to_delete(tmp_path: Path) -> None:
 def test_mistakes_are_one_line_that_says_what_to_do(tmp_path: Path) -> None:
     env = _env(tmp_path)
     unknown_provider = _one_line_error(
-        cli("tenant", "create", "--name", "Shop", "--provider", "baileys", env=env)
+        cli("tenant", "create", "--name", "Shop", "--provider", "wati", env=env)
     )
-    assert "'baileys' is not a known provider" in unknown_provider
-    assert "simulator, cloud_api" in unknown_provider
+    assert "'wati' is not a known provider" in unknown_provider
+    assert "simulator, cloud_api, baileys, evolution, waha" in unknown_provider
     tenant = json.loads(cli("tenant", "create", "--name", "Shop", env=env).stdout)
 
     missing = _one_line_error(

@@ -96,8 +96,14 @@ async def test_bad_config_is_a_422_naming_the_field_without_echoing_secrets(
         headers=tenant.headers,
     )
     assert unknown.status_code == 422
-    assert unknown.json()["details"]["valid"] == ["simulator", "cloud_api"]
-    assert "simulator, cloud_api" in unknown.json()["message"]
+    assert unknown.json()["details"]["valid"] == [
+        "simulator",
+        "cloud_api",
+        "baileys",
+        "evolution",
+        "waha",
+    ]
+    assert "valid: simulator, cloud_api, baileys, evolution, waha" in unknown.json()["message"]
 
 
 async def test_ids_are_unique_and_a_number_has_one_session(

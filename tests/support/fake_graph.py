@@ -31,7 +31,6 @@ import re
 import signal
 import sys
 import threading
-import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
@@ -39,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
+from tests.support.serving import serve_asgi
 
 # ASGI's types, as far as this app uses them.
 Scope = MutableMapping[str, Any]
@@ -390,23 +389,10 @@ def serve_fake_graph(
     ``port=0`` takes a free port. On exit the server is asked to stop and the
     thread is joined, so no socket outlives the block.
     """
-    config = uvicorn.Config(
-        graph, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="fake-graph", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + start_timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the fake Graph API did not start on {host}:{port}")
-            time.sleep(0.01)
-        bound_port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{host}:{bound_port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=start_timeout)
+    with serve_asgi(
+        graph, "the fake Graph API", host=host, port=port, start_timeout=start_timeout
+    ) as url:
+        yield url
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,7 +19,7 @@ from wabroadcast.db.engine import Database
 from wabroadcast.dispatch.worker import Dispatcher
 from wabroadcast.providers.plugin import ProviderDeps
 from wabroadcast.providers.registry import PLUGINS, Providers
-from wabroadcast.sessions.service import SessionRefs
+from wabroadcast.sessions.config import SessionRefs
 from wabroadcast.web.routes import router as dashboard_router
 
 

@@ -58,7 +58,8 @@ from wabroadcast.domain.status import (
 )
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.providers.registry import plugin_for
-from wabroadcast.sessions.service import SessionInfo, resolve_session
+from wabroadcast.sessions.config import SessionInfo
+from wabroadcast.sessions.service import resolve_session
 from wabroadcast.tenants.service import TenantContext
 
 log = get_logger("wabroadcast.broadcasts")

@@ -287,6 +287,34 @@ class PendingReceipt(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class InboundMessageRow(Base):
+    """A message someone sent to one of our sessions' numbers, as its provider reported it.
+
+    Kept for reply tracking and opt-outs; a provider's repeat of the same message is
+    stored once (unique per session and provider message id).
+    """
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        Index(
+            "uq_inbound_messages_session_id_provider_message_id",
+            "session_id",
+            "provider_message_id",
+            unique=True,
+        ),
+        Index("ix_inbound_messages_tenant_id_from_phone", "tenant_id", "from_phone"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(BigId)
+    session_id: Mapped[str] = mapped_column(String(64))
+    provider_message_id: Mapped[str] = mapped_column(String(128))
+    from_phone: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class DashboardSession(Base):
     """A browser signed in to the dashboard.
 

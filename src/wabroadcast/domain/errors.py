@@ -86,6 +86,14 @@ class BroadcastFinished(AppError):
     http_status = 409
 
 
+class ProviderSetupFailed(AppError):
+    """The provider refused, or did not answer, a step that setting up a session needs
+    (registering our webhook, say); nothing was stored."""
+
+    error_code = "PROVIDER_SETUP_FAILED"
+    http_status = 502
+
+
 class InvalidStatusTransition(AppError):
     """A write tried to move a status along an edge the status table does not have."""
 

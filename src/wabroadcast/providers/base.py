@@ -7,11 +7,11 @@ types so the broadcast and dispatch code never learns a provider's dialect.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 
 class ConnectionState(StrEnum):
@@ -105,6 +105,19 @@ class Receipt:
     at: datetime
     error_code: str | None = None
     error_message: str | None = None
+    # The failure says the account itself is restricted (Baileys' 463): pause the
+    # session's broadcasts, as an account-level send error does.
+    account_blocked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message someone sent to the session's number (kept for replies and opt-outs)."""
+
+    provider_message_id: str
+    from_phone: str
+    text: str | None
+    at: datetime
 
 
 class WebhookRejected(Exception):
@@ -117,6 +130,36 @@ class WebhookSignatureInvalid(WebhookRejected):
 
 class WebhookBodyInvalid(WebhookRejected):
     """The body is correctly signed but is not a receipts document (400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """Where linking a phone to a session stands (providers that link by QR code)."""
+
+    # connected | connecting | qr | logged_out | closed | not_started
+    state: str
+    qr_text: str | None = None
+    # The QR code as a PNG data URL, ready for an <img>.
+    qr_png: str | None = None
+    me: str | None = None
+    detail: str | None = None
+
+
+@runtime_checkable
+class Linkable(Protocol):
+    """A provider whose sessions a person links by scanning a QR code (the Baileys gateway)."""
+
+    async def connect(self, session: SessionRef, webhook_url: str) -> LinkState:
+        """Start the session (telling the provider where to call back); its state now."""
+        ...
+
+    async def link_state(self, session: SessionRef) -> LinkState:
+        """The session's state now, with the QR code while one is waiting to be scanned."""
+        ...
+
+    async def logout(self, session: SessionRef) -> LinkState:
+        """Unlink the phone; a new QR code is needed to link it again."""
+        ...
 
 
 class Provider(Protocol):
@@ -180,3 +223,31 @@ class Pace:
     @property
     def interval(self) -> timedelta:
         return timedelta(seconds=60.0 / self.rate_per_minute)
+
+
+# Outcomes after which a provider call sends nothing more: the next sends would fare no better.
+STOPS_THE_CALL = frozenset({SendOutcome.DISCONNECTED, SendOutcome.ACCOUNT_BLOCKED})
+
+
+async def send_each(
+    send: Callable[[SessionRef, OutgoingMessage], Awaitable[SendResult]],
+    session: SessionRef,
+    messages: Sequence[OutgoingMessage],
+    on_result: ResultCallback | None = None,
+    more: MoreMessages | None = None,
+) -> list[SendResult]:
+    """``Provider.send_many`` for a provider that sends one message per request: each in
+    turn with ``send``, then any ``more`` gives; it stops after one that disconnects or
+    blocks the session, and tells ``on_result`` each result as it comes."""
+    results: list[SendResult] = []
+    batch: Sequence[OutgoingMessage] = messages
+    while batch:
+        for message in batch:
+            result = await send(session, message)
+            if on_result is not None:
+                on_result(len(results), result)
+            results.append(result)
+            if result.outcome in STOPS_THE_CALL:
+                return results
+        batch = more() if more is not None else ()
+    return results

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from wabroadcast.providers.base import Pace, Provider, Receipt, SessionRef
+from wabroadcast.providers.base import InboundMessage, Pace, Provider, Receipt, SessionRef
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
@@ -63,6 +63,8 @@ class WebhookSpec:
     # the model of its body, when the provider's document has one here.
     headers: Mapping[str, str] = field(default_factory=dict)
     body_model: type[BaseModel] | None = None
+    # The messages people sent to the number that an authenticated call carries.
+    inbound: Callable[[SessionRef, Mapping[str, str], bytes], list[InboundMessage]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,11 @@ class ProviderPlugin:
     router: Callable[[], APIRouter] | None = None
     # Called in the transaction that creates a session of this kind.
     on_session_created: Callable[[AsyncSession, Clock, str], Awaitable[None]] | None = None
+    # Called when a session is added through the API, the CLI or the dashboard, or its
+    # config changes, before it is stored: the session (config decrypted) and the URL
+    # of its webhook, to tell the provider where to call (Evolution's webhook/set).
+    # Raises ``ProviderSetupFailed`` (502; nothing is stored) when the provider refuses.
+    prepare_session: Callable[[SessionRef, str], Awaitable[None]] | None = None
     # Whether a broadcast may carry a provider template (``OutgoingMessage.template``).
     templates: bool = False
     # One line for the Sessions page and ``session create --help``.

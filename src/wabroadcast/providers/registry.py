@@ -8,7 +8,7 @@ the Sessions page) asks here.
 from __future__ import annotations
 
 from wabroadcast.domain.errors import ValidationFailed
-from wabroadcast.providers import cloud_api, simulator
+from wabroadcast.providers import baileys, cloud_api, evolution, simulator, waha
 from wabroadcast.providers.base import Pace, Provider
 from wabroadcast.providers.plugin import ProviderDeps, ProviderPlugin
 
@@ -17,6 +17,9 @@ PLUGINS: dict[str, ProviderPlugin] = {
     for plugin in (
         simulator.PLUGIN,
         cloud_api.PLUGIN,
+        baileys.PLUGIN,
+        evolution.PLUGIN,
+        waha.PLUGIN,
     )
 }
 # The pace of a session whose kind is not installed here (a database shared with a

@@ -14,10 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.db.engine import is_postgres
-from wabroadcast.db.models import PendingReceipt, WhatsAppBroadcastRecipient
+from wabroadcast.db.models import (
+    InboundMessageRow,
+    PendingReceipt,
+    WhatsAppBroadcastRecipient,
+    table_of,
+)
 
 R = WhatsAppBroadcastRecipient
 # One IN list per this many ids: far below every backend's bound-parameter limit.
@@ -160,3 +167,17 @@ class ReceiptRepository:
                 .where(PendingReceipt.id.in_(ids[start : start + LOOKUP_CHUNK]))
                 .execution_options(synchronize_session=False)
             )
+
+    # --- messages people sent to our numbers ---------------------------------------
+
+    async def keep_inbound(self, rows: Sequence[dict[str, object]]) -> None:
+        """Store inbound messages; one a provider reports again is kept once."""
+        if not rows:
+            return
+        table = table_of(InboundMessageRow)
+        statement = (pg_insert(table) if self._is_postgres else sqlite_insert(table)).values(
+            list(rows)
+        )
+        await self.session.execute(
+            statement.on_conflict_do_nothing(index_elements=["session_id", "provider_message_id"])
+        )

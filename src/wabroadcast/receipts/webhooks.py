@@ -11,14 +11,25 @@ not recorded yet are answered 200 and kept (``pending``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wabroadcast.db.models import WhatsAppSession
+from wabroadcast.dispatch.repository import DispatchRepository
 from wabroadcast.domain.errors import AppError, NotFound
-from wabroadcast.observability.logging import SEND_TAG, get_logger
-from wabroadcast.providers.base import Receipt, WebhookBodyInvalid, WebhookSignatureInvalid
+from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger
+from wabroadcast.providers.base import (
+    InboundMessage,
+    Receipt,
+    WebhookBodyInvalid,
+    WebhookSignatureInvalid,
+)
 from wabroadcast.providers.plugin import ProviderPlugin, WebhookSpec
 from wabroadcast.providers.registry import PLUGINS
 from wabroadcast.receipts import pending
+from wabroadcast.receipts.repository import ReceiptRepository
 from wabroadcast.receipts.service import ApplyResult, apply_receipts
 from wabroadcast.sessions.repository import SessionRepository
 
@@ -91,9 +102,11 @@ async def handle_webhook(
     async with ctx.database.transaction() as session:
         rows = await SessionRepository(session).by_webhook_keys(plugin.kind, keys)
         refused: Exception | None = None
+        inbound: list[tuple[WhatsAppSession, InboundMessage]] = []
         for row in rows:
+            ref = ctx.session_refs.of(row)
             try:
-                receipts = webhook.parse(ctx.session_refs.of(row), headers, body)
+                receipts = webhook.parse(ref, headers, body)
             except WebhookSignatureInvalid as exc:
                 refused = exc
                 continue
@@ -101,6 +114,8 @@ async def handle_webhook(
                 _log_refused(provider, row.id, exc)
                 raise WebhookMalformed(f"Malformed webhook body: {exc}") from None
             accepted.append((row.id, receipts))
+            if webhook.inbound is not None:
+                inbound += [(row, message) for message in webhook.inbound(ref, headers, body)]
         if not accepted:
             _log_refused(provider, ",".join(keys)[:200] or None, refused or "unknown session")
             raise WebhookUnauthorized(UNAUTHORIZED_MESSAGE)
@@ -109,6 +124,14 @@ async def handle_webhook(
         for session_id, receipts in accepted:
             result += await apply_receipts(session, session_id, receipts, now, unknown)
         await pending.keep(session, unknown, now)
+        await _keep_inbound(session, inbound, now)
+        paused = await _pause_restricted(session, accepted, now)
+    if paused:
+        log.warning(
+            f"{BROADCAST_TAG} paused: the provider reports the account restricted",
+            broadcast_id=paused,
+            provider=provider,
+        )
     log.info(
         f"{SEND_TAG} webhook",
         broadcast_id=None,
@@ -120,6 +143,41 @@ async def handle_webhook(
         unknown=result.unknown,
     )
     return result
+
+
+async def _keep_inbound(
+    session: AsyncSession, inbound: list[tuple[WhatsAppSession, InboundMessage]], now: datetime
+) -> None:
+    await ReceiptRepository(session).keep_inbound(
+        [
+            {
+                "tenant_id": row.tenant_id,
+                "session_id": row.id,
+                "provider_message_id": message.provider_message_id,
+                "from_phone": message.from_phone,
+                "text": message.text,
+                "sent_at": message.at,
+                "received_at": now,
+            }
+            for row, message in inbound
+        ]
+    )
+
+
+async def _pause_restricted(
+    session: AsyncSession, accepted: list[tuple[str, list[Receipt]]], now: datetime
+) -> list[int]:
+    """Pause the broadcasts of sessions whose provider reported the account restricted,
+    as an account-level error from a send does (after the receipts: recipients are
+    locked before broadcasts, as everywhere)."""
+    paused: list[int] = []
+    for session_id, receipts in accepted:
+        blocked = next((r for r in receipts if r.account_blocked), None)
+        if blocked is not None:
+            paused += await DispatchRepository(session).pause_session_broadcasts(
+                session_id, blocked.error_message or "the account is restricted", now
+            )
+    return paused
 
 
 async def verify_subscription(ctx: AppContext, provider: str, query: Mapping[str, str]) -> str:

@@ -84,3 +84,18 @@ class SessionStatusOut(BaseModel):
     rate_per_minute: float = Field(description="Messages per minute; 0 = not paced.")
     jitter_ms: int = Field(description="Random extra gap before each send, up to this many ms.")
     pace_is_default: bool = Field(description="True when the pace is the provider's default.")
+
+
+class QrCode(BaseModel):
+    text: str = Field(description="What the QR code encodes (render it to scan it).")
+    png_data_url: str | None = Field(description="The QR code as a PNG data URL.")
+
+
+class LinkOut(BaseModel):
+    """Where linking the session's phone stands (providers that link by QR code)."""
+
+    session_id: str
+    state: Literal["connected", "connecting", "qr", "logged_out", "closed", "not_started"]
+    qr: QrCode | None = Field(description="While state is qr: scan it in WhatsApp, Linked devices.")
+    me: str | None = Field(description="The linked WhatsApp account, once connected.")
+    detail: str | None

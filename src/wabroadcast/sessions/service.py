@@ -13,20 +13,32 @@ import base64
 import binascii
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.crypto import SecretKeyMissing, SecretsUnreadable
 from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch.pacing import effective_pace
-from wabroadcast.domain.errors import AppError, NotFound, SessionNotFound, ValidationFailed
-from wabroadcast.providers.base import SessionRef
+from wabroadcast.domain.errors import (
+    AppError,
+    NotFound,
+    ProviderSetupFailed,
+    SessionNotFound,
+    ValidationFailed,
+)
 from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.providers.registry import plugin_for
+from wabroadcast.sessions.config import (
+    SecretReader,
+    SessionInfo,
+    full_config,
+    mask,
+    session_info,
+    split_secrets,
+    validate_config,
+)
 from wabroadcast.sessions.repository import SessionRepository
 from wabroadcast.sessions.schemas import (
     SessionCreate,
@@ -42,10 +54,6 @@ if TYPE_CHECKING:
     from wabroadcast.context import AppContext
     from wabroadcast.tenants.service import TenantContext
 
-MASK = "…"
-# A secret shows its last characters only when it is long enough to keep the rest.
-SHOWN_TAIL = 4
-MIN_LENGTH_TO_SHOW_TAIL = 12
 WEBHOOKS_PATH = "/api/whatsapp/webhooks"
 
 
@@ -64,120 +72,6 @@ class WebhookKeyInUse(AppError):
 
     error_code = "WEBHOOK_KEY_IN_USE"
     http_status = 409
-
-
-class SecretReader(Protocol):
-    def encrypt(self, values: Mapping[str, str]) -> str: ...
-
-    def decrypt(self, token: str) -> dict[str, str]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
-    """A session as services see it; ``ref`` decrypts its config for the provider."""
-
-    session_id: str
-    tenant_id: int
-    provider: str
-    max_concurrency: int
-    rate_per_minute: float | None
-    jitter_ms: int | None
-    config: Mapping[str, object]
-    secret_config: str | None
-    webhook_secret: str
-
-    def ref(self, box: SecretReader) -> SessionRef:
-        return SessionRef(
-            self.session_id,
-            self.tenant_id,
-            self.provider,
-            full_config(self.config, self.secret_config, box),
-            self.webhook_secret,
-        )
-
-
-def session_info(row: WhatsAppSession) -> SessionInfo:
-    return SessionInfo(
-        session_id=row.id,
-        tenant_id=row.tenant_id,
-        provider=row.provider,
-        max_concurrency=row.max_concurrency,
-        rate_per_minute=row.rate_per_minute,
-        jitter_ms=row.jitter_ms,
-        config=dict(row.config or {}),
-        secret_config=row.secret_config,
-        webhook_secret=row.webhook_secret,
-    )
-
-
-def full_config(
-    plain: Mapping[str, object], secret_config: str | None, box: SecretReader
-) -> dict[str, object]:
-    """The plain fields and the decrypted secrets, as the provider's model dumps them."""
-    config: dict[str, object] = dict(plain)
-    if secret_config:
-        config.update(box.decrypt(secret_config))
-    return config
-
-
-class SessionRefs:
-    """The ``SessionRef`` of a session row, its secrets decrypted once per version.
-
-    The dispatcher needs a session's config for every provider call; decrypting
-    it each time would cost more than the call.
-    """
-
-    def __init__(self, box: SecretReader) -> None:
-        self._box = box
-        self._cache: dict[str, tuple[tuple[object, ...], SessionRef]] = {}
-
-    def of(self, row: WhatsAppSession) -> SessionRef:
-        version = (row.tenant_id, row.provider, row.config, row.secret_config, row.webhook_secret)
-        cached = self._cache.get(row.id)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        ref = session_info(row).ref(self._box)
-        self._cache[row.id] = (version, ref)
-        return ref
-
-
-# --- config ------------------------------------------------------------------------------
-
-
-def validate_config(plugin: ProviderPlugin, raw: Mapping[str, Any]) -> dict[str, object]:
-    """The config as the provider's model accepts it (defaults filled); a 422 naming the
-    field otherwise, which never repeats what was given (it may be a secret)."""
-    try:
-        model = plugin.config_model.model_validate(dict(raw))
-    except ValidationError as exc:
-        errors = [
-            {
-                "field": ".".join(["config", *(str(p) for p in err.get("loc", ()))]),
-                "message": str(err.get("msg", "invalid")),
-                "type": str(err.get("type", "value_error")),
-            }
-            for err in exc.errors(include_input=False, include_url=False)[:50]
-        ]
-        first = errors[0]
-        raise ValidationFailed(
-            f"{first['field']}: {first['message']}",
-            details={"errors": errors, "error_count": len(errors), "provider": plugin.kind},
-        ) from None
-    return dict(model.model_dump(mode="json"))
-
-
-def split_secrets(
-    plugin: ProviderPlugin, config: Mapping[str, object]
-) -> tuple[dict[str, object], dict[str, str]]:
-    plain = {k: v for k, v in config.items() if k not in plugin.secret_fields}
-    hidden = {k: str(v) for k, v in config.items() if k in plugin.secret_fields and v is not None}
-    return plain, hidden
-
-
-def mask(secret: str) -> str:
-    if len(secret) < MIN_LENGTH_TO_SHOW_TAIL:
-        return MASK
-    return MASK + secret[-SHOWN_TAIL:]
 
 
 def _store_config(
@@ -281,10 +175,10 @@ async def resolve_session(
     session: AsyncSession, tenant: TenantContext, session_id: str | None
 ) -> SessionInfo:
     """The named session if the tenant owns it, else its default; 404 otherwise."""
-    return session_info(await _row(SessionRepository(session), tenant, session_id))
+    return session_info(await session_row(SessionRepository(session), tenant, session_id))
 
 
-async def _row(
+async def session_row(
     repo: SessionRepository, tenant: TenantContext, session_id: str | None
 ) -> WhatsAppSession:
     if session_id is None:
@@ -318,7 +212,7 @@ async def list_sessions(
 
 async def get_session(ctx: AppContext, tenant: TenantContext, session_id: str) -> SessionOut:
     async with ctx.database.transaction() as db:
-        return session_out(ctx, await _row(SessionRepository(db), tenant, session_id))
+        return session_out(ctx, await session_row(SessionRepository(db), tenant, session_id))
 
 
 # --- writes --------------------------------------------------------------------------
@@ -380,7 +274,27 @@ async def add_session(
 async def create_session(ctx: AppContext, tenant: TenantContext, body: SessionCreate) -> SessionOut:
     async with ctx.database.transaction() as db:
         row = await add_session(db, ctx.clock, ctx.secrets, tenant, body)
+        await _prepare(ctx, row)
         return session_out(ctx, row)
+
+
+async def _prepare(ctx: AppContext, row: WhatsAppSession) -> None:
+    """Let the provider set the session up (its ``prepare_session``) before it is stored;
+    a refusal or no answer in time is a 502 and the caller's transaction stores nothing."""
+    plugin = plugin_for(row.provider)
+    if plugin.prepare_session is None:
+        return
+    url, _ = webhook_url(ctx, row)
+    timeout = ctx.settings.connection_check_timeout_s
+    try:
+        await asyncio.wait_for(
+            plugin.prepare_session(session_info(row).ref(ctx.secrets), url or ""), timeout
+        )
+    except TimeoutError:
+        raise ProviderSetupFailed(
+            f"{plugin.title} did not answer within {timeout:g} s; nothing was saved",
+            details={"provider": plugin.kind},
+        ) from None
 
 
 def _apply_settings(row: WhatsAppSession, body: SessionSettings) -> None:
@@ -398,13 +312,14 @@ async def update_session(
     """Change what is given; config fields left out (secrets included) keep their value."""
     async with ctx.database.transaction() as db:
         repo = SessionRepository(db)
-        row = await _row(repo, tenant, session_id)
+        row = await session_row(repo, tenant, session_id)
         if body.config is not None:
             plugin = plugin_for(row.provider)
             current = full_config(row.config or {}, row.secret_config, ctx.secrets)
             config = validate_config(plugin, {**current, **body.config})
             await _ensure_webhook_key_free(repo, plugin, plugin.webhook_key(row.id, config), row.id)
             _store_config(row, plugin, config, ctx.secrets)
+            await _prepare(ctx, row)
         _apply_settings(row, body)
         if body.default:
             await repo.clear_default(tenant.tenant_id)
@@ -420,7 +335,7 @@ async def delete_session(ctx: AppContext, tenant: TenantContext, session_id: str
     """
     async with ctx.database.transaction() as db:
         repo = SessionRepository(db)
-        row = await _row(repo, tenant, session_id)
+        row = await session_row(repo, tenant, session_id)
         active = await repo.active_broadcasts(row.id)
         if active:
             raise SessionInUse(

@@ -18,8 +18,9 @@ from wabroadcast.clock import Clock
 from wabroadcast.db.models import Tenant
 from wabroadcast.domain.errors import ValidationFailed
 from wabroadcast.providers.registry import plugin_for
+from wabroadcast.sessions.config import SecretReader
 from wabroadcast.sessions.schemas import SessionCreate
-from wabroadcast.sessions.service import SecretReader, add_session
+from wabroadcast.sessions.service import add_session
 from wabroadcast.tenants.repository import TenantRepository
 
 API_KEY_PREFIX = "wab_"

@@ -8,9 +8,11 @@ from fastapi import APIRouter, Path, Query, Response
 
 from wabroadcast.api.deps import Ctx, CurrentTenant
 from wabroadcast.api.routes import error_responses
+from wabroadcast.sessions import linking
 from wabroadcast.sessions import service as sessions
 from wabroadcast.sessions.schemas import (
     SESSION_ID_PATTERN,
+    LinkOut,
     SessionCreate,
     SessionOut,
     SessionsPage,
@@ -111,3 +113,33 @@ async def session_status_by_id(
     session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant
 ) -> SessionStatusOut:
     return await sessions.session_status(ctx, tenant, session_id)
+
+
+@router.post(
+    "/sessions/{session_id}/connect",
+    response_model=LinkOut,
+    responses=error_responses(401, 404, 409, 422, 502),
+    summary="Start a QR-linked session (Baileys) on its gateway; its QR code until linked",
+)
+async def connect_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> LinkOut:
+    return await linking.connect_session(ctx, tenant, session_id)
+
+
+@router.get(
+    "/sessions/{session_id}/link",
+    response_model=LinkOut,
+    responses=error_responses(401, 404, 409, 422, 502),
+    summary="Where linking the session's phone stands, with the QR code to scan",
+)
+async def session_link(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> LinkOut:
+    return await linking.link_state(ctx, tenant, session_id)
+
+
+@router.post(
+    "/sessions/{session_id}/logout",
+    response_model=LinkOut,
+    responses=error_responses(401, 404, 409, 422, 502),
+    summary="Unlink the session's phone (a new QR code is needed to link it again)",
+)
+async def logout_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> LinkOut:
+    return await linking.logout_session(ctx, tenant, session_id)

@@ -35,6 +35,7 @@ from wabroadcast.providers.base import (
     SendOutcome,
     SendResult,
     SessionRef,
+    send_each,
 )
 from wabroadcast.providers.cloud_api.config import DEFAULT_API_VERSION, DEFAULT_GRAPH_BASE_URL
 from wabroadcast.providers.cloud_api.errors import TOKEN_REFUSED_CODE, classify_error
@@ -48,8 +49,6 @@ DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_CLIENTS = 1
 # Graph codes for "this object does not exist (for this token)".
 NOT_FOUND_CODES = frozenset({100, 803})
-# Results after which a ``send_many`` call stops: the next sends would fare no better.
-STOPPING_OUTCOMES = frozenset({SendOutcome.DISCONNECTED, SendOutcome.ACCOUNT_BLOCKED})
 USER_AGENT = b"wabroadcast"
 
 ACCESS_REFUSED_DETAIL = "Meta refused the access token (expired, revoked or mistyped)"
@@ -222,21 +221,8 @@ class CloudApiProvider:
         on_result: ResultCallback | None = None,
         more: MoreMessages | None = None,
     ) -> list[SendResult]:
-        """Send the messages one after another, then any ``more`` gives; stop after one
-        that disconnects or blocks the session."""
-        results: list[SendResult] = []
-        batch: Sequence[OutgoingMessage] = messages
-        while True:
-            for message in batch:
-                result = await self.send(session, message)
-                if on_result is not None:
-                    on_result(len(results), result)
-                results.append(result)
-                if result.outcome in STOPPING_OUTCOMES:
-                    return results
-            batch = more() if more is not None else ()
-            if not batch:
-                return results
+        """One after another (``send_each``): this API sends one message per request."""
+        return await send_each(self.send, session, messages, on_result, more)
 
     async def aclose(self) -> None:
         """Close the pooled connections (a later call opens new ones)."""

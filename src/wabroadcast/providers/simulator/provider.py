@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from wabroadcast.clock import Clock
 from wabroadcast.db.engine import Database
 from wabroadcast.providers.base import (
+    STOPS_THE_CALL,
     ConnectionState,
     ConnectionStatus,
     MoreMessages,
@@ -20,7 +21,6 @@ from wabroadcast.providers.base import (
 from wabroadcast.providers.simulator.repository import SimulatorRepository
 from wabroadcast.providers.simulator.rules import (
     KIND,
-    STOPS_THE_CALL,
     Scenario,
     classify,
     decide,

@@ -91,10 +91,6 @@ def scenario_from_row(row: ScenarioFields) -> Scenario:
     )
 
 
-# Outcomes after which a provider call sends nothing more.
-STOPS_THE_CALL = frozenset({SendOutcome.DISCONNECTED, SendOutcome.ACCOUNT_BLOCKED})
-
-
 def decide(
     scenario: Scenario, message: OutgoingMessage, repeat: bool
 ) -> tuple[SendOutcome, str | None]:

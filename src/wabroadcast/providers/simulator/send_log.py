@@ -17,10 +17,9 @@ from datetime import datetime, timedelta
 
 from wabroadcast.clock import Clock
 from wabroadcast.db.engine import Database
-from wabroadcast.providers.base import OutgoingMessage, SendOutcome
+from wabroadcast.providers.base import STOPS_THE_CALL, OutgoingMessage, SendOutcome
 from wabroadcast.providers.simulator.repository import SendRow, SimulatorRepository
 from wabroadcast.providers.simulator.rules import (
-    STOPS_THE_CALL,
     Scenario,
     decide,
     deliver_at,
