@@ -183,7 +183,6 @@ async def test_a_number_not_on_whatsapp_fails_for_good() -> None:
     [
         (400, [['instance requires property "text"']], 'instance requires property "text"'),
         (400, ["SessionError: No sessions"], "SessionError: No sessions"),
-        (404, ['The "shop1" instance does not exist'], "instance does not exist"),
         (422, "Unprocessable", "Unprocessable"),
     ],
 )
@@ -195,6 +194,15 @@ async def test_other_4xx_fail_the_recipient_with_evolutions_reason(
     assert result.outcome is SendOutcome.FAILED
     assert result.error_code == f"EVOLUTION_HTTP_{http_status}"
     assert kept in (result.error_message or "")
+
+
+async def test_a_missing_instance_holds_the_recipients_and_a_429_is_retried() -> None:
+    gone = evolution_error(404, ['The "shop1" instance does not exist'])
+    held = await provider(answering(404, gone)).send(REF, MESSAGE)
+    assert (held.outcome, held.error_code) == (SendOutcome.DISCONNECTED, "EVOLUTION_HTTP_404")
+    assert "no such instance" in (held.error_message or "")
+    slow = await provider(answering(429, evolution_error(429, "Too Many"))).send(REF, MESSAGE)
+    assert slow.outcome is SendOutcome.RETRY_LATER
 
 
 @pytest.mark.parametrize("http_status", [401, 403])

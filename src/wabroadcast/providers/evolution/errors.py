@@ -29,6 +29,10 @@ API_KEY_REFUSED_GUIDANCE = (
     "using an attempt."
 )
 SERVER_ERROR_GUIDANCE = "Evolution's server failed; the message will be retried later."
+INSTANCE_GONE_GUIDANCE = (
+    "Evolution has no such instance: the recipients wait until the session's instance is "
+    "fixed (session set --config instance=...)."
+)
 
 
 def error_code_for(http_status: int) -> str:
@@ -40,9 +44,9 @@ def classify_error(http_status: int, body: object, secrets: Iterable[str] = ()) 
 
     ``body`` is the decoded JSON answer (None when it was not JSON); ``secrets``
     are blanked out of Evolution's text. 401/403: the session is disconnected
-    (nothing was sent, no attempt spent); a 400 listing ``exists: false``: the
-    number is not on WhatsApp, for good; 5xx: retried later; any other 4xx
-    fails the recipient with Evolution's reason.
+    (nothing was sent, no attempt spent), and so is a 404 (the instance is gone);
+    a 400 listing ``exists: false``: the number is not on WhatsApp, for good; 5xx
+    and 429: retried later; any other 4xx fails the recipient with Evolution's reason.
     """
     text = evolution_text(body, secrets)
     code = error_code_for(http_status)
@@ -52,7 +56,14 @@ def classify_error(http_status: int, body: object, secrets: Iterable[str] = ()) 
             error_code=code,
             error_message=compose(text, API_KEY_REFUSED_GUIDANCE),
         )
-    if http_status >= 500:
+    if http_status == 404:
+        # The instance is gone (deleted or renamed): every recipient would meet the same.
+        return SendResult(
+            SendOutcome.DISCONNECTED,
+            error_code=code,
+            error_message=compose(text, INSTANCE_GONE_GUIDANCE),
+        )
+    if http_status >= 500 or http_status == 429:
         return SendResult(
             SendOutcome.RETRY_LATER,
             error_code=code,
