@@ -281,6 +281,72 @@ EN: dict[str, str] = {
     "delete.confirm": "Yes, delete session {id}",
     "delete.button": "Delete session",
     "delete.unconfirmed": "Tick “Yes, delete session {id}” to confirm, then delete again.",
+    "sessions.connect": "Connect",
+    "sessions.connect_label": "Connect session {id}: link a phone by QR code",
+    "connect.title": "Connect session {id}",
+    "connect.lead": (
+        "{provider}: link this session's WhatsApp number by scanning a QR code with the phone."
+    ),
+    "connect.settings": "Session settings",
+    "connect.phone": "Phone link",
+    "connect.state": "State:",
+    "lstate.connected": "connected",
+    "lstate.connecting": "connecting",
+    "lstate.qr": "waiting for the scan",
+    "lstate.logged_out": "logged out",
+    "lstate.closed": "closed",
+    "lstate.not_started": "not started",
+    "connect.scan": "Scan this code with the phone of the session's number:",
+    "connect.step_open": "Open WhatsApp on the phone.",
+    "connect.step_menu": "Go to Settings → Linked devices → Link a device.",
+    "connect.step_scan": "Point the phone at this code.",
+    "connect.qr_alt": "QR code to link a phone to session {id}",
+    "connect.qr_rotates": (
+        "WhatsApp replaces the code every few seconds; this page shows the newest one by itself."
+    ),
+    "connect.qr_no_image": "The code could not be drawn. What it encodes:",
+    "connect.connecting": "Connecting to WhatsApp… The QR code appears here in a few seconds.",
+    "connect.connected_as": "Connected as {me}.",
+    "connect.connected": "Connected.",
+    "connect.connected_help": "Broadcasts through this session go out from this number.",
+    "connect.back_to_sessions": "Back to sessions",
+    "connect.logged_out": (
+        "The phone was unlinked from this session. Connect to link a phone again with a new "
+        "QR code."
+    ),
+    "connect.closed": (
+        "The gateway closed this session's connection to WhatsApp. Connect to start it again."
+    ),
+    "connect.not_started": (
+        "This session is not started on the gateway yet. Connect to start it and show its QR code."
+    ),
+    "connect.detail": "The gateway says:",
+    "connect.button": "Connect",
+    "connect.retry": "Try again",
+    "connect.starting": "Connecting…",
+    "connect.gateway_failed": (
+        "The gateway did not answer ({reason}). Check that it is running and that the "
+        "session's gateway address and token are right, then try again."
+    ),
+    "connect.not_linkable": (
+        "{provider} sessions are connected in their provider's own console, not by QR code here."
+    ),
+    "connect.link_title": "Link a phone",
+    "connect.link_help": (
+        "This provider links a WhatsApp number by QR code: Connect shows the code to scan "
+        "with the phone."
+    ),
+    "connect.link_page": "See the phone link",
+    "logout.title": "Log out the phone",
+    "logout.help": (
+        "WhatsApp forgets this linked device: sending through this session stops until a phone "
+        "is linked again with a new QR code."
+    ),
+    "logout.confirm": "Yes, log out session {id}",
+    "logout.button": "Log out",
+    "logout.busy": "Logging out…",
+    "logout.unconfirmed": "Tick “Yes, log out session {id}” to confirm, then log out again.",
+    "logout.done": "The phone was logged out of session {id}.",
     "errorpage.title": "Something went wrong",
     "errorpage.403": (
         "This form has expired or did not come from this dashboard. Reload the page and try again."
@@ -549,6 +615,65 @@ HE: dict[str, str] = {
     "delete.confirm": "כן, למחוק את החיבור {id}",
     "delete.button": "מחיקת החיבור",
     "delete.unconfirmed": "סמנו „כן, למחוק את החיבור {id}” כדי לאשר, ומחקו שוב.",
+    "sessions.connect": "קישור טלפון",
+    "sessions.connect_label": "קישור טלפון לחיבור {id} בקוד QR",
+    "connect.title": "קישור טלפון לחיבור {id}",
+    "connect.lead": "{provider}: קשרו את מספר ה־WhatsApp של החיבור הזה בסריקת קוד QR בטלפון.",
+    "connect.settings": "הגדרות החיבור",
+    "connect.phone": "קישור הטלפון",
+    "connect.state": "מצב:",
+    "lstate.connected": "מחובר",
+    "lstate.connecting": "מתחבר",
+    "lstate.qr": "ממתין לסריקה",
+    "lstate.logged_out": "מנותק",
+    "lstate.closed": "סגור",
+    "lstate.not_started": "לא הופעל",
+    "connect.scan": "סרקו את הקוד הזה בטלפון של המספר של החיבור:",
+    "connect.step_open": "פתחו את WhatsApp בטלפון.",
+    "connect.step_menu": "עברו אל הגדרות ← מכשירים מקושרים ← קישור מכשיר.",
+    "connect.step_scan": "כוונו את הטלפון אל הקוד הזה.",
+    "connect.qr_alt": "קוד QR לקישור טלפון לחיבור {id}",
+    "connect.qr_rotates": (
+        "WhatsApp מחליף את הקוד כל כמה שניות; הדף הזה מציג מעצמו את הקוד החדש ביותר."
+    ),
+    "connect.qr_no_image": "לא ניתן היה לצייר את הקוד. מה שהוא מקודד:",
+    "connect.connecting": "מתחבר ל־WhatsApp… קוד ה־QR יופיע כאן בעוד כמה שניות.",
+    "connect.connected_as": "מחובר בתור {me}.",
+    "connect.connected": "מחובר.",
+    "connect.connected_help": "תפוצות דרך החיבור הזה יוצאות מהמספר הזה.",
+    "connect.back_to_sessions": "חזרה לחיבורים",
+    "connect.logged_out": (
+        "הטלפון נותק מהחיבור הזה. לחצו על קישור טלפון כדי לקשר טלפון שוב בקוד QR חדש."
+    ),
+    "connect.closed": (
+        "השער סגר את הקשר של החיבור הזה עם WhatsApp. לחצו על קישור טלפון כדי להפעיל אותו שוב."
+    ),
+    "connect.not_started": (
+        "החיבור הזה עדיין לא הופעל בשער. לחצו על קישור טלפון כדי להפעיל אותו ולהציג את קוד ה־QR."
+    ),
+    "connect.detail": "השער מוסר:",
+    "connect.button": "קישור טלפון",
+    "connect.retry": "לנסות שוב",
+    "connect.starting": "מתחבר…",
+    "connect.gateway_failed": (
+        "השער לא ענה ({reason}). ודאו שהוא פועל ושכתובת השער והאסימון של החיבור נכונים, ונסו שוב."
+    ),
+    "connect.not_linkable": "חיבורי {provider} מחוברים במסוף של הספק עצמו, לא בקוד QR כאן.",
+    "connect.link_title": "קישור טלפון",
+    "connect.link_help": (
+        "הספק הזה מקשר מספר WhatsApp בקוד QR: קישור טלפון מציג את הקוד לסריקה בטלפון."
+    ),
+    "connect.link_page": "מצב קישור הטלפון",
+    "logout.title": "ניתוק הטלפון",
+    "logout.help": (
+        "WhatsApp ישכח את המכשיר המקושר הזה: השליחה דרך החיבור הזה תיפסק עד שטלפון יקושר "
+        "שוב בקוד QR חדש."
+    ),
+    "logout.confirm": "כן, לנתק את הטלפון מהחיבור {id}",
+    "logout.button": "ניתוק",
+    "logout.busy": "מנתק…",
+    "logout.unconfirmed": "סמנו „כן, לנתק את הטלפון מהחיבור {id}” כדי לאשר, ונתקו שוב.",
+    "logout.done": "הטלפון נותק מהחיבור {id}.",
     "errorpage.title": "משהו השתבש",
     "errorpage.403": "הטופס פג תוקף או שלא נשלח מלוח הבקרה הזה. טענו מחדש את הדף ונסו שוב.",
     "errorpage.404": "לא נמצא: אין דף, תפוצה או חיבור כאלה, או שאינם שלכם.",

@@ -23,13 +23,9 @@ from starlette.datastructures import FormData
 
 from wabroadcast.domain.errors import AppError, ValidationFailed
 from wabroadcast.providers.plugin import ProviderPlugin
+from wabroadcast.sessions.config import validate_config
 from wabroadcast.sessions.schemas import SessionCreate, SessionOut, SessionUpdate
-from wabroadcast.sessions.service import (
-    SessionExists,
-    SessionInUse,
-    WebhookKeyInUse,
-    validate_config,
-)
+from wabroadcast.sessions.service import SessionExists, SessionInUse, WebhookKeyInUse
 from wabroadcast.web.i18n import Translator
 from wabroadcast.web.rendering import plain_number
 

@@ -9,14 +9,17 @@ same encryption of secrets and the same refusals.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 from wabroadcast.context import AppContext
 from wabroadcast.domain.errors import AppError, SessionNotFound
+from wabroadcast.providers.base import Linkable
 from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.providers.registry import PLUGINS
+from wabroadcast.sessions import linking
 from wabroadcast.sessions import service as sessions
-from wabroadcast.sessions.schemas import SessionOut, SessionStatusOut
+from wabroadcast.sessions.schemas import LinkOut, SessionOut, SessionStatusOut
 from wabroadcast.tenants.service import TenantContext
 from wabroadcast.web.session_form import Submission, create_body, update_body
 
@@ -31,6 +34,8 @@ class SessionRow:
     provider_title: str
     # None: the check itself could not be made (the session went away meanwhile).
     status: SessionStatusOut | None
+    # Its phone is linked here by QR code (Connect); other providers have their own console.
+    linkable: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +56,25 @@ def plugins() -> list[ProviderPlugin]:
 def provider_title(kind: str) -> str:
     plugin = PLUGINS.get(kind)
     return kind if plugin is None else plugin.title
+
+
+def linkable(ctx: AppContext, kind: str) -> bool:
+    """Whether sessions of this provider are linked by scanning a QR code here (Connect)."""
+    if kind not in PLUGINS:
+        return False
+    return isinstance(ctx.providers.for_kind(kind), Linkable)
+
+
+_JID = re.compile(r"^(\d{5,15})(?::\d+)?@s\.whatsapp\.net$")
+
+
+def linked_account(me: str | None) -> str | None:
+    """The linked WhatsApp account as a person reads it: ``972501234567:3@s.whatsapp.net``
+    is ``+972501234567``; anything else is shown as the gateway gave it."""
+    if not me:
+        return None
+    found = _JID.match(me)
+    return f"+{found.group(1)}" if found else me
 
 
 async def header_connection(ctx: AppContext, tenant: TenantContext) -> SessionStatusOut | None:
@@ -81,7 +105,7 @@ async def sessions_list(
     page = await sessions.list_sessions(ctx, tenant, cursor=cursor, limit=SESSIONS_PER_PAGE)
     statuses = await asyncio.gather(*(_status(ctx, tenant, s.session_id) for s in page.items))
     rows = [
-        SessionRow(item, provider_title(item.provider), status)
+        SessionRow(item, provider_title(item.provider), status, linkable(ctx, item.provider))
         for item, status in zip(page.items, statuses, strict=True)
     ]
     default = next((row.status for row in rows if row.session.default), None)
@@ -116,3 +140,16 @@ async def update(
 
 async def delete(ctx: AppContext, tenant: TenantContext, session_id: str) -> None:
     await sessions.delete_session(ctx, tenant, session_id)
+
+
+async def connect(ctx: AppContext, tenant: TenantContext, session_id: str) -> LinkOut:
+    """Start the session on its gateway: its QR code until the phone is linked."""
+    return await linking.connect_session(ctx, tenant, session_id)
+
+
+async def link_state(ctx: AppContext, tenant: TenantContext, session_id: str) -> LinkOut:
+    return await linking.link_state(ctx, tenant, session_id)
+
+
+async def logout(ctx: AppContext, tenant: TenantContext, session_id: str) -> LinkOut:
+    return await linking.logout_session(ctx, tenant, session_id)

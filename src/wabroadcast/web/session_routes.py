@@ -1,4 +1,5 @@
-"""Dashboard routes of the Sessions pages: list, add, edit and delete WhatsApp sessions.
+"""Dashboard routes of the Sessions pages: list, add, edit and delete WhatsApp sessions,
+and connect the ones whose phone is linked by QR code (the Baileys gateway).
 
 Thin like the others: read the form (``session_form``), call one sessions service
 function, render (``session_pages``) or redirect (Post/Redirect/Get).
@@ -6,20 +7,23 @@ function, render (``session_pages``) or redirect (Post/Redirect/Get).
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from wabroadcast.api.deps import Ctx
-from wabroadcast.domain.errors import AppError
+from wabroadcast.domain.errors import AppError, ProviderSetupFailed
 from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.providers.registry import PLUGINS, plugin_for
-from wabroadcast.sessions.schemas import SESSION_ID_PATTERN, SessionOut
+from wabroadcast.sessions.linking import SessionNotLinkable
+from wabroadcast.sessions.schemas import SESSION_ID_PATTERN, LinkOut, SessionOut
 from wabroadcast.sessions.service import SessionInUse
 from wabroadcast.web import session_form, session_pages
 from wabroadcast.web.auth import SignedInView, checked_form
-from wabroadcast.web.rendering import DashboardRoute, PageView, see_other, url
+from wabroadcast.web.rendering import DashboardRoute, PageView, isolated, see_other, url
 from wabroadcast.web.session_form import SessionProblem
 
 router = APIRouter(route_class=DashboardRoute, include_in_schema=False)
@@ -31,6 +35,9 @@ SESSION_NOTICES = {
     "saved": "sessions.saved",
     "deleted": "sessions.deleted",
 }
+CONNECT_NOTICES = {"logged_out": "logout.done"}
+# WhatsApp replaces a pairing QR code about every 20 s: the Connect page polls faster.
+CONNECT_REFRESH_MS = 2000
 
 
 @router.get("/sessions")
@@ -68,6 +75,7 @@ async def _session_form(
         fields=session_form.config_fields(plugin),
         values=values,
         editing=editing,
+        linkable=editing is not None and session_pages.linkable(ctx, plugin.kind),
         stored=session_form.stored_secrets(plugin, editing) if editing else {},
         problem=problem,
         nav="sessions",
@@ -180,3 +188,180 @@ async def delete_session(
         problem = session_form.describe(exc, view.t, None)
         return await _edit_form(ctx, view, session_id, status_code=409, problem=problem)
     return see_other(url("/sessions", notice="deleted"))
+
+
+# --- connecting a phone by QR code (providers that link that way) --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LinkProblem:
+    """Why the Connect page shows no link state: a sentence in the page's language."""
+
+    code: str
+    text: str
+
+
+async def _on_gateway(
+    view: PageView, call: Awaitable[LinkOut]
+) -> tuple[LinkOut | None, LinkProblem | None, int]:
+    """One linking call; a gateway that does not answer is a sentence, not an error page."""
+    try:
+        return await call, None, 200
+    except ProviderSetupFailed as exc:
+        text = view.t("connect.gateway_failed", reason=isolated(exc.message))
+        return None, LinkProblem(exc.error_code, text), exc.http_status
+
+
+def _not_linkable(view: PageView, plugin: ProviderPlugin) -> LinkProblem:
+    return LinkProblem(
+        SessionNotLinkable.error_code, view.t("connect.not_linkable", provider=plugin.title)
+    )
+
+
+async def _connect_page(
+    ctx: Ctx,
+    view: PageView,
+    stored: SessionOut,
+    *,
+    link: LinkOut | None,
+    problem: LinkProblem | None = None,
+    unconfirmed: str | None = None,
+    notice: str | None = None,
+    status_code: int = 200,
+    live: bool = False,
+) -> Response:
+    """The Connect page, or (a live poll) its parts that change: the link state and the header."""
+    plugin = plugin_for(stored.provider)
+    linkable = session_pages.linkable(ctx, stored.provider)
+    values: dict[str, Any] = {
+        "session": stored,
+        "plugin": plugin,
+        "linkable": linkable,
+        "link": link,
+        "me": session_pages.linked_account(link.me) if link else None,
+        "problem": problem,
+        "connection": await session_pages.header_connection(ctx, view.signed_in.tenant),
+    }
+    if live or view.live:
+        return view.render("session_connect_live.html", **values)
+    return view.render(
+        "session_connect.html",
+        status_code=status_code,
+        unconfirmed=unconfirmed,
+        notice=notice,
+        live_page=linkable,
+        live_url=f"/sessions/{stored.session_id}/connect/live",
+        live_refresh_ms=CONNECT_REFRESH_MS,
+        nav="sessions",
+        **values,
+    )
+
+
+async def _not_linkable_page(
+    ctx: Ctx, view: PageView, stored: SessionOut, *, live: bool = False
+) -> Response | None:
+    """The sentence that the provider's own console connects the session; None when the
+    session is linked by QR code here."""
+    if session_pages.linkable(ctx, stored.provider):
+        return None
+    problem = _not_linkable(view, plugin_for(stored.provider))
+    return await _connect_page(
+        ctx, view, stored, link=None, problem=problem, status_code=409, live=live
+    )
+
+
+async def _show_link(
+    ctx: Ctx,
+    view: PageView,
+    session_id: str,
+    *,
+    unconfirmed: str | None = None,
+    notice: str | None = None,
+    status_code: int | None = None,
+    live: bool = False,
+) -> Response:
+    """The Connect page with the link state the gateway reports now."""
+    tenant = view.signed_in.tenant
+    stored = await session_pages.get(ctx, tenant, session_id)
+    refused = await _not_linkable_page(ctx, view, stored, live=live)
+    if refused is not None:
+        return refused
+    link, problem, gateway_status = await _on_gateway(
+        view, session_pages.link_state(ctx, tenant, session_id)
+    )
+    return await _connect_page(
+        ctx,
+        view,
+        stored,
+        link=link,
+        problem=problem,
+        unconfirmed=unconfirmed,
+        notice=notice,
+        # A live poll always succeeds: the gateway's silence is shown in the page.
+        status_code=status_code or (200 if live or view.live else gateway_status),
+        live=live,
+    )
+
+
+@router.get("/sessions/{session_id}/connect")
+async def connect_page(
+    session_id: SessionId, ctx: Ctx, view: SignedInView, notice: str | None = None
+) -> Response:
+    """Where linking the session's phone stands: its QR code until the phone is linked."""
+    shown = view.t(CONNECT_NOTICES[notice], id=session_id) if notice in CONNECT_NOTICES else None
+    return await _show_link(ctx, view, session_id, notice=shown)
+
+
+@router.get("/sessions/{session_id}/connect/live")
+async def connect_live(session_id: SessionId, ctx: Ctx, view: SignedInView) -> Response:
+    """The Connect page's changing parts, polled by dashboard.js (a new QR code, connected)."""
+    return await _show_link(ctx, view, session_id, live=True)
+
+
+@router.post("/sessions/{session_id}/connect")
+async def connect(
+    session_id: SessionId, request: Request, ctx: Ctx, view: SignedInView
+) -> Response:
+    """Start the session on its gateway, then show its Connect page (Post/Redirect/Get)."""
+    await checked_form(request, view.signed_in)
+    tenant = view.signed_in.tenant
+    stored = await session_pages.get(ctx, tenant, session_id)
+    refused = await _not_linkable_page(ctx, view, stored)
+    if refused is not None:
+        return refused
+    link, problem, status_code = await _on_gateway(
+        view, session_pages.connect(ctx, tenant, session_id)
+    )
+    if problem is not None:
+        return await _connect_page(
+            ctx, view, stored, link=link, problem=problem, status_code=status_code
+        )
+    return see_other(f"/sessions/{session_id}/connect")
+
+
+@router.get("/sessions/{session_id}/logout")
+async def logout_address(session_id: SessionId, view: SignedInView) -> Response:
+    """The address a refused log-out was posted to (the language switch, a reload)."""
+    return see_other(f"/sessions/{session_id}/connect")
+
+
+@router.post("/sessions/{session_id}/logout")
+async def logout(session_id: SessionId, request: Request, ctx: Ctx, view: SignedInView) -> Response:
+    """Unlink the session's phone (confirmed by a tick, like deleting a session)."""
+    form = await checked_form(request, view.signed_in)
+    if form.get("confirm") != "yes":
+        unconfirmed = view.t("logout.unconfirmed", id=session_id)
+        return await _show_link(ctx, view, session_id, unconfirmed=unconfirmed, status_code=400)
+    tenant = view.signed_in.tenant
+    stored = await session_pages.get(ctx, tenant, session_id)
+    refused = await _not_linkable_page(ctx, view, stored)
+    if refused is not None:
+        return refused
+    link, problem, status_code = await _on_gateway(
+        view, session_pages.logout(ctx, tenant, session_id)
+    )
+    if problem is not None:
+        return await _connect_page(
+            ctx, view, stored, link=link, problem=problem, status_code=status_code
+        )
+    return see_other(url(f"/sessions/{session_id}/connect", notice="logged_out"))

@@ -41,6 +41,12 @@
       lastHtml[region.id] = region.outerHTML;
     });
     var staleNote = document.getElementById("live-status");
+    // A polite status line for what a changed region says (the phone got linked, say).
+    var announcer = document.getElementById("live-announcer");
+    var announced = {};
+    document.querySelectorAll("[data-live][id][data-announce]").forEach(function (region) {
+      announced[region.id] = region.dataset.announce;
+    });
     var busy = false;
 
     function apply(html) {
@@ -56,6 +62,12 @@
         var replacement = document.importNode(incoming, true);
         current.replaceWith(replacement);
         localizeTimes(replacement);
+        replacement.querySelectorAll("form[data-submit-once]").forEach(setUpSubmitOnce);
+        var news = replacement.dataset.announce;
+        if (announcer && news && news !== announced[replacement.id]) {
+          announced[replacement.id] = news;
+          announcer.textContent = news;
+        }
         if (key) {
           var again = replacement.querySelector(key);
           if (again) {
