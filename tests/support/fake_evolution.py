@@ -21,26 +21,21 @@ Use from a test::
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.support.serving import serve_asgi
+from tests.support.serving import Receive, Scope, Send, answer, header, read_body, serve_asgi
 
 # ASGI's types, as far as this app uses them.
-Scope = MutableMapping[str, Any]
-Event = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Event]]
-Send = Callable[[Event], Awaitable[None]]
 
 # The header wabroadcast registers with Evolution (the contract; spelled out here, not
 # imported, so a change on either side shows).
@@ -175,30 +170,11 @@ class FakeEvolution:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        more_body = True
-        while more_body:
-            event = await receive()
-            body += event.get("body", b"")
-            more_body = event.get("more_body", False)
-        apikey = None
-        for name, value in scope["headers"]:
-            if name == b"apikey":
-                apikey = value.decode("latin-1")
-        status, answer, delay = self.handle(scope["method"], scope["path"], apikey, body)
-        if delay:
-            await asyncio.sleep(delay)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json; charset=utf-8"),
-                    (b"content-length", str(len(answer)).encode()),
-                ],
-            }
+        body = await read_body(receive)
+        status, content, delay = self.handle(
+            scope["method"], scope["path"], header(scope, b"apikey"), body
         )
-        await send({"type": "http.response.body", "body": answer})
+        await answer(send, status, content, delay, b"application/json; charset=utf-8")
 
     def handle(
         self, method: str, path: str, apikey: str | None, body: bytes

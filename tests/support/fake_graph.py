@@ -22,7 +22,6 @@ Or in a process of its own (prints its base URL once it listens)::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -33,18 +32,13 @@ import sys
 import threading
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
-from tests.support.serving import serve_asgi
+from tests.support.serving import Receive, Scope, Send, answer, header, read_body, serve_asgi
 
 # ASGI's types, as far as this app uses them.
-Scope = MutableMapping[str, Any]
-Event = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Event]]
-Send = Callable[[Event], Awaitable[None]]
 
 DEFAULT_WABA_ID = "200000000000002"
 DEFAULT_DISPLAY_NUMBER = "15550001111"
@@ -152,30 +146,9 @@ class FakeGraph:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        more_body = True
-        while more_body:
-            event = await receive()
-            body += event.get("body", b"")
-            more_body = event.get("more_body", False)
-        authorization = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-        status, answer, delay = self.handle(scope["method"], scope["path"], authorization, body)
-        if delay:
-            await asyncio.sleep(delay)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(answer)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        body = await read_body(receive)
+        authorization = header(scope, b"authorization")
+        await answer(send, *self.handle(scope["method"], scope["path"], authorization, body))
 
     def handle(
         self, method: str, path: str, authorization: str | None, body: bytes

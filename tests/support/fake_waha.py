@@ -19,7 +19,6 @@ Use from a test::
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
@@ -27,18 +26,12 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from tests.support.serving import serve_asgi
-
-Scope = MutableMapping[str, Any]
-Event = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Event]]
-Send = Callable[[Event], Awaitable[None]]
+from tests.support.serving import Receive, Scope, Send, answer, header, read_body, serve_asgi
 
 WORKING = "WORKING"
 NOWEB = "NOWEB"
@@ -105,31 +98,10 @@ class FakeWaha:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        more_body = True
-        while more_body:
-            event = await receive()
-            body += event.get("body", b"")
-            more_body = event.get("more_body", False)
-        api_key = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                api_key = value.decode("latin-1")
+        body = await read_body(receive)
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        status, answer, delay = self.handle(scope["method"], scope["path"], query, api_key, body)
-        if delay:
-            await asyncio.sleep(delay)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(answer)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer})
+        api_key = header(scope, b"x-api-key")
+        await answer(send, *self.handle(scope["method"], scope["path"], query, api_key, body))
 
     def handle(
         self,
