@@ -21,9 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, FilePayload, Page, expect, sync_playwright
+from playwright.sync_api import Browser, FilePayload, Page, expect
 
-from tests.conftest import IN_CI
 from tests.e2e.conftest import Server, running_server
 from tests.helpers import il_numbers
 from wabroadcast.clock import SystemClock
@@ -32,35 +31,12 @@ from wabroadcast.sessions.schemas import SessionSettings
 from wabroadcast.sessions.service import update_session_settings
 from wabroadcast.tenants.service import create_tenant
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 STATE_TIMEOUT_MS = 30_000
 NOT_ON_WHATSAPP = "This number is not on WhatsApp."
 
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=STATE_TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium: skipped locally when it is missing, a failure under CI."""
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-        if IN_CI:
-            pytest.fail(f"browser tests need Chromium in CI: {problem}")
-        pytest.skip(problem)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

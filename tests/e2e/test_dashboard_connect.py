@@ -14,13 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import IN_CI
 from tests.e2e.conftest import Server
 from tests.e2e.test_dashboard_sessions import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PHONE,
     STATE_TIMEOUT_MS,
     fits_the_width,
@@ -30,20 +27,6 @@ from tests.integration.test_dashboard_connect import QR_TEXT, USER, FakeGateway,
 
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=STATE_TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium: skipped locally when it is missing, a failure under CI."""
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-        if IN_CI:
-            pytest.fail(f"browser tests need Chromium in CI: {problem}")
-        pytest.skip(problem)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -14,20 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
-from tests.conftest import IN_CI
 from tests.e2e.conftest import Server
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).parent / "artifacts"
 STATE_TIMEOUT_MS = 30_000
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -37,20 +27,6 @@ VERIFY = "browser-test-verify-token-1618"
 
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=STATE_TIMEOUT_MS)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Debian's Chromium: skipped locally when it is missing, a failure under CI."""
-    if not CHROMIUM.exists():
-        problem = f"{CHROMIUM} is missing (apt-get install -y chromium)"
-        if IN_CI:
-            pytest.fail(f"browser tests need Chromium in CI: {problem}")
-        pytest.skip(problem)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
