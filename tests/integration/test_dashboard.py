@@ -305,6 +305,26 @@ async def test_refusals_are_sentences_next_to_the_form(
     assert await row_counts(ctx) == (0, 0)
 
 
+async def test_a_recipient_that_cannot_be_stored_is_named_next_to_the_form(
+    browser: httpx.AsyncClient, ctx: AppContext, csrf: str
+) -> None:
+    """A NUL in a pasted number: the form says which recipient, not "write the message"."""
+    response = await browser.post(
+        "/broadcasts",
+        data={
+            "csrf_token": csrf,
+            "idempotency_key": "web-k3",
+            "message": "hi",
+            "recipients": "0502345678\n05023\u00004567",
+        },
+    )
+    assert response.status_code == 400
+    text = text_of(response)
+    assert "is not valid (recipients.1" in text
+    assert "Write the message to send." not in text
+    assert await row_counts(ctx) == (0, 0)
+
+
 @pytest.mark.parametrize(
     ("language", "expected"),
     [("en", "WhatsApp is not connected. Connect first."), ("he", "WhatsApp לא מחובר")],

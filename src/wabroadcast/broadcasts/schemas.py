@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from wabroadcast.domain.recipients import first_unstorable, is_storable_text
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 
 MAX_MESSAGE_CHARS = 4096
+
+UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired surrogates"
+
+# Format characters (zero-width space, joiners, BOM, direction marks), separators
+# and controls: a message made only of these shows nothing.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Zs", "Zl", "Zp", "Cc"})
+
+
+def has_visible_text(text: str) -> bool:
+    category = unicodedata.category
+    return any(category(char) not in _INVISIBLE_CATEGORIES for char in text)
+
+
+def _storable(value: str) -> str:
+    if not is_storable_text(value):
+        raise ValueError(UNSTORABLE_MESSAGE)
+    return value
+
+
+def _storable_json(value: Any) -> bool:
+    """True when no string (key or value) nested in ``value`` is unstorable."""
+    if isinstance(value, str):
+        return is_storable_text(value)
+    if isinstance(value, dict):
+        return all(_storable_json(k) and _storable_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_storable_json(item) for item in value)
+    return True
 
 
 class RecipientIn(BaseModel):
@@ -21,6 +52,9 @@ class RecipientIn(BaseModel):
     # 2**53 - 1: the largest integer every JSON client (JavaScript included) keeps exact.
     lead_id: int | None = Field(default=None, ge=0, le=2**53 - 1)
     name: str | None = Field(default=None, max_length=200)
+
+    # No per-field validators here: BroadcastCreate scans every recipient at once,
+    # which keeps a 100,000-recipient request cheap.
 
 
 class TemplateIn(BaseModel):
@@ -41,6 +75,13 @@ class TemplateIn(BaseModel):
         max_length=20,
         description="Meta's components (header, body and button parameters), as Meta takes them.",
     )
+
+    @field_validator("components")
+    @classmethod
+    def _components_storable(cls, value: list[dict[str, Any]] | None) -> Any:
+        if value is not None and not _storable_json(value):
+            raise ValueError(UNSTORABLE_MESSAGE)
+        return value
 
 
 class BroadcastCreate(BaseModel):
@@ -70,9 +111,37 @@ class BroadcastCreate(BaseModel):
     @field_validator("message")
     @classmethod
     def _message_not_blank(cls, value: str) -> str:
-        if not value.strip():
+        _storable(value)
+        if not has_visible_text(value):  # whitespace, zero-width and direction marks only
             raise ValueError("message must contain visible text")
         return value
+
+    @field_validator("session_id")
+    @classmethod
+    def _session_id_storable(cls, value: str | None) -> str | None:
+        return value if value is None else _storable(value)
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients_storable(cls, value: list[str | RecipientIn]) -> list[str | RecipientIn]:
+        """Refuse, before anything is stored, text no column can hold or reply can echo."""
+        found = first_unstorable(value)
+        if found is None:
+            return value
+        index, field = found
+        item = value[index]
+        loc: tuple[int | str, ...] = (index,) if field is None else (index, field)
+        bad = item if isinstance(item, str) else getattr(item, field or "phone")
+        raise ValidationError.from_exception_data(
+            "BroadcastCreate",
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("unstorable_text", UNSTORABLE_MESSAGE),
+                    loc=loc,
+                    input=bad,
+                )
+            ],
+        )
 
 
 class RecipientItem(BaseModel):

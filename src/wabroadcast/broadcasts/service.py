@@ -610,6 +610,9 @@ def encode_cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
 
 
+MAX_CURSOR_ID = 2**63 - 1
+
+
 def decode_cursor(cursor: str | None) -> int | None:
     """The id a cursor points past; a tampered or foreign cursor is a 422, not a 500."""
     if cursor is None:
@@ -620,7 +623,10 @@ def decode_cursor(cursor: str | None) -> int | None:
         prefix, _, value = text.partition(":")
         if prefix != "id" or not value.isdigit():
             raise ValueError(text)
-        return int(value)
+        last_id = int(value)
+        if not 1 <= last_id <= MAX_CURSOR_ID:  # ids are positive BIGINTs
+            raise ValueError(text)
+        return last_id
     except (ValueError, UnicodeError, binascii.Error) as exc:
         raise ValidationFailed(
             "cursor: not a cursor returned by this API", details={"field": "cursor"}

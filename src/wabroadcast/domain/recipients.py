@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from wabroadcast.domain.phones import InvalidPhone, normalize_phone
@@ -51,6 +52,42 @@ class ValidRecipient(NamedTuple):
 class RejectedRecipient(NamedTuple):
     input: str
     reason: str
+
+
+# What no column can hold: PostgreSQL refuses NUL in text, and a lone surrogate
+# (valid JSON as "\ud800") cannot be encoded as UTF-8 to store or echo back.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_storable_text(text: str) -> bool:
+    """False for text containing a NUL or an unpaired surrogate."""
+    return _UNSTORABLE.search(text) is None
+
+
+def first_unstorable(items: Sequence[str | RecipientLike]) -> tuple[int, str | None] | None:
+    """Where the first unstorable recipient is: its index and field (None for a bare phone).
+
+    One scan of the joined strings when every item is a string (the usual bulk
+    request), otherwise one regex search per string; cheap at 100,000 recipients.
+    """
+    search = _UNSTORABLE.search
+    try:
+        joined = "\n".join(items)  # type: ignore[arg-type]
+    except TypeError:  # some recipient objects: search each string instead
+        pass
+    else:
+        if search(joined) is None:
+            return None
+    for n, item in enumerate(items):
+        if isinstance(item, str):
+            if search(item):
+                return n, None
+            continue
+        if search(item.phone):
+            return n, "phone"
+        if item.name is not None and search(item.name):
+            return n, "name"
+    return None
 
 
 def echo_input(raw: str) -> str:

@@ -159,9 +159,15 @@ def broadcast_body(draft: Draft) -> BroadcastCreate:
     try:
         return BroadcastCreate(message=draft.message, recipients=recipients)
     except ValidationError as exc:
-        kind = exc.errors()[0]["type"]
-        if kind == "string_too_long":
+        error = exc.errors()[0]
+        if error["type"] == "string_too_long":
             raise DraftProblem("error.message_too_long", max=MAX_MESSAGE_CHARS) from exc
+        where = [str(part) for part in error["loc"]]
+        if where and where[0] == "recipients":
+            # A recipient that cannot be stored (a NUL, a broken character).
+            raise DraftProblem(
+                "error.recipient_invalid", detail=f"{'.'.join(where)}: {error['msg']}"
+            ) from exc
         raise DraftProblem("error.message_required") from exc
 
 
@@ -220,7 +226,9 @@ def _cell(value: object) -> str:
 
 def _csv_chunk(rows: Sequence[RecipientOut], *, header: bool) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    # Every cell quoted: a spreadsheet that splits on ";" (or another delimiter) could
+    # otherwise find a formula inside an unquoted cell such as ``a;=1+1;b``.
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL)
     if header:
         writer.writerow(CSV_COLUMNS)
     for r in rows:
