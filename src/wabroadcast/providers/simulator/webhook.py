@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -37,6 +39,10 @@ SESSION_HEADER = "X-Wabroadcast-Session"
 SIGNATURE_HEADER = "X-Wabroadcast-Signature"
 SIGNATURE_PREFIX = "sha256="
 MAX_RECEIPTS = 1000
+# Receipt times outside this range are refused: nothing real happens then, and the
+# extremes of the calendar overflow when converted to UTC for storage.
+EARLIEST_AT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_AT = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class SimulatorReceiptIn(BaseModel):
@@ -49,6 +55,24 @@ class SimulatorReceiptIn(BaseModel):
     at: AwareDatetime = Field(description="ISO-8601 with a zone, e.g. 2026-11-28T12:00:02Z.")
     error_code: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     error_message: Annotated[str, StringConstraints(max_length=1000)] | None = None
+
+    @field_validator("provider_message_id", "error_code", "error_message", mode="before")
+    @classmethod
+    def _without_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold NUL; stripped here as the Cloud API parser does
+        # (a code or id that was nothing but NUL is then empty, and refused as such).
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+    @field_validator("at")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("at is out of range") from None
+        if not EARLIEST_AT <= utc <= LATEST_AT:
+            raise ValueError("at is out of range (2000-01-01 to 2200-01-01 UTC)")
+        return value
 
     @model_validator(mode="after")
     def _errors_only_on_failed(self) -> Self:
