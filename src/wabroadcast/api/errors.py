@@ -1,20 +1,25 @@
 """The one place errors become HTTP responses, always in the same envelope.
 
-What the client caused is a 4xx with a stable ``error_code``; anything else is
-a 500 ``INTERNAL_ERROR`` that is logged with its traceback and reveals nothing.
+What the client caused is a 4xx with a stable ``error_code``; a database that
+cannot be reached is a 503 ``DATABASE_UNAVAILABLE`` with ``Retry-After``; anything
+else is a 500 ``INTERNAL_ERROR`` that is logged with its traceback and reveals nothing.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from types import TracebackType
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from wabroadcast.domain.errors import AppError, Unauthorized
+from wabroadcast.domain.errors import AppError, DatabaseUnavailable, Unauthorized
 from wabroadcast.observability.logging import get_logger
 
 log = get_logger("wabroadcast.api")
@@ -30,6 +35,20 @@ _HTTP_CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "TOO_MANY_REQUESTS",
 }
+
+# Whole seconds a client should wait before retrying while the database is down.
+DATABASE_RETRY_AFTER = 5
+# PostgreSQL SQLSTATE classes that mean "the server is unreachable or shedding load"
+# (connection exception, insufficient resources, system error), and the 57P codes
+# of an administrator or crash shutdown. Anything else is the query's own fault.
+_PG_UNAVAILABLE_CLASSES = ("08", "53", "58")
+_PG_UNAVAILABLE_CODES = ("57P01", "57P02", "57P03", "57P04", "57P05")
+# SQLite primary result codes for a file that cannot be opened, read or locked
+# (SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_CANTOPEN); a missing table or a
+# syntax error is also an sqlite3.OperationalError, but not one of these.
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 10, 14})
+# Modules whose frames an OSError must pass through to be the database's.
+_DATABASE_MODULES = ("sqlalchemy", "psycopg", "aiosqlite", "sqlite3", "wabroadcast.db")
 
 
 def envelope(
@@ -116,7 +135,77 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
+def _raised_by_database(tb: TracebackType | None) -> bool:
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(_DATABASE_MODULES):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _driver_unavailable(error: BaseException | None) -> bool:
+    """Whether a DB-API (driver) error means the database cannot be reached."""
+    if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+        state = error.sqlstate
+        return (
+            state is None or state[:2] in _PG_UNAVAILABLE_CLASSES or state in _PG_UNAVAILABLE_CODES
+        )
+    if isinstance(error, sqlite3.OperationalError):
+        code = getattr(error, "sqlite_errorcode", None)
+        return isinstance(code, int) and (code & 0xFF) in _SQLITE_UNAVAILABLE
+    return isinstance(error, OSError)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unreachable, not that a query was wrong.
+
+    Only connection failures count: a missing table, a constraint violation or
+    bad SQL stays a 500, so a bug is never disguised as an outage.
+    """
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pooled connection in time
+        return True
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return _driver_unavailable(exc.orig)
+        return False
+    if isinstance(exc, psycopg.Error):
+        return _driver_unavailable(exc)
+    if isinstance(exc, OSError):
+        # A refused or timed-out connect that no driver wrapped: only when it
+        # came from the database layer, not from any other file or socket.
+        return _raised_by_database(exc.__traceback__)
+    return False
+
+
+def _database_unavailable_response() -> JSONResponse:
+    error = DatabaseUnavailable(
+        "The database is unavailable; retry shortly.",
+        details={"retry_after_seconds": DATABASE_RETRY_AFTER},
+    )
+    return envelope(
+        error.http_status,
+        error.error_code,
+        error.message,
+        error.details,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    """503 for an unreachable database; anything else goes on to the 500 handler."""
+    if not database_unavailable(exc):
+        raise exc
+    log.warning("database unavailable", error=repr(exc))
+    return _database_unavailable_response()
+
+
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    if database_unavailable(exc):  # raised outside the routes (e.g. by a middleware)
+        log.warning("database unavailable", error=repr(exc))
+        return _database_unavailable_response()
     log.exception("unhandled error", error=repr(exc))
     return envelope(500, "INTERNAL_ERROR", "Internal server error")
 
@@ -125,4 +214,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    for kind in (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, psycopg.Error, OSError):
+        app.add_exception_handler(kind, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)

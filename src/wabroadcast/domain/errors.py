@@ -71,6 +71,13 @@ class WhatsAppNotConnected(AppError):
     http_status = 503
 
 
+class DatabaseUnavailable(AppError):
+    """The database could not be reached (or is shedding load): retry after a few seconds."""
+
+    error_code = "DATABASE_UNAVAILABLE"
+    http_status = 503
+
+
 class IdempotencyKeyMismatch(AppError):
     error_code = "IDEMPOTENCY_KEY_MISMATCH"
     http_status = 422
