@@ -22,6 +22,8 @@ from typing import NamedTuple, cast
 import h11
 import httpx
 
+from wabroadcast.providers.base import SendOutcome, SendResult
+
 # An idle connection unused this long is closed rather than reused. Servers close idle
 # connections too (uvicorn and Node after 5 s), and a request written as the server closes
 # its connection has an unknown outcome: stay clear of that moment.
@@ -366,3 +368,23 @@ def decoded(content: bytes, encoding: bytes) -> bytes:
     except zlib.error as exc:
         raise httpx.DecodingError(f"the answer's {encoding!r} coding is broken") from exc
     raise httpx.DecodingError(f"the answer has an unknown content coding {encoding!r}")
+
+
+def never_left(exc: httpx.TransportError, upstream: str) -> SendResult | None:
+    """The result of a send whose request surely never reached ``upstream`` (no
+    connection was made, or none in time): retry later. None when it may have left;
+    the caller then raises, and the dispatcher records the outcome as unknown."""
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return SendResult(
+            SendOutcome.RETRY_LATER,
+            error_code="TIMEOUT",
+            error_message=f"No connection to {upstream} was made in time; "
+            "the message did not leave.",
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return SendResult(
+            SendOutcome.RETRY_LATER,
+            error_code="CONNECTION_REFUSED",
+            error_message=f"The connection to {upstream} was refused; the message did not leave.",
+        )
+    return None

@@ -39,7 +39,7 @@ from wabroadcast.providers.base import (
 )
 from wabroadcast.providers.cloud_api.config import DEFAULT_API_VERSION, DEFAULT_GRAPH_BASE_URL
 from wabroadcast.providers.cloud_api.errors import TOKEN_REFUSED_CODE, classify_error
-from wabroadcast.providers.http_pool import Answer, HttpPool, Origin
+from wabroadcast.providers.http_pool import Answer, HttpPool, Origin, never_left
 
 KIND = "cloud_api"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -198,18 +198,10 @@ class CloudApiProvider:
         endpoint = self._endpoint(session.config)
         try:
             response = await self._call(endpoint, content.encode())
-        except (httpx.ConnectTimeout, httpx.PoolTimeout):
-            return SendResult(
-                SendOutcome.RETRY_LATER,
-                error_code="TIMEOUT",
-                error_message="No connection to Meta was made in time; the message did not leave.",
-            )
-        except httpx.ConnectError:
-            return SendResult(
-                SendOutcome.RETRY_LATER,
-                error_code="CONNECTION_REFUSED",
-                error_message="The connection to Meta was refused; the message did not leave.",
-            )
+        except httpx.TransportError as exc:
+            if (refused := never_left(exc, "Meta")) is None:
+                raise
+            return refused
         if 200 <= response.status_code < 300:
             return SendResult(SendOutcome.SENT, provider_message_id=_message_id(response))
         return classify_error(response.status_code, _json_or_none(response))

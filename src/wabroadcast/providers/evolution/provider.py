@@ -33,6 +33,7 @@ from wabroadcast.providers.base import (
     send_each,
 )
 from wabroadcast.providers.evolution.errors import classify_error
+from wabroadcast.providers.http_pool import never_left
 
 KIND = "evolution"
 # Evolution answers a send after WhatsApp took it, which can take a few seconds.
@@ -139,20 +140,10 @@ class EvolutionProvider:
             response = await self._http().post(
                 instance_url(config, "message/sendText"), json=body, headers=api_headers(config)
             )
-        except (httpx.ConnectTimeout, httpx.PoolTimeout):
-            return SendResult(
-                SendOutcome.RETRY_LATER,
-                error_code="TIMEOUT",
-                error_message=(
-                    "No connection to Evolution was made in time; the message did not leave."
-                ),
-            )
-        except httpx.ConnectError:
-            return SendResult(
-                SendOutcome.RETRY_LATER,
-                error_code="CONNECTION_REFUSED",
-                error_message="The connection to Evolution failed; the message did not leave.",
-            )
+        except httpx.TransportError as exc:
+            if (refused := never_left(exc, "Evolution")) is None:
+                raise
+            return refused
         document = _json_or_none(response.content)
         if 200 <= response.status_code < 300:
             return SendResult(SendOutcome.SENT, provider_message_id=_message_id(response, document))

@@ -34,6 +34,7 @@ from wabroadcast.providers.base import (
     SessionRef,
     send_each,
 )
+from wabroadcast.providers.http_pool import never_left
 from wabroadcast.providers.waha.config import DEFAULT_SESSION
 from wabroadcast.providers.waha.errors import (
     NOT_ON_WHATSAPP,
@@ -196,18 +197,10 @@ class WahaProvider:
             response = await self._http().post(
                 f"{base_url}/api/sendText", json=body, headers=headers
             )
-        except (httpx.ConnectTimeout, httpx.PoolTimeout):
-            return SendResult(
-                SendOutcome.RETRY_LATER,
-                error_code="TIMEOUT",
-                error_message="No connection to WAHA was made in time; the message did not leave.",
-            )
-        except httpx.ConnectError:
-            return SendResult(
-                SendOutcome.RETRY_LATER,
-                error_code="CONNECTION_REFUSED",
-                error_message="The connection to WAHA was refused; the message did not leave.",
-            )
+        except httpx.TransportError as exc:
+            if (refused := never_left(exc, "WAHA")) is None:
+                raise
+            return refused
         if 200 <= response.status_code < 300:
             message_id = long_message_id(_json_or_none(response), chat)
             if message_id is None:
