@@ -576,7 +576,7 @@ async def test_metrics_count_the_last_five_minutes_and_every_minute_of_the_hour(
 
 async def tenant_context(ctx: AppContext, tenant: TenantFixture) -> TenantContext:
     async with ctx.database.transaction() as session:
-        found = await authenticate(session, tenant.api_key)
+        found = await authenticate(session, tenant.api_key, ctx.clock.now())
     assert found is not None
     return found
 

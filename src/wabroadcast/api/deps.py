@@ -30,7 +30,7 @@ async def get_tenant(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Missing bearer API key")
     async with ctx.database.transaction() as session:
-        tenant = await authenticate(session, credentials.credentials)
+        tenant = await authenticate(session, credentials.credentials, ctx.clock.now())
     if tenant is None:
         raise Unauthorized("Invalid API key")
     return tenant

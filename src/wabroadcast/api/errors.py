@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from wabroadcast.domain.errors import AppError, DatabaseUnavailable, Unauthorized
+from wabroadcast.domain.errors import AppError, DatabaseUnavailable, RateLimited, Unauthorized
 from wabroadcast.observability.logging import get_logger
 
 log = get_logger("wabroadcast.api")
@@ -79,6 +79,8 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
     if exc.http_status == 409:
         headers = {"Retry-After": "1"}
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return envelope(exc.http_status, exc.error_code, exc.message, exc.details, exc.extra, headers)
 
 

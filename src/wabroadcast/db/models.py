@@ -83,6 +83,25 @@ class Tenant(Base):
     api_key_prefix: Mapped[str] = mapped_column(String(16))
     default_region: Mapped[str] = mapped_column(String(2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The key a rotation replaced, accepted until ``previous_key_expires_at``.
+    previous_api_key_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    previous_api_key_prefix: Mapped[str | None] = mapped_column(String(16))
+    previous_key_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    key_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RateLimitBucket(Base):
+    """A token bucket shared by every API process: who (``bucket_key``) has how many left.
+
+    ``updated_at`` is seconds since the epoch, so refilling is arithmetic in one
+    UPDATE on every backend.
+    """
+
+    __tablename__ = "rate_limit_buckets"
+
+    bucket_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float(precision=53))
+    updated_at: Mapped[float] = mapped_column(Float(precision=53), index=True)
 
 
 class WhatsAppSession(Base):

@@ -66,6 +66,24 @@ class TooManyRecipients(AppError):
     http_status = 413
 
 
+class PayloadTooLarge(AppError):
+    """The request body is larger than the server accepts (``WABROADCAST_MAX_BODY_BYTES``)."""
+
+    error_code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class RateLimited(AppError):
+    """Too many requests from one caller; ``retry_after_s`` whole seconds until the next fits."""
+
+    error_code = "RATE_LIMITED"
+    http_status = 429
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        self.retry_after_s = max(1, retry_after_s)
+        super().__init__(message, details={"retry_after_seconds": self.retry_after_s})
+
+
 class WhatsAppNotConnected(AppError):
     error_code = "WHATSAPP_NOT_CONNECTED"
     http_status = 503

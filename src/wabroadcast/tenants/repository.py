@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,8 +19,17 @@ class TenantRepository:
         await self.session.flush()
         return tenant
 
-    async def by_api_key_hash(self, key_hash: str) -> Tenant | None:
+    async def by_api_key_hash(self, key_hash: str, now: datetime) -> Tenant | None:
+        """The tenant whose current key, or previous key still in its grace period, this is."""
         result = await self.session.execute(select(Tenant).where(Tenant.api_key_hash == key_hash))
+        tenant = result.scalar_one_or_none()
+        if tenant is not None:
+            return tenant
+        result = await self.session.execute(
+            select(Tenant).where(
+                Tenant.previous_api_key_hash == key_hash, Tenant.previous_key_expires_at > now
+            )
+        )
         return result.scalar_one_or_none()
 
     async def get(self, tenant_id: int) -> Tenant | None:

@@ -10,6 +10,7 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,9 +114,9 @@ class _NoSecrets:
 _NO_SECRETS = _NoSecrets()
 
 
-async def authenticate(session: AsyncSession, api_key: str) -> TenantContext | None:
-    """The tenant that owns ``api_key``, or None."""
-    tenant = await TenantRepository(session).by_api_key_hash(hash_api_key(api_key))
+async def authenticate(session: AsyncSession, api_key: str, now: datetime) -> TenantContext | None:
+    """The tenant that owns ``api_key`` (its current key, or a rotated one still in grace)."""
+    tenant = await TenantRepository(session).by_api_key_hash(hash_api_key(api_key), now)
     if tenant is None:
         return None
     return TenantContext.of(tenant)

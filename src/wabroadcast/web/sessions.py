@@ -45,7 +45,7 @@ async def sign_in(ctx: AppContext, api_key: str) -> NewSession | None:
     """A new session for the tenant owning ``api_key``, or None if no tenant does."""
     now = ctx.clock.now()
     async with ctx.database.transaction() as db:
-        tenant = await authenticate(db, api_key.strip())
+        tenant = await authenticate(db, api_key.strip(), now)
         if tenant is None:
             return None
         repo = DashboardSessionRepository(db)
