@@ -11,6 +11,7 @@ from wabroadcast.domain.status import (
     BROADCAST_TRANSITIONS,
     FINAL_BROADCAST_STATUSES,
     RECIPIENT_TRANSITIONS,
+    SETTLED_BROADCAST_STATUSES,
     BroadcastStatus,
     RecipientStatus,
     can_transition,
@@ -48,10 +49,14 @@ def test_seed_progressions_are_allowed() -> None:
         assert can_transition(c, d)
 
 
-def test_final_broadcast_statuses_are_terminal() -> None:
+def test_final_broadcast_statuses_only_move_among_settled_outcomes() -> None:
     assert {B.COMPLETED, B.PARTIAL, B.FAILED, B.CANCELLED} == FINAL_BROADCAST_STATUSES
-    for final in FINAL_BROADCAST_STATUSES:
-        assert not any(can_transition(final, other) for other in B)
+    assert {B.COMPLETED, B.PARTIAL, B.FAILED} == SETTLED_BROADCAST_STATUSES
+    assert not any(can_transition(B.CANCELLED, other) for other in B)
+    for settled in SETTLED_BROADCAST_STATUSES:
+        reachable = {other for other in B if can_transition(settled, other)}
+        # A late receipt may change the outcome, never send again or resume.
+        assert reachable == SETTLED_BROADCAST_STATUSES - {settled}
 
 
 def test_receipts_never_move_a_recipient_backwards() -> None:

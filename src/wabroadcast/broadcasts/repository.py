@@ -8,13 +8,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import and_, bindparam, case, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.db.copy import copy_lines, copy_text
 from wabroadcast.db.engine import is_postgres
+from wabroadcast.db.in_list import one_of
 from wabroadcast.db.models import (
     IdempotencyRequest,
     UTCDateTime,
@@ -23,7 +24,11 @@ from wabroadcast.db.models import (
     table_of,
 )
 from wabroadcast.domain.recipients import ValidRecipient
-from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
+from wabroadcast.domain.status import (
+    SETTLED_BROADCAST_STATUSES,
+    BroadcastStatus,
+    RecipientStatus,
+)
 
 _RECIPIENT_COPY_COLUMNS = (
     "broadcast_id",
@@ -463,3 +468,33 @@ class IdempotencyRepository:
             delete(IdempotencyRequest).where(IdempotencyRequest.expires_at < at)
         )
         return int(getattr(result, "rowcount", 0))
+
+
+async def resettle(
+    session: AsyncSession, broadcast_ids: Sequence[int], at: datetime
+) -> list[tuple[int, str, int, int]]:
+    """Finished broadcasts whose counts late receipts changed take the outcome the counts
+    now say (``domain.status.final_broadcast_status`` in SQL); (id, status, sent, failed)
+    of each one that moved. Call after ``shift_counts``, in its transaction.
+    """
+    if not broadcast_ids:
+        return []
+    b = WhatsAppBroadcast
+    sent = b.sent_count + b.delivered_count + b.read_count
+    outcome = case(
+        (and_(sent > 0, b.failed_count == 0), BroadcastStatus.COMPLETED.value),
+        (sent > 0, BroadcastStatus.PARTIAL.value),
+        else_=BroadcastStatus.FAILED.value,
+    )
+    result = await session.execute(
+        update(b)
+        .where(
+            one_of(session, b.id, sorted(broadcast_ids)),
+            b.status.in_(sorted(s.value for s in SETTLED_BROADCAST_STATUSES)),
+            b.status != outcome,
+        )
+        .values(status=outcome, updated_at=at)
+        .returning(b.id, b.status, sent, b.failed_count)
+        .execution_options(synchronize_session=False)
+    )
+    return [(int(i), str(status), int(n), int(f)) for i, status, n, f in result.all()]

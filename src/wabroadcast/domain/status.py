@@ -43,9 +43,12 @@ BROADCAST_TRANSITIONS: dict[BroadcastStatus, frozenset[BroadcastStatus]] = {
     _B.QUEUED: frozenset({_B.RUNNING, _B.PAUSED, _B.CANCELLED}),
     _B.RUNNING: frozenset({_B.PAUSED, _B.COMPLETED, _B.PARTIAL, _B.FAILED, _B.CANCELLED}),
     _B.PAUSED: frozenset({_B.QUEUED, _B.RUNNING, _B.CANCELLED}),
-    _B.COMPLETED: frozenset(),
-    _B.PARTIAL: frozenset(),
-    _B.FAILED: frozenset(),
+    # A finished broadcast sends nothing more, but a late receipt (a failure after
+    # "sent", a delivery after an unknown outcome) changes its counts, and its
+    # outcome follows them (``settled_status``): only among these three.
+    _B.COMPLETED: frozenset({_B.PARTIAL, _B.FAILED}),
+    _B.PARTIAL: frozenset({_B.COMPLETED, _B.FAILED}),
+    _B.FAILED: frozenset({_B.COMPLETED, _B.PARTIAL}),
     _B.CANCELLED: frozenset(),
 }
 
@@ -63,7 +66,10 @@ RECIPIENT_TRANSITIONS: dict[RecipientStatus, frozenset[RecipientStatus]] = {
     _R.CANCELLED: frozenset(),
 }
 
-FINAL_BROADCAST_STATUSES = frozenset(s for s, nxt in BROADCAST_TRANSITIONS.items() if not nxt)
+# Outcomes of a broadcast that ran to its end; receipts may move it among them.
+SETTLED_BROADCAST_STATUSES = frozenset({_B.COMPLETED, _B.PARTIAL, _B.FAILED})
+# Nothing more is sent for these (an operator cannot resume them).
+FINAL_BROADCAST_STATUSES = SETTLED_BROADCAST_STATUSES | {_B.CANCELLED}
 ACTIVE_BROADCAST_STATUSES = frozenset({_B.QUEUED, _B.RUNNING, _B.PAUSED})
 PENDING_RECIPIENT_STATUSES = frozenset({_R.QUEUED, _R.SENDING})
 
@@ -103,7 +109,10 @@ def final_broadcast_status(sent: int, failed: int) -> BroadcastStatus:
     """The status a broadcast ends in once nothing is queued or sending.
 
     Computed from counts, never guessed: all sent -> completed, none sent ->
-    failed, a mix -> partial. Cancelled recipients count as neither.
+    failed, a mix -> partial. Cancelled recipients count as neither. ``sent``
+    counts sent, delivered and read. The same rule keeps a finished broadcast's
+    status in step with its counts when late receipts change them
+    (``broadcasts.repository.RESETTLE``).
     """
     if sent and not failed:
         return BroadcastStatus.COMPLETED

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wabroadcast.broadcasts.repository import shift_counts
+from wabroadcast.broadcasts.repository import resettle, shift_counts
 from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.status import RecipientStatus, can_transition
-from wabroadcast.observability.logging import SEND_TAG, get_logger
+from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger
 from wabroadcast.providers.base import (
     Receipt,
     ReceiptStatus,
@@ -235,6 +235,18 @@ async def apply_receipt_groups(
 
     await repo.write_recipients(writes, at)
     await shift_counts(session, {b: moves[b] for b in sorted(moves)}, at)
+    # Only a move into or out of failed can change a finished broadcast's outcome.
+    outcome_may_change = [
+        b for b, pairs in moves.items() if any(_R.FAILED in pair for pair in pairs)
+    ]
+    for broadcast_id, status, sent, failed in await resettle(session, outcome_may_change, at):
+        log.info(
+            f"{BROADCAST_TAG} outcome follows late receipts",
+            broadcast_id=broadcast_id,
+            status=status,
+            sent_count=sent,
+            failed_count=failed,
+        )
     _log_batch(applied_log, unknown_ids, total)
     return total
 
