@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import TenantFixture
 from tests.helpers import row_counts
-from wabroadcast.broadcasts.service import encode_cursor
 from wabroadcast.context import AppContext
 from wabroadcast.domain.recipients import RecipientInput, first_unstorable
+from wabroadcast.pagination import encode_cursor
 
 URL = "/api/whatsapp/broadcasts"
 PHONE = "0502345678"

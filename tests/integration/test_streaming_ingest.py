@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import TenantFixture
 from tests.helpers import il_numbers, row_counts
-from wabroadcast.broadcasts import service
+from wabroadcast.broadcasts import create
 from wabroadcast.broadcasts.repository import BroadcastRepository
 from wabroadcast.context import AppContext
 
@@ -22,7 +22,7 @@ URL = "/api/whatsapp/broadcasts"
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service, "STREAM_CHUNK", 3)
+    monkeypatch.setattr(create, "STREAM_CHUNK", 3)
 
 
 async def post(

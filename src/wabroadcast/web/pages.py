@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from wabroadcast.broadcasts import service
+from wabroadcast.broadcasts import control, create, reads
 from wabroadcast.broadcasts.schemas import (
     MAX_MESSAGE_CHARS,
     BroadcastCreate,
@@ -94,7 +94,7 @@ async def overview(
     status: BroadcastStatus | None,
     cursor: str | None,
 ) -> Overview:
-    broadcasts, next_cursor = await service.list_broadcasts(
+    broadcasts, next_cursor = await reads.list_broadcasts(
         ctx, tenant, status=status, cursor=cursor, limit=BROADCASTS_PER_PAGE
     )
     return Overview(
@@ -114,8 +114,8 @@ async def broadcast_detail(
     status: RecipientStatus | None,
     cursor: str | None,
 ) -> BroadcastDetail:
-    broadcast = await service.get_broadcast(ctx, tenant, broadcast_id)
-    recipients, next_cursor = await service.list_recipients(
+    broadcast = await reads.get_broadcast(ctx, tenant, broadcast_id)
+    recipients, next_cursor = await reads.list_recipients(
         ctx, tenant, broadcast_id, status=status, cursor=cursor, limit=RECIPIENTS_PER_PAGE
     )
     return BroadcastDetail(
@@ -190,16 +190,16 @@ async def submit(ctx: AppContext, tenant: TenantContext, draft: Draft) -> Submit
 async def _create(
     ctx: AppContext, tenant: TenantContext, body: BroadcastCreate, key: str | None
 ) -> Submitted:
-    result = await service.create_broadcast(ctx, tenant, body, key)
+    result = await create.create_broadcast(ctx, tenant, body, key)
     return Submitted(result.body.broadcast_id, replayed=result.body.idempotent)
 
 
 async def cancel(ctx: AppContext, tenant: TenantContext, broadcast_id: int) -> BroadcastOut:
-    return await service.cancel_broadcast(ctx, tenant, broadcast_id)
+    return await control.cancel_broadcast(ctx, tenant, broadcast_id)
 
 
 async def resume(ctx: AppContext, tenant: TenantContext, broadcast_id: int) -> BroadcastOut:
-    return await service.resume_broadcast(ctx, tenant, broadcast_id)
+    return await control.resume_broadcast(ctx, tenant, broadcast_id)
 
 
 CSV_COLUMNS = (
@@ -257,7 +257,7 @@ async def failed_recipients_csv(
     404 before any byte of the file is sent.
     """
     failed = RecipientStatus.FAILED
-    first, cursor = await service.list_recipients(
+    first, cursor = await reads.list_recipients(
         ctx, tenant, broadcast_id, status=failed, cursor=None, limit=EXPORT_PAGE
     )
 
@@ -266,7 +266,7 @@ async def failed_recipients_csv(
         yield "\ufeff" + _csv_chunk(first, header=True)
         next_cursor = cursor
         while next_cursor is not None:
-            rows, next_cursor = await service.list_recipients(
+            rows, next_cursor = await reads.list_recipients(
                 ctx, tenant, broadcast_id, status=failed, cursor=next_cursor, limit=EXPORT_PAGE
             )
             yield _csv_chunk(rows, header=False)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Query, Response
 from wabroadcast.api.deps import BroadcastId, Ctx, CurrentTenant
 from wabroadcast.api.routes import error_responses
 from wabroadcast.api.schemas import ErrorEnvelope, Page
-from wabroadcast.broadcasts import service
+from wabroadcast.broadcasts import control, create, reads
 from wabroadcast.broadcasts.schemas import (
     BroadcastAccepted,
     BroadcastCreate,
@@ -52,7 +52,7 @@ async def create_broadcast(
         ),
     ] = None,
 ) -> BroadcastAccepted:
-    result = await service.create_broadcast(ctx, tenant, body, idempotency_key)
+    result = await create.create_broadcast(ctx, tenant, body, idempotency_key)
     response.status_code = result.http_status
     if result.body.idempotent:
         response.headers["Idempotent-Replayed"] = "true"
@@ -72,7 +72,7 @@ async def list_broadcasts(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[BroadcastOut]:
-    items, next_cursor = await service.list_broadcasts(
+    items, next_cursor = await reads.list_broadcasts(
         ctx, tenant, status=status, cursor=cursor, limit=limit
     )
     return Page[BroadcastOut](items=items, next_cursor=next_cursor)
@@ -85,7 +85,7 @@ async def list_broadcasts(
     summary="A broadcast's status and counts",
 )
 async def get_broadcast(broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
-    return await service.get_broadcast(ctx, tenant, broadcast_id)
+    return await reads.get_broadcast(ctx, tenant, broadcast_id)
 
 
 @router.post(
@@ -106,7 +106,7 @@ async def get_broadcast(broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTena
 async def cancel_broadcast(
     broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant
 ) -> BroadcastOut:
-    return await service.cancel_broadcast(ctx, tenant, broadcast_id)
+    return await control.cancel_broadcast(ctx, tenant, broadcast_id)
 
 
 @router.post(
@@ -128,7 +128,7 @@ async def cancel_broadcast(
 async def resume_broadcast(
     broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant
 ) -> BroadcastOut:
-    return await service.resume_broadcast(ctx, tenant, broadcast_id)
+    return await control.resume_broadcast(ctx, tenant, broadcast_id)
 
 
 @router.get(
@@ -145,7 +145,7 @@ async def list_recipients(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[RecipientOut]:
-    items, next_cursor = await service.list_recipients(
+    items, next_cursor = await reads.list_recipients(
         ctx, tenant, broadcast_id, status=status, cursor=cursor, limit=limit
     )
     return Page[RecipientOut](items=items, next_cursor=next_cursor)

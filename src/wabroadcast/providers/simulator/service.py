@@ -7,9 +7,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from wabroadcast.broadcasts.service import decode_cursor, page_cursor
 from wabroadcast.context import AppContext
 from wabroadcast.domain.errors import NotFound
+from wabroadcast.pagination import decode_cursor, page_cursor
 from wabroadcast.providers.simulator.repository import SimulatorRepository
 from wabroadcast.providers.simulator.rules import KIND, Scenario, scenario_from_row
 from wabroadcast.sessions.service import resolve_session

@@ -1,0 +1,117 @@
+"""Operator controls over a running broadcast: cancel and resume."""
+
+from __future__ import annotations
+
+from wabroadcast.broadcasts.repository import BroadcastRepository
+from wabroadcast.broadcasts.schemas import (
+    BroadcastOut,
+)
+from wabroadcast.broadcasts.views import (
+    broadcast_out,
+)
+from wabroadcast.context import AppContext
+from wabroadcast.db.models import WhatsAppBroadcast
+from wabroadcast.domain.errors import (
+    BroadcastFinished,
+    BroadcastNotFound,
+)
+from wabroadcast.domain.status import (
+    FINAL_BROADCAST_STATUSES,
+    BroadcastStatus,
+    can_transition,
+    ensure_transition,
+)
+from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
+from wabroadcast.tenants.service import TenantContext
+
+log = get_logger("wabroadcast.broadcasts")
+
+
+async def _locked(
+    repo: BroadcastRepository, tenant: TenantContext, broadcast_id: int
+) -> WhatsAppBroadcast:
+    """The tenant's broadcast, locked until the transaction ends (404 if there is none)."""
+    broadcast = await repo.get_for_update(tenant.tenant_id, broadcast_id)
+    if broadcast is None:
+        raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+    return broadcast
+
+
+def _already_finished(broadcast_id: int, status: BroadcastStatus) -> BroadcastFinished:
+    return BroadcastFinished(
+        f"The broadcast already finished as {status.value}",
+        details={"broadcast_id": broadcast_id, "status": status.value},
+    )
+
+
+async def cancel_broadcast(
+    ctx: AppContext, tenant: TenantContext, broadcast_id: int
+) -> BroadcastOut:
+    """Stop a broadcast: queued recipients are cancelled, sends in flight finish.
+
+    Cancelling a cancelled broadcast is a no-op; a finished one is a 409.
+    """
+    now = ctx.clock.now()
+    async with ctx.database.transaction() as session:
+        repo = BroadcastRepository(session)
+        broadcast = await _locked(repo, tenant, broadcast_id)
+        current = BroadcastStatus(broadcast.status)
+        if current is BroadcastStatus.CANCELLED:
+            return broadcast_out(broadcast)
+        if not can_transition(current, BroadcastStatus.CANCELLED):
+            raise _already_finished(broadcast_id, current)
+        cancelled = await repo.cancel_queued(broadcast_id, now)
+        broadcast.status = BroadcastStatus.CANCELLED.value
+        broadcast.finished_at = now
+        broadcast.updated_at = now
+        await session.flush()
+        await session.refresh(broadcast)
+        out = broadcast_out(broadcast)
+    log.info(
+        f"{BROADCAST_TAG} cancelled",
+        broadcast_id=broadcast_id,
+        cancelled_recipients=cancelled,
+        queued_count=out.queued_count,
+        sent_count=out.sent_count,
+        failed_count=out.failed_count,
+    )
+    return out
+
+
+async def resume_broadcast(
+    ctx: AppContext, tenant: TenantContext, broadcast_id: int
+) -> BroadcastOut:
+    """Send a paused broadcast again, once its account-level problem is dealt with.
+
+    It goes back to ``running`` (``queued`` if nothing was sent yet) and its reason
+    is cleared; workers take its held recipients on their next pass. If WhatsApp
+    still refuses the account, the first send pauses it again. Resuming a broadcast
+    that is not paused but still sending changes nothing; a finished one is a 409.
+    """
+    now = ctx.clock.now()
+    async with ctx.database.transaction() as session:
+        broadcast = await _locked(BroadcastRepository(session), tenant, broadcast_id)
+        current = BroadcastStatus(broadcast.status)
+        if current in FINAL_BROADCAST_STATUSES:
+            raise _already_finished(broadcast_id, current)
+        if current is not BroadcastStatus.PAUSED:
+            return broadcast_out(broadcast)
+        resumed = BroadcastStatus.RUNNING if broadcast.started_at else BroadcastStatus.QUEUED
+        ensure_transition(current, resumed)
+        reason = broadcast.status_reason
+        broadcast.status = resumed.value
+        broadcast.status_reason = None
+        broadcast.updated_at = now
+        await session.flush()
+        await session.refresh(broadcast)
+        out = broadcast_out(broadcast)
+    log.info(
+        f"{BROADCAST_TAG} resumed",
+        broadcast_id=broadcast_id,
+        status=out.status,
+        paused_for=reason,
+        queued_count=out.queued_count,
+        sent_count=out.sent_count,
+        failed_count=out.failed_count,
+    )
+    return out

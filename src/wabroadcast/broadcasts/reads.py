@@ -1,0 +1,68 @@
+"""Reading broadcasts and their recipients, a cursor page at a time."""
+
+from __future__ import annotations
+
+from wabroadcast.broadcasts.repository import BroadcastRepository
+from wabroadcast.broadcasts.schemas import (
+    BroadcastOut,
+    RecipientOut,
+)
+from wabroadcast.broadcasts.views import (
+    broadcast_out,
+    recipient_out,
+)
+from wabroadcast.context import AppContext
+from wabroadcast.domain.errors import (
+    BroadcastNotFound,
+)
+from wabroadcast.domain.status import (
+    BroadcastStatus,
+    RecipientStatus,
+)
+from wabroadcast.observability.logging import get_logger
+from wabroadcast.pagination import decode_cursor, page_cursor
+from wabroadcast.tenants.service import TenantContext
+
+log = get_logger("wabroadcast.broadcasts")
+
+
+async def get_broadcast(ctx: AppContext, tenant: TenantContext, broadcast_id: int) -> BroadcastOut:
+    async with ctx.database.transaction() as session:
+        broadcast = await BroadcastRepository(session).get(tenant.tenant_id, broadcast_id)
+        if broadcast is None:
+            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        return broadcast_out(broadcast)
+
+
+async def list_broadcasts(
+    ctx: AppContext,
+    tenant: TenantContext,
+    *,
+    status: BroadcastStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[BroadcastOut], str | None]:
+    before_id = decode_cursor(cursor)
+    async with ctx.database.transaction() as session:
+        rows = await BroadcastRepository(session).list_page(
+            tenant.tenant_id, status=status, before_id=before_id, limit=limit
+        )
+        return [broadcast_out(b) for b in rows], page_cursor([b.id for b in rows], limit)
+
+
+async def list_recipients(
+    ctx: AppContext,
+    tenant: TenantContext,
+    broadcast_id: int,
+    *,
+    status: RecipientStatus | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[RecipientOut], str | None]:
+    after_id = decode_cursor(cursor)
+    async with ctx.database.transaction() as session:
+        repo = BroadcastRepository(session)
+        if await repo.get(tenant.tenant_id, broadcast_id) is None:
+            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        rows = await repo.recipients(broadcast_id, status=status, after_id=after_id, limit=limit)
+        return [recipient_out(r) for r in rows], page_cursor([r.id for r in rows], limit)
