@@ -19,25 +19,21 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from wabroadcast.domain.errors import AppError, DatabaseUnavailable, RateLimited, Unauthorized
+from wabroadcast.domain.errors import (
+    AppError,
+    DatabaseUnavailable,
+    InternalError,
+    MethodNotAllowed,
+    Unauthorized,
+    ValidationFailed,
+    for_http_status,
+)
 from wabroadcast.observability.logging import get_logger
 
 log = get_logger("wabroadcast.api")
 
-_HTTP_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    429: "TOO_MANY_REQUESTS",
-}
-
 # Whole seconds a client should wait before retrying while the database is down.
-DATABASE_RETRY_AFTER = 5
+DATABASE_RETRY_AFTER = DatabaseUnavailable.retry_after_s or 5
 # PostgreSQL SQLSTATE classes that mean "the server is unreachable or shedding load"
 # (connection exception, insufficient resources, system error), and the 57P codes
 # of an administrator or crash shutdown. Anything else is the query's own fault.
@@ -74,13 +70,12 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
+async def app_error_response(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    if exc.http_status == 409:
-        headers = {"Retry-After": "1"}
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after_s)}
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
+    retry_after = exc.retry_after()
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return envelope(exc.http_status, exc.error_code, exc.message, exc.details, exc.extra, headers)
 
 
@@ -97,8 +92,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         )
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     return envelope(
-        422,
-        "VALIDATION_ERROR",
+        ValidationFailed.http_status,
+        ValidationFailed.error_code,
         f"{first['field']}: {first['message']}",
         {"errors": errors, "error_count": len(exc.errors())},
     )
@@ -119,7 +114,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 405:
         return envelope(
             405,
-            "METHOD_NOT_ALLOWED",
+            MethodNotAllowed.error_code,
             "Method Not Allowed",
             headers={"Allow": _allowed_methods(request)},
         )
@@ -127,12 +122,13 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         # FastAPI's own answer to a body it could not decode (bad encoding,
         # truncated JSON): a validation error like any other malformed input.
         return envelope(
-            422,
-            "VALIDATION_ERROR",
+            ValidationFailed.http_status,
+            ValidationFailed.error_code,
             f"body: {exc.detail}",
             {"errors": [{"field": "body", "message": str(exc.detail), "type": "body_decode"}]},
         )
-    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    known = for_http_status(exc.status_code)
+    code = "HTTP_ERROR" if known is None else known.error_code
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
     return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
@@ -209,11 +205,11 @@ async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable", error=repr(exc))
         return _database_unavailable_response()
     log.exception("unhandled error", error=repr(exc))
-    return envelope(500, "INTERNAL_ERROR", "Internal server error")
+    return envelope(InternalError.http_status, InternalError.error_code, "Internal server error")
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(AppError, app_error_response)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     for kind in (sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError, psycopg.Error, OSError):

@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch.repository import DispatchRepository
-from wabroadcast.domain.errors import AppError, NotFound
+from wabroadcast.domain.errors import (
+    Forbidden,
+    ProviderNotFound,
+    WebhookMalformed,
+    WebhookUnauthorized,
+)
 from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger
 from wabroadcast.providers.base import (
     InboundMessage,
@@ -43,34 +48,6 @@ MAX_KEYS = 100
 UNAUTHORIZED_MESSAGE = "Webhook not accepted: unknown session or bad signature"
 
 
-class WebhookUnauthorized(AppError):
-    """Missing or wrong signature, or an unknown session; the same answer for all."""
-
-    error_code = "WEBHOOK_UNAUTHORIZED"
-    http_status = 401
-
-
-class WebhookMalformed(AppError):
-    """A correctly signed body that is not a document of the provider's."""
-
-    error_code = "WEBHOOK_MALFORMED"
-    http_status = 400
-
-
-class WebhookTooLarge(AppError):
-    error_code = "PAYLOAD_TOO_LARGE"
-    http_status = 413
-
-
-class WebhookForbidden(AppError):
-    """A subscription handshake whose token is no session's."""
-
-    error_code = "FORBIDDEN"
-    http_status = 403
-
-
-class ProviderNotFound(NotFound):
-    error_code = "PROVIDER_NOT_FOUND"
 
 
 def webhook_of(provider: str) -> tuple[ProviderPlugin, WebhookSpec]:
@@ -197,7 +174,7 @@ async def verify_subscription(ctx: AppContext, provider: str, query: Mapping[str
         log.warning(
             f"{SEND_TAG} webhook subscription refused", broadcast_id=None, provider=provider
         )
-        raise WebhookForbidden("The verify token is not one of this provider's sessions")
+        raise Forbidden("The verify token is not one of this provider's sessions")
     return answer
 
 

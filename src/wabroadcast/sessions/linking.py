@@ -7,7 +7,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from wabroadcast.db.models import WhatsAppSession
-from wabroadcast.domain.errors import AppError, ProviderSetupFailed
+from wabroadcast.domain.errors import AppError, ProviderSetupFailed, SessionNotLinkable
 from wabroadcast.providers.base import Linkable, LinkState, SessionRef
 from wabroadcast.providers.registry import plugin_for
 from wabroadcast.sessions.repository import SessionRepository
@@ -22,11 +22,6 @@ if TYPE_CHECKING:
 LINK_STATES = frozenset({"connected", "connecting", "qr", "logged_out", "closed", "not_started"})
 
 
-class SessionNotLinkable(AppError):
-    """The session's provider is not linked by QR code (its own console connects it)."""
-
-    error_code = "NOT_LINKABLE"
-    http_status = 409
 
 
 def _link_out(session_id: str, link: LinkState) -> LinkOut:

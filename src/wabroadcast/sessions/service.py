@@ -22,11 +22,13 @@ from wabroadcast.crypto import SecretKeyMissing, SecretsUnreadable
 from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch.pacing import effective_pace
 from wabroadcast.domain.errors import (
-    AppError,
     NotFound,
     ProviderSetupFailed,
+    SessionExists,
+    SessionInUse,
     SessionNotFound,
     ValidationFailed,
+    WebhookKeyInUse,
 )
 from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.providers.registry import plugin_for
@@ -57,21 +59,6 @@ if TYPE_CHECKING:
 WEBHOOKS_PATH = "/api/whatsapp/webhooks"
 
 
-class SessionExists(AppError):
-    error_code = "SESSION_EXISTS"
-    http_status = 409
-
-
-class SessionInUse(AppError):
-    error_code = "SESSION_IN_USE"
-    http_status = 409
-
-
-class WebhookKeyInUse(AppError):
-    """Another session already receives this provider's webhooks for the same key."""
-
-    error_code = "WEBHOOK_KEY_IN_USE"
-    http_status = 409
 
 
 def _store_config(

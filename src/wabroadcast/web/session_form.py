@@ -21,11 +21,16 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from starlette.datastructures import FormData
 
-from wabroadcast.domain.errors import AppError, ValidationFailed
+from wabroadcast.domain.errors import (
+    AppError,
+    SessionExists,
+    SessionInUse,
+    ValidationFailed,
+    WebhookKeyInUse,
+)
 from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.sessions.config import validate_config
 from wabroadcast.sessions.schemas import SessionCreate, SessionOut, SessionUpdate
-from wabroadcast.sessions.service import SessionExists, SessionInUse, WebhookKeyInUse
 from wabroadcast.web.i18n import Translator
 from wabroadcast.web.rendering import plain_number
 

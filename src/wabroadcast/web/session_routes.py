@@ -15,12 +15,15 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from wabroadcast.api.deps import Ctx
-from wabroadcast.domain.errors import AppError, ProviderSetupFailed
+from wabroadcast.domain.errors import (
+    AppError,
+    ProviderSetupFailed,
+    SessionInUse,
+    SessionNotLinkable,
+)
 from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.providers.registry import PLUGINS, plugin_for
-from wabroadcast.sessions.linking import SessionNotLinkable
 from wabroadcast.sessions.schemas import SESSION_ID_PATTERN, LinkOut, SessionOut
-from wabroadcast.sessions.service import SessionInUse
 from wabroadcast.web import session_form, session_pages
 from wabroadcast.web.auth import SignedInView, checked_form
 from wabroadcast.web.rendering import DashboardRoute, PageView, isolated, see_other, url

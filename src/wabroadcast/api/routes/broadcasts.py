@@ -7,14 +7,26 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response
 
 from wabroadcast.api.deps import BroadcastId, Ctx, CurrentTenant
-from wabroadcast.api.routes import error_responses
-from wabroadcast.api.schemas import ErrorEnvelope, Page
+from wabroadcast.api.routes import tenant_errors
+from wabroadcast.api.schemas import Page
 from wabroadcast.broadcasts import control, create, reads
 from wabroadcast.broadcasts.schemas import (
     BroadcastAccepted,
     BroadcastCreate,
     BroadcastOut,
     RecipientOut,
+)
+from wabroadcast.domain.errors import (
+    BroadcastFinished,
+    BroadcastNotFound,
+    IdempotencyKeyInUse,
+    IdempotencyKeyMismatch,
+    NoRecipients,
+    NoValidRecipients,
+    PayloadTooLarge,
+    SessionNotFound,
+    TooManyRecipients,
+    WhatsAppNotConnected,
 )
 from wabroadcast.domain.idempotency import IDEMPOTENCY_HEADER_PATTERN
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
@@ -31,7 +43,16 @@ Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of
     response_model=BroadcastAccepted,
     responses={
         200: {"model": BroadcastAccepted, "description": "An identical broadcast already exists"},
-        **error_responses(400, 401, 404, 409, 413, 422, 503),
+        **tenant_errors(
+            NoRecipients,
+            NoValidRecipients,
+            SessionNotFound,
+            IdempotencyKeyInUse,
+            TooManyRecipients,
+            PayloadTooLarge,
+            IdempotencyKeyMismatch,
+            WhatsAppNotConnected,
+        ),
     },
     summary="Queue a broadcast and get proof of what was queued",
 )
@@ -62,7 +83,7 @@ async def create_broadcast(
 @router.get(
     "",
     response_model=Page[BroadcastOut],
-    responses=error_responses(401, 422),
+    responses=tenant_errors(),
     summary="List broadcasts, newest first",
 )
 async def list_broadcasts(
@@ -81,7 +102,7 @@ async def list_broadcasts(
 @router.get(
     "/{broadcast_id}",
     response_model=BroadcastOut,
-    responses=error_responses(401, 404, 422),
+    responses=tenant_errors(BroadcastNotFound),
     summary="A broadcast's status and counts",
 )
 async def get_broadcast(broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant) -> BroadcastOut:
@@ -92,8 +113,7 @@ async def get_broadcast(broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTena
     "/{broadcast_id}/cancel",
     response_model=BroadcastOut,
     responses={
-        409: {"model": ErrorEnvelope, "description": "Already finished (BROADCAST_FINISHED)"},
-        **error_responses(401, 404, 422),
+        **tenant_errors(BroadcastNotFound, BroadcastFinished),
     },
     summary="Cancel: queued recipients are not sent, sends in flight finish",
     description=(
@@ -113,8 +133,7 @@ async def cancel_broadcast(
     "/{broadcast_id}/resume",
     response_model=BroadcastOut,
     responses={
-        409: {"model": ErrorEnvelope, "description": "Already finished (BROADCAST_FINISHED)"},
-        **error_responses(401, 404, 422),
+        **tenant_errors(BroadcastNotFound, BroadcastFinished),
     },
     summary="Resume a paused broadcast",
     description=(
@@ -134,7 +153,7 @@ async def resume_broadcast(
 @router.get(
     "/{broadcast_id}/recipients",
     response_model=Page[RecipientOut],
-    responses=error_responses(401, 404, 422),
+    responses=tenant_errors(BroadcastNotFound),
     summary="What happened to each recipient",
 )
 async def list_recipients(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from wabroadcast.api.deps import Ctx
-from wabroadcast.api.schemas import ErrorEnvelope
+from wabroadcast.api.routes import error_responses
+from wabroadcast.domain.errors import NotReady
 from wabroadcast.health import service
 from wabroadcast.health.schemas import LiveOut, ReadyOut
 
@@ -24,15 +25,7 @@ async def healthz() -> LiveOut:
 @router.get(
     "/readyz",
     response_model=ReadyOut,
-    responses={
-        503: {
-            "model": ErrorEnvelope,
-            "description": (
-                "NOT_READY: the database is unreachable or slow, or its schema is not at "
-                "this version's migration head"
-            ),
-        }
-    },
+    responses=error_responses(NotReady),
     summary="Readiness: the database answers and its schema is at the migration head",
 )
 async def readyz(ctx: Ctx) -> ReadyOut:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from wabroadcast.api.deps import Ctx, CurrentTenant, MetricsScraper
-from wabroadcast.api.routes import error_responses
+from wabroadcast.api.routes import tenant_errors
 from wabroadcast.metrics import service
 from wabroadcast.metrics.schemas import TenantMetricsOut
 
@@ -17,7 +17,7 @@ router = APIRouter(tags=["metrics"])
 @router.get(
     "/api/whatsapp/metrics",
     response_model=TenantMetricsOut,
-    responses=error_responses(401),
+    responses=tenant_errors(),
     summary="Pending, active, and sent / delivered / failed in the last 5 minutes",
     description=(
         "Computed from the database and cached per tenant for `WABROADCAST_METRICS_CACHE_S` "

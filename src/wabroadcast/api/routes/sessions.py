@@ -7,7 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from wabroadcast.api.deps import Ctx, CurrentTenant
-from wabroadcast.api.routes import error_responses
+from wabroadcast.api.routes import tenant_errors
+from wabroadcast.domain.errors import (
+    PayloadTooLarge,
+    ProviderSetupFailed,
+    SessionExists,
+    SessionInUse,
+    SessionNotFound,
+    SessionNotLinkable,
+    WebhookKeyInUse,
+)
 from wabroadcast.sessions import linking
 from wabroadcast.sessions import service as sessions
 from wabroadcast.sessions.schemas import (
@@ -31,7 +40,7 @@ SessionPath = Annotated[str, Path(pattern=SESSION_ID_PATTERN, examples=["busines
 @router.get(
     "/status",
     response_model=SessionStatusOut,
-    responses=error_responses(401, 404, 422),
+    responses=tenant_errors(SessionNotFound),
     summary="The session's WhatsApp connection state and send settings",
 )
 async def session_status(
@@ -44,7 +53,7 @@ async def session_status(
     "/sessions",
     status_code=201,
     response_model=SessionOut,
-    responses=error_responses(401, 409, 422),
+    responses=tenant_errors(PayloadTooLarge, SessionExists, WebhookKeyInUse, ProviderSetupFailed),
     summary="Add a WhatsApp session (a number through one provider)",
     description=(
         "The config is validated by the provider's model; secret fields (tokens, app "
@@ -58,7 +67,7 @@ async def create_session(body: SessionCreate, ctx: Ctx, tenant: CurrentTenant) -
 @router.get(
     "/sessions",
     response_model=SessionsPage,
-    responses=error_responses(401, 422),
+    responses=tenant_errors(),
     summary="The tenant's sessions, by id",
 )
 async def list_sessions(
@@ -73,7 +82,7 @@ async def list_sessions(
 @router.get(
     "/sessions/{session_id}",
     response_model=SessionOut,
-    responses=error_responses(401, 404, 422),
+    responses=tenant_errors(SessionNotFound),
     summary="One session, its secrets masked",
 )
 async def get_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> SessionOut:
@@ -83,7 +92,7 @@ async def get_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) 
 @router.patch(
     "/sessions/{session_id}",
     response_model=SessionOut,
-    responses=error_responses(401, 404, 409, 422),
+    responses=tenant_errors(PayloadTooLarge, SessionNotFound, WebhookKeyInUse, ProviderSetupFailed),
     summary="Change a session's config, pace or default; unset fields keep their value",
 )
 async def update_session(
@@ -95,7 +104,7 @@ async def update_session(
 @router.delete(
     "/sessions/{session_id}",
     status_code=204,
-    responses=error_responses(401, 404, 409, 422),
+    responses=tenant_errors(SessionNotFound, SessionInUse),
     summary="Delete a session with no active broadcast (409 SESSION_IN_USE otherwise)",
 )
 async def delete_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> Response:
@@ -106,7 +115,7 @@ async def delete_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenan
 @router.get(
     "/sessions/{session_id}/status",
     response_model=SessionStatusOut,
-    responses=error_responses(401, 404, 422),
+    responses=tenant_errors(SessionNotFound),
     summary="What the session's provider says about its connection now",
 )
 async def session_status_by_id(
@@ -118,7 +127,7 @@ async def session_status_by_id(
 @router.post(
     "/sessions/{session_id}/connect",
     response_model=LinkOut,
-    responses=error_responses(401, 404, 409, 422, 502),
+    responses=tenant_errors(SessionNotFound, SessionNotLinkable, ProviderSetupFailed),
     summary="Start a QR-linked session (Baileys) on its gateway; its QR code until linked",
 )
 async def connect_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> LinkOut:
@@ -128,7 +137,7 @@ async def connect_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTena
 @router.get(
     "/sessions/{session_id}/link",
     response_model=LinkOut,
-    responses=error_responses(401, 404, 409, 422, 502),
+    responses=tenant_errors(SessionNotFound, SessionNotLinkable, ProviderSetupFailed),
     summary="Where linking the session's phone stands, with the QR code to scan",
 )
 async def session_link(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> LinkOut:
@@ -138,7 +147,7 @@ async def session_link(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant)
 @router.post(
     "/sessions/{session_id}/logout",
     response_model=LinkOut,
-    responses=error_responses(401, 404, 409, 422, 502),
+    responses=tenant_errors(SessionNotFound, SessionNotLinkable, ProviderSetupFailed),
     summary="Unlink the session's phone (a new QR code is needed to link it again)",
 )
 async def logout_session(session_id: SessionPath, ctx: Ctx, tenant: CurrentTenant) -> LinkOut:

@@ -16,7 +16,15 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from wabroadcast.api.deps import Ctx
-from wabroadcast.api.schemas import ErrorEnvelope
+from wabroadcast.api.routes import error_responses
+from wabroadcast.domain.errors import (
+    Forbidden,
+    PayloadTooLarge,
+    ProviderNotFound,
+    ValidationFailed,
+    WebhookMalformed,
+    WebhookUnauthorized,
+)
 from wabroadcast.providers.registry import PLUGINS
 from wabroadcast.receipts import webhooks as service
 
@@ -30,15 +38,6 @@ class WebhookAccepted(BaseModel):
     applied: int
     ignored: int
     unknown: int
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "model": ErrorEnvelope,
-        "description": description,
-        # Explicit, so a route that answers text/plain still documents its errors as JSON.
-        "content": {"application/json": {}},
-    }
 
 
 def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -99,13 +98,9 @@ ProviderPath = Annotated[
 KeyPath = Annotated[
     str, Path(max_length=128, description="The session's webhook key (per-session URLs).")
 ]
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _error("Correctly signed but malformed body (WEBHOOK_MALFORMED)"),
-    401: _error("Missing or bad signature, or unknown session (WEBHOOK_UNAUTHORIZED)"),
-    404: _error("No webhook for this provider (PROVIDER_NOT_FOUND)"),
-    413: _error("Body above 1 MiB (PAYLOAD_TOO_LARGE)"),
-    422: _error("Invalid path (VALIDATION_ERROR)"),
-}
+_RESPONSES = error_responses(
+    WebhookMalformed, WebhookUnauthorized, ProviderNotFound, PayloadTooLarge, ValidationFailed
+)
 _DESCRIPTION = (
     "Called by the provider, authenticated by its signature, never by an API key. "
     "Receipts for unknown message ids are accepted, counted as `unknown` and kept for "
@@ -127,10 +122,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _too_large(limit: int) -> service.WebhookTooLarge:
-    return service.WebhookTooLarge(
-        f"A webhook body is at most {limit} bytes", details={"max_bytes": limit}
-    )
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"A webhook body is at most {limit} bytes", details={"max_bytes": limit})
 
 
 async def _receive(
@@ -173,8 +166,7 @@ async def receive_session_webhook(
     response_class=PlainTextResponse,
     responses={
         200: {"content": {"text/plain": {}}, "description": "The challenge, echoed"},
-        403: _error("The verify token is no session's (FORBIDDEN)"),
-        404: _error("No webhook, or no handshake, for this provider (PROVIDER_NOT_FOUND)"),
+        **error_responses(Forbidden, ProviderNotFound),
     },
     summary="A provider's subscription handshake (Meta: hub.mode, hub.verify_token, hub.challenge)",
 )

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from wabroadcast.api.deps import Ctx, CurrentTenant
-from wabroadcast.api.routes import error_responses
+from wabroadcast.api.routes import tenant_errors
+from wabroadcast.domain.errors import PayloadTooLarge, SessionNotFound, SimulatorNotAvailable
 from wabroadcast.providers.simulator import service as simulator_service
 from wabroadcast.providers.simulator.service import (
     ScenarioOut,
@@ -25,7 +26,7 @@ SessionQuery = Annotated[
 @router.get(
     "/simulator",
     response_model=ScenarioOut,
-    responses=error_responses(401, 404, 422),
+    responses=tenant_errors(SessionNotFound, SimulatorNotAvailable),
     tags=["simulator"],
     summary="The simulated WhatsApp's scenario (simulator sessions only)",
 )
@@ -38,7 +39,7 @@ async def get_simulator(
 @router.put(
     "/simulator",
     response_model=ScenarioOut,
-    responses=error_responses(401, 404, 422),
+    responses=tenant_errors(PayloadTooLarge, SessionNotFound, SimulatorNotAvailable),
     tags=["simulator"],
     summary="Change the simulated WhatsApp's scenario; unset fields keep their value",
 )
@@ -51,7 +52,7 @@ async def put_simulator(
 @router.get(
     "/simulator/sends",
     response_model=SimulatedSendsPage,
-    responses=error_responses(401, 404, 422),
+    responses=tenant_errors(SessionNotFound, SimulatorNotAvailable),
     tags=["simulator"],
     summary="Every send the simulated WhatsApp received, and its in-flight high-water mark",
 )

@@ -8,17 +8,12 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from wabroadcast.context import AppContext
-from wabroadcast.domain.errors import NotFound
+from wabroadcast.domain.errors import SimulatorNotAvailable
 from wabroadcast.pagination import decode_cursor, page_cursor
 from wabroadcast.providers.simulator.repository import SimulatorRepository
 from wabroadcast.providers.simulator.rules import KIND, Scenario, scenario_from_row
 from wabroadcast.sessions.service import resolve_session
 from wabroadcast.tenants.service import TenantContext
-
-
-class SimulatorNotAvailable(NotFound):
-    error_code = "SIMULATOR_NOT_AVAILABLE"
-
 
 E164 = Annotated[str, StringConstraints(pattern=r"^\+\d{10,15}$")]
 ErrorCode = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
