@@ -17,7 +17,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from tests.conftest import IN_CI
+from tests.support.databases import IN_CI
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

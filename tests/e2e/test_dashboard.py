@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import Browser, FilePayload, Page, expect
 
 from tests.e2e.conftest import Server, running_server
-from tests.helpers import il_numbers
+from tests.support.rows import il_numbers
 from wabroadcast.clock import SystemClock
 from wabroadcast.db.engine import Database
 from wabroadcast.sessions.schemas import SessionSettings

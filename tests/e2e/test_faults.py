@@ -25,16 +25,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import (
-    TEST_SECRET_KEY,
-    TenantFixture,
-    create_pg_database,
-    drop_pg_database,
-    make_tenant,
-    pg_url,
-)
-from tests.dispatch_helpers import all_recipients, broadcast, create, scenario, sends, unpaced
-from tests.helpers import il_numbers
+from tests.support.databases import create_pg_database, drop_pg_database, pg_url
+from tests.support.dispatch import all_recipients, broadcast, create, scenario, sends, unpaced
+from tests.support.rows import il_numbers
+from tests.support.tenants import TEST_SECRET_KEY, TenantFixture, make_tenant
 from wabroadcast.api.app import build_context, create_app
 from wabroadcast.config import Settings
 from wabroadcast.context import AppContext

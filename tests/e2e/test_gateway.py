@@ -19,7 +19,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import IN_CI, TenantFixture
+from tests.support.databases import IN_CI
+from tests.support.tenants import TenantFixture
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast
 

@@ -8,8 +8,8 @@ from datetime import datetime
 import httpx
 from sqlalchemy import func, select, update
 
-from tests.conftest import TenantFixture
-from tests.dispatch_helpers import all_recipients, broadcast, counts_match_rows
+from tests.support.dispatch import all_recipients, broadcast, counts_match_rows
+from tests.support.tenants import TenantFixture
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import (
     InboundMessageRow,

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import TenantFixture, make_tenant
-from tests.helpers import il_numbers, row_counts
 from tests.support.providers import simulator_of
+from tests.support.rows import il_numbers, row_counts
+from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.context import AppContext
 
 URL = "/api/whatsapp/broadcasts"

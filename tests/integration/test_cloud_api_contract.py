@@ -14,8 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import TenantFixture
-from tests.dispatch_helpers import all_recipients, broadcast, counts_match_rows, drain, unpaced
+from tests.support.dispatch import all_recipients, broadcast, counts_match_rows, drain, unpaced
 from tests.support.fake_graph import (
     FakeGraph,
     serve_fake_graph,
@@ -23,6 +22,7 @@ from tests.support.fake_graph import (
     status_entry,
     status_webhook,
 )
+from tests.support.tenants import TenantFixture
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import PendingReceipt, WhatsAppBroadcast, WhatsAppBroadcastRecipient

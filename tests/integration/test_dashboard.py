@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from tests.conftest import TenantFixture, make_tenant
-from tests.dispatch_helpers import broadcast, drain, scenario, unpaced
-from tests.helpers import il_numbers, row_counts
+from tests.support.dispatch import broadcast, drain, scenario, unpaced
+from tests.support.rows import il_numbers, row_counts
+from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.api.app import create_app
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext

@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, TenantFixture
 from tests.e2e.conftest import free_port
 from tests.integration.test_dashboard import sign_in, text_of
+from tests.support.databases import IN_CI
+from tests.support.tenants import TenantFixture
 from wabroadcast.api.app import create_app
 from wabroadcast.context import AppContext
 

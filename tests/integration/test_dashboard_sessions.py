@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TenantFixture, make_tenant
-from tests.dispatch_helpers import scenario
 from tests.integration.test_dashboard import TOKEN_FIELD, field, sign_in, text_of
+from tests.support.dispatch import scenario
+from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.api.app import create_app
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppSession

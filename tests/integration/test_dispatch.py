@@ -6,8 +6,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import TenantFixture
-from tests.dispatch_helpers import (
+from tests.support.dispatch import (
     FINAL,
     broadcast,
     counts_match_rows,
@@ -19,7 +18,8 @@ from tests.dispatch_helpers import (
     sends,
     unpaced,
 )
-from tests.helpers import il_numbers
+from tests.support.rows import il_numbers
+from tests.support.tenants import TenantFixture
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 

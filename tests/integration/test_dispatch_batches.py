@@ -16,8 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from tests.conftest import TenantFixture, make_tenant
-from tests.dispatch_helpers import (
+from tests.support.dispatch import (
     broadcast,
     counts_match_rows,
     create,
@@ -28,8 +27,9 @@ from tests.dispatch_helpers import (
     sends,
     unpaced,
 )
-from tests.helpers import il_numbers
 from tests.support.providers import simulator_of
+from tests.support.rows import il_numbers
+from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.broadcasts.repository import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext

@@ -8,8 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from tests.conftest import TenantFixture, make_tenant
-from tests.dispatch_helpers import (
+from tests.support.dispatch import (
     broadcast,
     counts_match_rows,
     create,
@@ -20,8 +19,9 @@ from tests.dispatch_helpers import (
     sends,
     unpaced,
 )
-from tests.helpers import il_numbers
 from tests.support.providers import simulator_of
+from tests.support.rows import il_numbers
+from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.dispatch.repository import DispatchRepository, Result

@@ -17,8 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import TenantFixture
-from tests.dispatch_helpers import all_recipients, broadcast, counts_match_rows, drain, unpaced
+from tests.support.dispatch import all_recipients, broadcast, counts_match_rows, drain, unpaced
 from tests.support.fake_evolution import (
     FakeEvolution,
     envelope,
@@ -26,6 +25,7 @@ from tests.support.fake_evolution import (
     serve_fake_evolution,
     update_item,
 )
+from tests.support.tenants import TenantFixture
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import PendingReceipt, WhatsAppBroadcast, WhatsAppSession

@@ -7,10 +7,10 @@ import io
 
 import httpx
 
-from tests.conftest import TenantFixture
-from tests.dispatch_helpers import drain, scenario, unpaced
-from tests.helpers import il_numbers
 from tests.integration.test_dashboard import API, browser, csrf  # noqa: F401 (fixtures)
+from tests.support.dispatch import drain, scenario, unpaced
+from tests.support.rows import il_numbers
+from tests.support.tenants import TenantFixture
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 

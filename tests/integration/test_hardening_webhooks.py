@@ -11,7 +11,6 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import TenantFixture
 from tests.integration.test_receipts import (
     HOOK,
     Sent,
@@ -20,6 +19,7 @@ from tests.integration.test_receipts import (
     recipient,
     snapshot,
 )
+from tests.support.tenants import TenantFixture
 from wabroadcast.context import AppContext
 from wabroadcast.providers.base import WebhookBodyInvalid
 from wabroadcast.providers.simulator.webhook import (

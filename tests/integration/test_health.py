@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, pg_url
+from tests.support.databases import create_pg_database, drop_pg_database, pg_url
 from wabroadcast import __version__
 from wabroadcast.api.app import build_context, create_app
 from wabroadcast.clock import FrozenClock

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import START, TenantFixture, make_tenant
-from tests.helpers import il_numbers, row_counts
+from tests.support.rows import il_numbers, row_counts
+from tests.support.tenants import START, TenantFixture, make_tenant
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import IdempotencyRequest

@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import TenantFixture
-from tests.helpers import row_counts
+from tests.support.rows import row_counts
+from tests.support.tenants import TenantFixture
 from wabroadcast.context import AppContext
 from wabroadcast.domain.recipients import RecipientInput, first_unstorable
 from wabroadcast.pagination import encode_cursor

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
-from tests.conftest import START, TenantFixture
-from tests.dispatch_helpers import broadcast, counts_match_rows, create, drain, unpaced
-from tests.helpers import il_numbers
+from tests.support.dispatch import broadcast, counts_match_rows, create, drain, unpaced
+from tests.support.rows import il_numbers
+from tests.support.tenants import START, TenantFixture
 from wabroadcast.broadcasts.repository import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import START, TenantFixture, make_tenant
-from tests.dispatch_helpers import create, drain, scenario, unpaced
-from tests.metrics_helpers import Row, store_broadcast
+from tests.support.dispatch import create, drain, scenario, unpaced
+from tests.support.metrics_rows import Row, store_broadcast
+from tests.support.tenants import START, TenantFixture, make_tenant
 from wabroadcast.api.app import build_context, create_app
 from wabroadcast.clock import FrozenClock
 from wabroadcast.config import Settings

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from sqlalchemy import event
 
-from tests.conftest import START, TenantFixture, make_tenant
+from tests.support.tenants import START, TenantFixture, make_tenant
 from wabroadcast.context import AppContext
 from wabroadcast.metrics.repository import MetricsRepository
 

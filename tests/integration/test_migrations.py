@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, pg_url
+from tests.support.databases import create_pg_database, drop_pg_database, pg_url
 from wabroadcast.db import migrate
 
 

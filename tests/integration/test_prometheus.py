@@ -14,9 +14,9 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import START, TenantFixture, make_tenant
-from tests.dispatch_helpers import broadcast, create, drain, scenario, unpaced
-from tests.metrics_helpers import Row, store_broadcast
+from tests.support.dispatch import broadcast, create, drain, scenario, unpaced
+from tests.support.metrics_rows import Row, store_broadcast
+from tests.support.tenants import START, TenantFixture, make_tenant
 from wabroadcast.api.app import build_context, create_app
 from wabroadcast.clock import FrozenClock
 from wabroadcast.config import Settings

@@ -6,8 +6,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from tests.conftest import TenantFixture, make_tenant
-from tests.helpers import il_numbers
+from tests.support.rows import il_numbers
+from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy import func, select, text, update
 from structlog.testing import capture_logs
 
-from tests.conftest import START, TenantFixture, make_tenant
-from tests.helpers import il_numbers
+from tests.support.rows import il_numbers
+from tests.support.tenants import START, TenantFixture, make_tenant
 from wabroadcast.broadcasts.repository import COUNT_COLUMNS, shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext

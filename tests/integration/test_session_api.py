@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import TenantFixture, make_tenant
+from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppSession
 

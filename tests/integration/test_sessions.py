@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import TenantFixture, make_tenant
+from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppSession
 

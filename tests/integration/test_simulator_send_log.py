@@ -14,10 +14,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import TenantFixture, make_tenant
-from tests.dispatch_helpers import scenario, sends
-from tests.helpers import il_numbers
+from tests.support.dispatch import scenario, sends
 from tests.support.providers import simulator_of
+from tests.support.rows import il_numbers
+from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.providers.base import OutgoingMessage, SendOutcome, SessionRef

@@ -11,8 +11,8 @@ import asyncio
 import httpx
 import pytest
 
-from tests.conftest import TenantFixture
-from tests.helpers import il_numbers, row_counts
+from tests.support.rows import il_numbers, row_counts
+from tests.support.tenants import TenantFixture
 from wabroadcast.broadcasts import create
 from wabroadcast.broadcasts.repository import BroadcastRepository
 from wabroadcast.context import AppContext

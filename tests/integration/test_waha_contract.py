@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import TenantFixture
-from tests.dispatch_helpers import all_recipients, broadcast, counts_match_rows, drain, unpaced
+from tests.support.dispatch import all_recipients, broadcast, counts_match_rows, drain, unpaced
 from tests.support.fake_waha import GOWS, FakeWaha, ack_webhook, serve_fake_waha, signed_headers
+from tests.support.tenants import TenantFixture
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import PendingReceipt, WhatsAppBroadcast

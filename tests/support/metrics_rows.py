@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tests.conftest import START, TenantFixture
+from tests.support.tenants import START, TenantFixture
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient
 

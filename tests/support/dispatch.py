@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select, update
 
-from tests.conftest import TenantFixture
+from tests.support.tenants import TenantFixture
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient, WhatsAppSession
