@@ -48,8 +48,6 @@ MAX_KEYS = 100
 UNAUTHORIZED_MESSAGE = "Webhook not accepted: unknown session or bad signature"
 
 
-
-
 def webhook_of(provider: str) -> tuple[ProviderPlugin, WebhookSpec]:
     """The plug-in and webhook of ``provider``; ``ProviderNotFound`` when it has none."""
     plugin = PLUGINS.get(provider)

@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 LINK_STATES = frozenset({"connected", "connecting", "qr", "logged_out", "closed", "not_started"})
 
 
-
-
 def _link_out(session_id: str, link: LinkState) -> LinkOut:
     return LinkOut(
         session_id=session_id,

@@ -59,8 +59,6 @@ if TYPE_CHECKING:
 WEBHOOKS_PATH = "/api/whatsapp/webhooks"
 
 
-
-
 def _store_config(
     row: WhatsAppSession, plugin: ProviderPlugin, config: Mapping[str, object], box: SecretReader
 ) -> None:
