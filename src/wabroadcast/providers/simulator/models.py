@@ -85,5 +85,6 @@ class SimulatorSend(Base):
     deliver_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     receipt_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # When WhatsApp answers the send: its start plus the scenario's latency then. A
-    # send whose caller died never logs its end, but is over by this time.
+    # send whose caller died never logs its end, but is over by this time (and the
+    # receipt pump ends it as accepted, ABANDONED_AFTER later).
     answer_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

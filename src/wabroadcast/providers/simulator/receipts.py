@@ -8,12 +8,13 @@ work), through the same rules as a webhook's.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from wabroadcast.observability.logging import SEND_TAG, get_logger
-from wabroadcast.providers.base import Receipt, ReceiptStatus
+from wabroadcast.providers.base import Receipt, ReceiptStatus, SendOutcome
 from wabroadcast.providers.simulator.repository import SimulatorRepository
+from wabroadcast.providers.simulator.rules import Scenario, deliver_at
 from wabroadcast.receipts.repository import ReceiptRepository
 from wabroadcast.receipts.service import apply_receipt_groups
 
@@ -27,13 +28,55 @@ UNKNOWN_RECEIPT_PATIENCE = timedelta(minutes=10)
 UNKNOWN_RECEIPT_RETRY = timedelta(seconds=2)
 
 
+async def end_abandoned_sends(repo: SimulatorRepository, now: datetime, limit: int) -> int:
+    """Log the end of sends whose caller died before it could (``abandoned_sends``); returns
+    how many.
+
+    Such a send reached WhatsApp (its start is in the log) and WhatsApp answered it
+    all the same: it counts as accepted (``ORIGINAL_SEND``), and a retry of its id
+    was answered as a repeat of it, so the dispatcher recorded its recipient ``sent``
+    with its provider message id. It is ended as accepted when it was answered, so
+    its "delivered" receipt is due like any other's (none for a repeat, or when the
+    session's scenario gives no receipts). Nothing is sent: only the log's record
+    of an answer is completed.
+    """
+    abandoned = await repo.abandoned_sends(now, limit)
+    if not abandoned:
+        return 0
+    scenarios = await repo.scenarios(sorted({send.session_id for send in abandoned}))
+    await repo.finish_sends(
+        [
+            {
+                "id": send.id,
+                "finished_at": send.answered_at,
+                "outcome": SendOutcome.SENT.value,
+                "error_code": None,
+                "deliver_at": deliver_at(
+                    scenarios.get(send.session_id, Scenario()),
+                    SendOutcome.SENT,
+                    send.repeat,
+                    send.answered_at,
+                ),
+            }
+            for send in abandoned
+        ]
+    )
+    log.warning(
+        f"{SEND_TAG} simulator sends ended whose caller died before logging their end",
+        broadcast_id=None,
+        ended=len(abandoned),
+    )
+    return len(abandoned)
+
+
 async def deliver_due_receipts(ctx: AppContext, limit: int = 500) -> int:
     """Deliver the simulator's due "delivered" receipts, each exactly once; returns how many.
 
-    Called periodically by workers. The due rows are claimed, applied through
-    ``apply_receipts``' rules and marked sent in one transaction; on PostgreSQL
-    rows another worker holds are skipped, so two workers never deliver the
-    same receipt.
+    Called periodically by workers. Sends whose caller died before logging their
+    end are ended first (``end_abandoned_sends``), so they get their receipts too.
+    The due rows are claimed, applied through ``apply_receipts``' rules and marked
+    sent in one transaction; on PostgreSQL rows another worker holds are skipped,
+    so two workers never deliver the same receipt.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
@@ -41,6 +84,7 @@ async def deliver_due_receipts(ctx: AppContext, limit: int = 500) -> int:
     async with ctx.database.transaction() as session:
         repo = SimulatorRepository(session)
         recipients = ReceiptRepository(session)
+        await end_abandoned_sends(repo, now, limit)
         due = await repo.claim_due_receipts(now, limit)
         if not due:
             return 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
@@ -30,6 +30,11 @@ from wabroadcast.providers.simulator.rules import Scenario, scenario_from_row
 # their start (longer than the largest settable latency, 10 minutes).
 ANSWER_GRACE = timedelta(seconds=2)
 IN_FLIGHT_WINDOW = timedelta(minutes=11)
+# A send whose end is still not logged this long after WhatsApp answered it lost
+# its caller (a worker killed, a database restart mid-call): the receipt pump ends
+# it as accepted (``abandoned_sends``). Far longer than a live caller's end can be
+# late, so it never ends a send its caller is still going to end.
+ABANDONED_AFTER = timedelta(seconds=10)
 
 # Client message ids per repeat lookup (SQLite allows 32,766 parameters per statement).
 ORIGINALS_CHUNK = 5000
@@ -169,6 +174,17 @@ def _scenario_columns() -> tuple[ColumnElement[Any], ...]:
         table.c.fail_rate,
         table.c.deliver_after_ms,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonedSend:
+    """A send whose caller died before logging its end, long after WhatsApp answered it."""
+
+    id: int
+    session_id: str
+    repeat: bool
+    # When WhatsApp answered it (its start, for sends logged before that was recorded).
+    answered_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +442,56 @@ class SimulatorRepository:
             self.session.add(row)
             await self.session.flush()
         return row
+
+    async def abandoned_sends(self, now: datetime, limit: int) -> list[AbandonedSend]:
+        """Sends whose end was never logged though WhatsApp answered them more than
+        ABANDONED_AFTER ago (or, logged before answers were recorded, started more
+        than IN_FLIGHT_WINDOW ago), up to ``limit`` of them.
+
+        On PostgreSQL the rows stay locked until the transaction ends and rows
+        another worker holds are skipped, so two workers never end the same send.
+        """
+        query = (
+            select(
+                SimulatorSend.id,
+                SimulatorSend.session_id,
+                SimulatorSend.repeat,
+                SimulatorSend.started_at,
+                SimulatorSend.answer_due_at,
+            )
+            .where(
+                SimulatorSend.finished_at.is_(None),
+                or_(
+                    and_(
+                        SimulatorSend.answer_due_at.is_not(None),
+                        SimulatorSend.answer_due_at < now - ABANDONED_AFTER,
+                    ),
+                    and_(
+                        SimulatorSend.answer_due_at.is_(None),
+                        SimulatorSend.started_at < now - IN_FLIGHT_WINDOW,
+                    ),
+                ),
+            )
+            # No ORDER BY: the few unfinished sends are found through the partial index
+            # of sends in flight, never by walking the whole log in id order.
+            .limit(limit)
+        )
+        if is_postgres(self.session):
+            query = query.with_for_update(skip_locked=True)
+        result = await self.session.execute(query)
+        return [
+            AbandonedSend(int(row_id), str(session_id), bool(repeat), answer_due_at or started_at)
+            for row_id, session_id, repeat, started_at, answer_due_at in result.all()
+        ]
+
+    async def scenarios(self, session_ids: Sequence[str]) -> dict[str, Scenario]:
+        """The sessions' scenarios as they are now (not locked)."""
+        result = await self.session.execute(
+            select(*_scenario_columns()).where(
+                one_of(self.session, SimulatorScenario.session_id, session_ids)
+            )
+        )
+        return {str(row.session_id): scenario_from_row(row) for row in result.all()}
 
     async def claim_due_receipts(self, now: datetime, limit: int) -> list[DueReceipt]:
         """Simulator sends whose receipt is due and not yet delivered, oldest first.

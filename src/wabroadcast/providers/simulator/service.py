@@ -54,7 +54,10 @@ class SimulatedSend(BaseModel):
     provider_message_id: str
     repeat: bool = Field(description="A repeated client message id: not delivered again.")
     outcome: str | None = Field(
-        description="null while the send is in flight (or its caller died)."
+        description=(
+            "null while the send is in flight. One whose caller died before logging its "
+            "end is ended as sent (accepted) 10 s after WhatsApp answered it."
+        )
     )
     error_code: str | None
     started_at: datetime
