@@ -10,6 +10,7 @@ from __future__ import annotations
 from wabroadcast.domain.errors import ValidationFailed
 from wabroadcast.providers import baileys, cloud_api, evolution, simulator, waha
 from wabroadcast.providers.base import Pace, Provider
+from wabroadcast.providers.common import WHATSAPP_WEB_PACE
 from wabroadcast.providers.plugin import ProviderDeps, ProviderPlugin
 
 PLUGINS: dict[str, ProviderPlugin] = {
@@ -24,7 +25,7 @@ PLUGINS: dict[str, ProviderPlugin] = {
 }
 # The pace of a session whose kind is not installed here (a database shared with a
 # newer version): cautious, like the WhatsApp Web gateways'.
-FALLBACK_PACE = Pace(rate_per_minute=8, jitter_ms=3000)
+FALLBACK_PACE = WHATSAPP_WEB_PACE
 
 
 class UnknownProvider(ValidationFailed):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from wabroadcast.providers.baileys import webhook
 from wabroadcast.providers.baileys.config import SECRET_FIELDS, BaileysConfig
 from wabroadcast.providers.baileys.provider import KIND, BaileysProvider
-from wabroadcast.providers.base import Pace
+from wabroadcast.providers.common import WHATSAPP_WEB_PACE, keyed_by_session_id
 from wabroadcast.providers.plugin import ProviderPlugin, WebhookSpec
 
 PLUGIN = ProviderPlugin(
@@ -18,10 +18,9 @@ PLUGIN = ProviderPlugin(
     build=lambda deps: BaileysProvider(),
     config_model=BaileysConfig,
     secret_fields=SECRET_FIELDS,
-    # The anti-ban numbers users report: about 8 a minute with seconds of jitter.
-    default_pace=Pace(rate_per_minute=8, jitter_ms=3000),
+    default_pace=WHATSAPP_WEB_PACE,
     default_max_concurrency=1,
-    webhook_key=lambda session_id, config: session_id,
+    webhook_key=keyed_by_session_id,
     webhook=WebhookSpec(
         routing_keys=webhook.routing_keys,
         parse=webhook.parse,

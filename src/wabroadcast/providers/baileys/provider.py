@@ -9,8 +9,7 @@ the dispatcher's batch path applies (``supports_client_message_id``).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import httpx
 
@@ -19,14 +18,12 @@ from wabroadcast.providers.base import (
     ConnectionState,
     ConnectionStatus,
     LinkState,
-    MoreMessages,
     OutgoingMessage,
-    ResultCallback,
     SendOutcome,
     SendResult,
     SessionRef,
-    send_each,
 )
+from wabroadcast.providers.common import ClientPerLoop, OneMessagePerRequest
 
 KIND = "baileys"
 AUTH_HEADER = "X-Gateway-Token"
@@ -59,22 +56,21 @@ def _state(document: object) -> LinkState:
     )
 
 
-class BaileysProvider:
+def _answered_state(response: httpx.Response) -> LinkState:
+    """The session state a 200 answer carries; any other status says nothing certain."""
+    if response.status_code != 200:
+        raise GatewayError(f"the gateway answered HTTP {response.status_code}")
+    return _state(response.json())
+
+
+class BaileysProvider(OneMessagePerRequest):
     """Talks to the gateway at the session's ``base_url`` with its ``token``."""
 
     kind = KIND
     supports_client_message_id = True
 
     def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(timeout=TIMEOUT)
-            self._loop = loop
-        return self._client
+        self._http = ClientPerLoop(lambda: httpx.AsyncClient(timeout=TIMEOUT))
 
     @staticmethod
     def _url(session: SessionRef, path: str) -> str:
@@ -106,9 +102,7 @@ class BaileysProvider:
             return LinkState("not_started", detail="not started on the gateway: connect it")
         if response.status_code == 401:
             return LinkState("closed", detail="the gateway refused the token")
-        if response.status_code != 200:
-            raise GatewayError(f"the gateway answered HTTP {response.status_code}")
-        return _state(response.json())
+        return _answered_state(response)
 
     async def connection_status(self, session: SessionRef) -> ConnectionStatus:
         """Connected when the gateway's WhatsApp connection is open; a gateway that does
@@ -127,17 +121,13 @@ class BaileysProvider:
         )
         if response.status_code == 401:
             return LinkState("closed", detail="the gateway refused the token")
-        if response.status_code != 200:
-            raise GatewayError(f"the gateway answered HTTP {response.status_code}")
-        return _state(response.json())
+        return _answered_state(response)
 
     async def logout(self, session: SessionRef) -> LinkState:
         response = await self._gateway(session, "POST", "/logout")
         if response.status_code == 404:
             return LinkState("not_started", detail="not started on the gateway")
-        if response.status_code != 200:
-            raise GatewayError(f"the gateway answered HTTP {response.status_code}")
-        return _state(response.json())
+        return _answered_state(response)
 
     async def send(self, session: SessionRef, message: OutgoingMessage) -> SendResult:
         """One text through the gateway, under the client message id."""
@@ -186,17 +176,5 @@ class BaileysProvider:
             error_message=f"The gateway could not send (HTTP {response.status_code}).",
         )
 
-    async def send_many(
-        self,
-        session: SessionRef,
-        messages: Sequence[OutgoingMessage],
-        on_result: ResultCallback | None = None,
-        more: MoreMessages | None = None,
-    ) -> list[SendResult]:
-        """One after another (``send_each``): this API sends one message per request."""
-        return await send_each(self.send, session, messages, on_result, more)
-
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._http.aclose()

@@ -7,8 +7,6 @@ The gateway signs the raw body with the session's webhook secret (HMAC-SHA256,
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -19,11 +17,19 @@ from wabroadcast.providers.base import (
     ReceiptStatus,
     SessionRef,
     WebhookBodyInvalid,
-    WebhookSignatureInvalid,
+)
+from wabroadcast.providers.common import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    OWN_SESSION_HEADER,
+    OWN_SIGNATURE_HEADER,
+    check_own_signature,
+    own_routing_keys,
+    sha256_signature,
 )
 
-SESSION_HEADER = "X-Wabroadcast-Session"
-SIGNATURE_HEADER = "X-Wabroadcast-Signature"
+SESSION_HEADER = OWN_SESSION_HEADER
+SIGNATURE_HEADER = OWN_SIGNATURE_HEADER
 # WhatsApp's error ack for a restricted account: pause, never retry (retrying worsens it).
 ACCOUNT_RESTRICTED_CODE = "463"
 # Gateway statuses -> our receipts; server_ack (and pending) change nothing.
@@ -33,34 +39,8 @@ STATUSES = {
     "played": ReceiptStatus.READ,
     "error": ReceiptStatus.FAILED,
 }
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def routing_keys(headers: Mapping[str, str], body: bytes, path_key: str | None) -> list[str]:
-    session_id = _header(headers, SESSION_HEADER)
-    return [session_id.strip()] if session_id and session_id.strip() else []
-
-
-def _verify(session: SessionRef, headers: Mapping[str, str], body: bytes) -> None:
-    given = _header(headers, SIGNATURE_HEADER)
-    if given is None:
-        raise WebhookSignatureInvalid(f"missing {SIGNATURE_HEADER} header")
-    expected = sign(session.webhook_secret, body)
-    if not hmac.compare_digest(given.strip().encode("utf-8"), expected.encode("ascii")):
-        raise WebhookSignatureInvalid("signature does not match the body")
+sign = sha256_signature
+routing_keys = own_routing_keys
 
 
 def _event(body: bytes) -> tuple[str, dict[str, object], datetime]:
@@ -80,14 +60,14 @@ def _event(body: bytes) -> tuple[str, dict[str, object], datetime]:
         raise WebhookBodyInvalid("at: not an ISO-8601 time") from exc
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    if not EARLIEST <= at <= LATEST:
+    if not EARLIEST_TIME <= at <= LATEST_TIME:
         raise WebhookBodyInvalid("at: out of range")
     return document["event"], data, at
 
 
 def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
     """The receipt a ``message.status`` call carries (none for other events)."""
-    _verify(session, headers, body)
+    check_own_signature(session.webhook_secret, headers, body)
     event, data, at = _event(body)
     if event != "message.status":
         return []

@@ -8,9 +8,9 @@ messages that never repeat the value, since some fields are secrets.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from wabroadcast.providers.common import HEADER_SAFE_PATTERN, http_url_parts, no_query
 
 DEFAULT_API_VERSION = "v23.0"
 DEFAULT_GRAPH_BASE_URL = "https://graph.facebook.com"
@@ -38,7 +38,7 @@ class CloudApiConfig(BaseModel):
     access_token: str = Field(
         min_length=1,
         max_length=1024,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=HEADER_SAFE_PATTERN,
         description=(
             "A system user access token with the whatsapp_business_messaging permission, "
             "used to send messages."
@@ -79,16 +79,6 @@ class CloudApiConfig(BaseModel):
     @classmethod
     def _http_url_without_trailing_slash(cls, value: str) -> str:
         """Accept only an http(s) URL with a host; drop trailing slashes."""
-        if any(character.isspace() or not character.isprintable() for character in value):
-            raise ValueError("the Graph API URL must not contain spaces or control characters")
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            raise ValueError("the Graph API URL is not a valid URL") from None
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(
-                "the Graph API URL must start with http:// or https:// and name a host"
-            )
-        if parts.query or parts.fragment:
-            raise ValueError("the Graph API URL must not have a query or a fragment")
+        parts = http_url_parts(value, "the Graph API URL", check_port=False)
+        no_query(parts, "the Graph API URL")
         return value.rstrip("/")

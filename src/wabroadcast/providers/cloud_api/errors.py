@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wabroadcast.providers.base import SendOutcome, SendResult
+from wabroadcast.providers.common import by_http_status, clean, compose, explained
 
 # Longest piece of Meta's text kept in an error message; the rest is cut.
 MAX_META_TEXT = 500
@@ -131,37 +132,25 @@ def classify_error(http_status: int, body: object) -> SendResult:
     code = _code_of(error)
     meta_text = _meta_text(error)
     if http_status == 401 and code != TOKEN_REFUSED_CODE:
-        return SendResult(
-            SendOutcome.DISCONNECTED,
-            error_code="META_401",
-            error_message=_compose(meta_text, UNAUTHORIZED_GUIDANCE),
-        )
+        return explained(SendOutcome.DISCONNECTED, "META_401", meta_text, UNAUTHORIZED_GUIDANCE)
     known = None if code is None else classify_code(code)
     if known is not None:
         outcome, guidance = known
-        return SendResult(
-            outcome, error_code=f"META_{code}", error_message=_compose(meta_text, guidance)
-        )
-    error_code = f"META_HTTP_{http_status}" if code is None else f"META_{code}"
-    if http_status >= 500:
-        return SendResult(
-            SendOutcome.RETRY_LATER,
-            error_code=error_code,
-            error_message=_compose(meta_text, SERVER_ERROR_GUIDANCE),
-        )
-    if http_status == 429 and code is None:
-        return SendResult(
-            SendOutcome.RETRY_LATER,
-            error_code=error_code,
-            error_message=_compose(meta_text, RATE_LIMITED_GUIDANCE),
-        )
-    refused = (
-        f"Meta refused the message (HTTP {http_status})."
-        if code is None
-        else f"Meta refused the message (error {code})."
-    )
-    return SendResult(
-        SendOutcome.FAILED, error_code=error_code, error_message=_compose(meta_text, refused)
+        return explained(outcome, f"META_{code}", meta_text, guidance)
+    if code is None:
+        error_code = f"META_HTTP_{http_status}"
+        refused = f"Meta refused the message (HTTP {http_status})."
+    else:
+        error_code = f"META_{code}"
+        refused = f"Meta refused the message (error {code})."
+    return by_http_status(
+        http_status,
+        error_code,
+        meta_text,
+        server_error=SERVER_ERROR_GUIDANCE,
+        # A 429 is retried only without a code: with one, the code says what it is.
+        rate_limited=RATE_LIMITED_GUIDANCE if code is None else None,
+        refused=refused,
     )
 
 
@@ -176,12 +165,12 @@ def classify_status_error(errors: object) -> tuple[str, str]:
     code = _code_of(error)
     meta_text = _meta_text(error)
     if code is None:
-        return "META_UNKNOWN", _compose(meta_text, STATUS_FAILED_WITHOUT_REASON)
+        return "META_UNKNOWN", compose(meta_text, STATUS_FAILED_WITHOUT_REASON)
     known = classify_code(code)
     guidance = (
         known[1] if known is not None else f"Meta could not deliver the message (error {code})."
     )
-    return f"META_{code}", _compose(meta_text, guidance)
+    return f"META_{code}", compose(meta_text, guidance)
 
 
 def _error_object(body: object) -> Mapping[str, object] | None:
@@ -215,24 +204,7 @@ def _meta_text(error: Mapping[str, object] | None) -> str | None:
     candidates += [error.get("message"), error.get("title")]
     for candidate in candidates:
         if isinstance(candidate, str):
-            cleaned = _clean(candidate)
+            cleaned = clean(candidate, MAX_META_TEXT)
             if cleaned:
                 return cleaned
     return None
-
-
-def _clean(text: str) -> str:
-    """Meta's text made safe to store and show: one line, no control characters, bounded."""
-    printable = "".join(character if character.isprintable() else " " for character in text)
-    single_spaced = " ".join(printable.split())
-    if len(single_spaced) > MAX_META_TEXT:
-        single_spaced = single_spaced[: MAX_META_TEXT - 3].rstrip() + "..."
-    return single_spaced
-
-
-def _compose(meta_text: str | None, guidance: str) -> str:
-    """Meta's text, then ours: ``"(#131026) Message undeliverable. WhatsApp could not ..."``."""
-    if not meta_text:
-        return guidance
-    separator = " " if meta_text.endswith((".", "!", "?")) else ". "
-    return f"{meta_text}{separator}{guidance}"

@@ -20,7 +20,7 @@ import asyncio
 import json
 import ssl
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
@@ -29,16 +29,14 @@ import httpx
 from wabroadcast.providers.base import (
     ConnectionState,
     ConnectionStatus,
-    MoreMessages,
     OutgoingMessage,
-    ResultCallback,
     SendOutcome,
     SendResult,
     SessionRef,
-    send_each,
 )
 from wabroadcast.providers.cloud_api.config import DEFAULT_API_VERSION, DEFAULT_GRAPH_BASE_URL
 from wabroadcast.providers.cloud_api.errors import TOKEN_REFUSED_CODE, classify_error
+from wabroadcast.providers.common import OneMessagePerRequest, json_or_none
 from wabroadcast.providers.http_pool import Answer, HttpPool, Origin, never_left
 
 KIND = "cloud_api"
@@ -69,7 +67,7 @@ class _Endpoint(NamedTuple):
     url: str  # the Graph root with the phone number id, for httpx (proxied origins)
 
 
-class CloudApiProvider:
+class CloudApiProvider(OneMessagePerRequest):
     """Sends through Meta's Graph API with the session's phone number id and token."""
 
     kind = KIND
@@ -204,17 +202,7 @@ class CloudApiProvider:
             return refused
         if 200 <= response.status_code < 300:
             return SendResult(SendOutcome.SENT, provider_message_id=_message_id(response))
-        return classify_error(response.status_code, _json_or_none(response))
-
-    async def send_many(
-        self,
-        session: SessionRef,
-        messages: Sequence[OutgoingMessage],
-        on_result: ResultCallback | None = None,
-        more: MoreMessages | None = None,
-    ) -> list[SendResult]:
-        """One after another (``send_each``): this API sends one message per request."""
-        return await send_each(self.send, session, messages, on_result, more)
+        return classify_error(response.status_code, json_or_none(response.content))
 
     async def aclose(self) -> None:
         """Close the pooled connections (a later call opens new ones)."""
@@ -294,7 +282,7 @@ def _message_payload(message: OutgoingMessage) -> dict[str, object] | None:
 
 def _message_id(response: Answer) -> str:
     """The wamid of an accepted send; raises if the 200 does not carry one."""
-    document = _json_or_none(response)
+    document = json_or_none(response.content)
     messages = document.get("messages") if isinstance(document, dict) else None
     first = messages[0] if isinstance(messages, list) and messages else None
     message_id = first.get("id") if isinstance(first, dict) else None
@@ -306,17 +294,9 @@ def _message_id(response: Answer) -> str:
     return message_id
 
 
-def _json_or_none(response: Answer) -> object:
-    try:
-        document: object = json.loads(response.content)
-    except (ValueError, RecursionError):
-        return None
-    return document
-
-
 def _error_code(response: Answer) -> int | None:
     """The Graph error code of an error answer, if it has one."""
-    document = _json_or_none(response)
+    document = json_or_none(response.content)
     error = document.get("error") if isinstance(document, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     return code if isinstance(code, int) and not isinstance(code, bool) else None

@@ -9,9 +9,7 @@ not what Meta documents is refused (400) rather than half-applied.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TypeGuard
@@ -24,9 +22,19 @@ from wabroadcast.providers.base import (
     WebhookSignatureInvalid,
 )
 from wabroadcast.providers.cloud_api.errors import classify_status_error
+from wabroadcast.providers.common import (
+    EARLIEST_EPOCH,
+    LATEST_EPOCH,
+    epoch_number,
+    header,
+    json_or_none,
+    same_secret,
+    sha256_signature,
+    webhook_json,
+    webhook_message_id,
+)
 
 SIGNATURE_HEADER = "x-hub-signature-256"
-SIGNATURE_PREFIX = "sha256="
 WEBHOOK_OBJECT = "whatsapp_business_account"
 MESSAGES_FIELD = "messages"
 
@@ -35,9 +43,8 @@ MAX_ROUTING_KEYS = 100
 MAX_PHONE_NUMBER_ID = 32
 MAX_MESSAGE_ID = 128
 MAX_CHALLENGE = 256
-# Timestamps outside these years are not Meta's: the body is refused.
-EARLIEST_TIMESTAMP = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
-LATEST_TIMESTAMP = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp())
+# Epoch seconds as a string of at most this many digits (then the range decides).
+MAX_TIMESTAMP_DIGITS = 12
 
 RECEIPT_STATUSES = {
     "delivered": ReceiptStatus.DELIVERED,
@@ -48,16 +55,12 @@ RECEIPT_STATUSES = {
 
 def sign(app_secret: str, body: bytes) -> str:
     """The ``X-Hub-Signature-256`` value Meta sends with ``body``, signed with ``app_secret``."""
-    digest = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return SIGNATURE_PREFIX + digest
+    return sha256_signature(app_secret, body)
 
 
 def routing_keys(headers: Mapping[str, str], body: bytes, path_key: str | None) -> list[str]:
     """The distinct phone number ids an (unauthenticated) call names; [] if malformed."""
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        return []
+    document = json_or_none(body)
     entries = document.get("entry") if isinstance(document, dict) else None
     if not isinstance(entries, list):
         return []
@@ -86,10 +89,7 @@ def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[
     ``sent`` statuses and inbound messages.
     """
     _check_signature(session, headers, body)
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        raise WebhookBodyInvalid("the body is not JSON") from None
+    document = webhook_json(body)
     if not isinstance(document, dict) or document.get("object") != WEBHOOK_OBJECT:
         raise WebhookBodyInvalid(f'"object" is not "{WEBHOOK_OBJECT}"')
     entries = document.get("entry")
@@ -147,26 +147,11 @@ def _check_signature(session: SessionRef, headers: Mapping[str, str], body: byte
     app_secret = session.config.get("app_secret")
     if not isinstance(app_secret, str) or not app_secret:
         raise WebhookSignatureInvalid("the session has no app secret to check the signature with")
-    received = _header(headers, SIGNATURE_HEADER)
+    received = header(headers, SIGNATURE_HEADER)
     if received is None:
         raise WebhookSignatureInvalid("the X-Hub-Signature-256 header is missing")
-    try:
-        received_bytes = received.strip().encode("ascii")
-    except UnicodeEncodeError:
-        raise WebhookSignatureInvalid("the X-Hub-Signature-256 header does not match") from None
-    if not hmac.compare_digest(received_bytes, sign(app_secret, body).encode("ascii")):
+    if not same_secret(received.strip(), sign(app_secret, body)):
         raise WebhookSignatureInvalid("the X-Hub-Signature-256 header does not match")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value whatever the case of its name (``name`` is lower case)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    for key, candidate in headers.items():
-        if key.lower() == name:
-            return candidate
-    return None
 
 
 def _receipt(status: object) -> Receipt | None:
@@ -177,12 +162,7 @@ def _receipt(status: object) -> Receipt | None:
     receipt_status = RECEIPT_STATUSES.get(name) if isinstance(name, str) else None
     if receipt_status is None:
         return None
-    message_id = status.get("id")
-    if not isinstance(message_id, str):
-        raise WebhookBodyInvalid('a status has no "id"')
-    message_id = message_id.replace("\x00", "")
-    if not 1 <= len(message_id) <= MAX_MESSAGE_ID:
-        raise WebhookBodyInvalid(f'a status "id" is not 1 to {MAX_MESSAGE_ID} characters')
+    message_id = webhook_message_id(status, "id", MAX_MESSAGE_ID, "a status", "a status")
     at = _timestamp(status.get("timestamp"))
     if receipt_status is not ReceiptStatus.FAILED:
         return Receipt(message_id, receipt_status, at)
@@ -192,13 +172,10 @@ def _receipt(status: object) -> Receipt | None:
 
 def _timestamp(value: object) -> datetime:
     """A status timestamp (epoch seconds, as a string) as an aware UTC datetime."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
-        seconds = int(value)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    else:
+    seconds = epoch_number(value, MAX_TIMESTAMP_DIGITS)
+    if seconds is None:
         raise WebhookBodyInvalid('a status "timestamp" is not epoch seconds')
-    if not EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP:
+    if not EARLIEST_EPOCH <= seconds <= LATEST_EPOCH:
         raise WebhookBodyInvalid('a status "timestamp" is out of range')
     return datetime.fromtimestamp(seconds, tz=UTC)
 

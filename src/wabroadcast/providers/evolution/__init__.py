@@ -9,7 +9,7 @@ banned when they send fast, hence the slow default pace and one send in flight.
 
 from __future__ import annotations
 
-from wabroadcast.providers.base import Pace
+from wabroadcast.providers.common import WHATSAPP_WEB_PACE, keyed_by_session_id
 from wabroadcast.providers.evolution.config import SECRET_FIELDS, EvolutionConfig
 from wabroadcast.providers.evolution.provider import KIND, EvolutionProvider
 from wabroadcast.providers.evolution.setup import register_webhook
@@ -22,9 +22,9 @@ PLUGIN = ProviderPlugin(
     build=lambda deps: EvolutionProvider(),
     config_model=EvolutionConfig,
     secret_fields=SECRET_FIELDS,
-    default_pace=Pace(rate_per_minute=8, jitter_ms=3000),
+    default_pace=WHATSAPP_WEB_PACE,
     default_max_concurrency=1,
-    webhook_key=lambda session_id, config: session_id,
+    webhook_key=keyed_by_session_id,
     webhook=WebhookSpec(
         routing_keys=routing_keys,
         parse=parse,

@@ -8,9 +8,9 @@ messages that never repeat the value, since ``api_key`` is a secret.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from wabroadcast.providers.common import HEADER_SAFE_PATTERN, http_url_parts, no_query
 
 # Stored encrypted and never shown again once saved.
 SECRET_FIELDS = frozenset({"api_key"})
@@ -34,7 +34,7 @@ class EvolutionConfig(BaseModel):
     api_key: str = Field(
         min_length=1,
         max_length=512,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=HEADER_SAFE_PATTERN,
         description=(
             "Evolution's global API key (AUTHENTICATION_API_KEY) or the instance's token, "
             "sent as the apikey header."
@@ -55,24 +55,13 @@ class EvolutionConfig(BaseModel):
     @classmethod
     def _http_url_without_trailing_slash(cls, value: str) -> str:
         """Accept only an http(s) URL with a host and no credentials; drop trailing slashes."""
-        if any(character.isspace() or not character.isprintable() for character in value):
-            raise ValueError("the Evolution URL must not contain spaces or control characters")
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            raise ValueError("the Evolution URL is not a valid URL") from None
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(
-                "the Evolution URL must start with http:// or https:// and name a host"
-            )
+        parts = http_url_parts(value, "the Evolution URL")
         if parts.username is not None or parts.password is not None:
             raise ValueError(
                 "the Evolution URL must not contain a user name or password; "
                 "the API key goes in api_key"
             )
-        if parts.query or parts.fragment:
-            raise ValueError("the Evolution URL must not have a query or a fragment")
+        no_query(parts, "the Evolution URL")
         return value.rstrip("/")
 
     @field_validator("instance")

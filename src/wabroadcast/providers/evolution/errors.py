@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from wabroadcast.providers.base import SendOutcome, SendResult
+from wabroadcast.providers.common import bounded, by_http_status, explained, one_line
 
 NOT_ON_WHATSAPP = "NOT_ON_WHATSAPP"
 # Longest piece of Evolution's text kept in an error message; the rest is cut.
@@ -51,32 +52,21 @@ def classify_error(http_status: int, body: object, secrets: Iterable[str] = ()) 
     text = evolution_text(body, secrets)
     code = error_code_for(http_status)
     if http_status in (401, 403):
-        return SendResult(
-            SendOutcome.DISCONNECTED,
-            error_code=code,
-            error_message=compose(text, API_KEY_REFUSED_GUIDANCE),
-        )
+        return explained(SendOutcome.DISCONNECTED, code, text, API_KEY_REFUSED_GUIDANCE)
     if http_status == 404:
         # The instance is gone (deleted or renamed): every recipient would meet the same.
-        return SendResult(
-            SendOutcome.DISCONNECTED,
-            error_code=code,
-            error_message=compose(text, INSTANCE_GONE_GUIDANCE),
-        )
-    if http_status >= 500 or http_status == 429:
-        return SendResult(
-            SendOutcome.RETRY_LATER,
-            error_code=code,
-            error_message=compose(text, SERVER_ERROR_GUIDANCE),
-        )
+        return explained(SendOutcome.DISCONNECTED, code, text, INSTANCE_GONE_GUIDANCE)
     if http_status == 400 and not_on_whatsapp(body):
         return SendResult(
             SendOutcome.FAILED, error_code=NOT_ON_WHATSAPP, error_message=NOT_ON_WHATSAPP_GUIDANCE
         )
-    return SendResult(
-        SendOutcome.FAILED,
-        error_code=code,
-        error_message=compose(text, f"Evolution refused the message (HTTP {http_status})."),
+    return by_http_status(
+        http_status,
+        code,
+        text,
+        server_error=SERVER_ERROR_GUIDANCE,
+        rate_limited=SERVER_ERROR_GUIDANCE,
+        refused=f"Evolution refused the message (HTTP {http_status}).",
     )
 
 
@@ -95,21 +85,12 @@ def evolution_text(body: object, secrets: Iterable[str] = ()) -> str | None:
     _strings(_messages(body), pieces, MAX_DEPTH)
     if not pieces and isinstance(body, Mapping) and isinstance(body.get("error"), str):
         pieces.append(body["error"])
-    text = _clean("; ".join(pieces))
+    # Made one line before the secrets are blanked, bounded after (a cut secret would show).
+    text = one_line("; ".join(pieces)[: MAX_EVOLUTION_TEXT * 4])
     for secret in secrets:
         if secret:
             text = text.replace(secret, BLANKED)
-    if len(text) > MAX_EVOLUTION_TEXT:
-        text = text[: MAX_EVOLUTION_TEXT - 3].rstrip() + "..."
-    return text or None
-
-
-def compose(text: str | None, guidance: str) -> str:
-    """Evolution's text, then ours."""
-    if not text:
-        return guidance
-    separator = " " if text.endswith((".", "!", "?")) else ". "
-    return f"{text}{separator}{guidance}"
+    return bounded(text, MAX_EVOLUTION_TEXT) or None
 
 
 def _messages(body: object) -> object:
@@ -124,10 +105,3 @@ def _strings(value: object, into: list[str], depth: int) -> None:
     elif isinstance(value, list) and depth > 0:
         for item in value[:20]:
             _strings(item, into, depth - 1)
-
-
-def _clean(text: str) -> str:
-    """One line, no control characters, single spaces (bounded later, after blanking)."""
-    text = text[: MAX_EVOLUTION_TEXT * 4]
-    printable = "".join(character if character.isprintable() else " " for character in text)
-    return " ".join(printable.split())

@@ -14,9 +14,7 @@ httpx's client is plenty; one per provider instance and event loop.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import httpx
@@ -24,14 +22,12 @@ import httpx
 from wabroadcast.providers.base import (
     ConnectionState,
     ConnectionStatus,
-    MoreMessages,
     OutgoingMessage,
-    ResultCallback,
     SendOutcome,
     SendResult,
     SessionRef,
-    send_each,
 )
+from wabroadcast.providers.common import ClientPerLoop, OneMessagePerRequest, json_or_none
 from wabroadcast.providers.evolution.errors import classify_error
 from wabroadcast.providers.http_pool import never_left
 
@@ -68,7 +64,7 @@ def api_headers(config: Mapping[str, object]) -> dict[str, str]:
     return {API_KEY_HEADER: str(config["api_key"]), "user-agent": USER_AGENT}
 
 
-class EvolutionProvider:
+class EvolutionProvider(OneMessagePerRequest):
     """Sends through an Evolution API v2 instance with the session's API key."""
 
     kind = KIND
@@ -81,26 +77,14 @@ class EvolutionProvider:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._timeout = timeout
-        self._limits = httpx.Limits(
+        limits = httpx.Limits(
             max_connections=max(1, max_connections),
             max_keepalive_connections=max(1, max_connections),
             keepalive_expiry=KEEPALIVE_EXPIRY_S,
         )
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _http(self) -> httpx.AsyncClient:
-        """The client of this event loop (its connections belong to the loop they began in)."""
-        loop = asyncio.get_running_loop()
-        client = self._client
-        if client is None or self._loop is not loop:
-            client = self._client = httpx.AsyncClient(
-                timeout=self._timeout, limits=self._limits, transport=self._transport
-            )
-            self._loop = loop
-        return client
+        self._http = ClientPerLoop(
+            lambda: httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport)
+        )
 
     async def connection_status(self, session: SessionRef) -> ConnectionStatus:
         """Ask Evolution for the instance's state: ``open`` means connected.
@@ -121,7 +105,7 @@ class EvolutionProvider:
             raise EvolutionError(
                 f"Evolution answered the status check with HTTP {response.status_code}"
             )
-        state = _state(_json_or_none(response.content))
+        state = _state(json_or_none(response.content))
         if state is None:
             raise EvolutionError("Evolution answered the status check without a state")
         if state == OPEN_STATE:
@@ -144,32 +128,17 @@ class EvolutionProvider:
             if (refused := never_left(exc, "Evolution")) is None:
                 raise
             return refused
-        document = _json_or_none(response.content)
+        document = json_or_none(response.content)
         if 200 <= response.status_code < 300:
             return SendResult(SendOutcome.SENT, provider_message_id=_message_id(response, document))
-        return classify_error(response.status_code, document, _secrets(session))
-
-    async def send_many(
-        self,
-        session: SessionRef,
-        messages: Sequence[OutgoingMessage],
-        on_result: ResultCallback | None = None,
-        more: MoreMessages | None = None,
-    ) -> list[SendResult]:
-        """One after another (``send_each``): this API sends one message per request."""
-        return await send_each(self.send, session, messages, on_result, more)
+        return classify_error(response.status_code, document, secret_values(session))
 
     async def aclose(self) -> None:
         """Close the client's connections (a later call opens a new client)."""
-        client, self._client = self._client, None
-        loop, self._loop = self._loop, None
-        if client is None:
-            return
-        if loop is asyncio.get_running_loop():
-            await client.aclose()
+        await self._http.aclose()
 
 
-def _secrets(session: SessionRef) -> list[str]:
+def secret_values(session: SessionRef) -> list[str]:
     """Values never to repeat in an error message."""
     return [str(session.config.get("api_key") or ""), session.webhook_secret]
 
@@ -194,11 +163,3 @@ def _message_id(response: httpx.Response, document: object) -> str:
             "the message may have been sent"
         )
     return message_id
-
-
-def _json_or_none(content: bytes) -> object:
-    try:
-        document: object = json.loads(content)
-    except (ValueError, RecursionError):
-        return None
-    return document

@@ -15,8 +15,14 @@ import httpx
 
 from wabroadcast.domain.errors import ProviderSetupFailed
 from wabroadcast.providers.base import SessionRef
-from wabroadcast.providers.evolution.errors import compose, evolution_text
-from wabroadcast.providers.evolution.provider import KIND, api_headers, instance_url
+from wabroadcast.providers.common import compose, json_or_none
+from wabroadcast.providers.evolution.errors import evolution_text
+from wabroadcast.providers.evolution.provider import (
+    KIND,
+    api_headers,
+    instance_url,
+    secret_values,
+)
 from wabroadcast.providers.evolution.webhook import SECRET_HEADER
 
 SETUP_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -79,11 +85,7 @@ async def register_webhook(
     status = response.status_code
     if 200 <= status < 300:
         return
-    try:
-        document: object = json.loads(response.content)
-    except (ValueError, RecursionError):
-        document = None
-    text = evolution_text(document, [str(config.get("api_key") or ""), session.webhook_secret])
+    text = evolution_text(json_or_none(response.content), secret_values(session))
     if status in (401, 403):
         guidance = (
             "Evolution refused the API key when wabroadcast registered the webhook; "

@@ -16,8 +16,6 @@ Evolution's own row id, and ``data.remoteJid`` may be a ``@lid``).
 
 from __future__ import annotations
 
-import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -28,15 +26,22 @@ from wabroadcast.providers.base import (
     WebhookBodyInvalid,
     WebhookSignatureInvalid,
 )
+from wabroadcast.providers.common import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    epoch_number,
+    header,
+    routing_key_from_path,
+    same_secret,
+    webhook_message_id,
+    webhook_object,
+)
 
 SECRET_HEADER = "X-Wabroadcast-Webhook-Secret"  # noqa: S105 - a header name
 RECEIPTS_EVENT = "messages.update"
 MAX_MESSAGE_ID = 128
 # A call may carry a list of updates; more than this is not Evolution's.
 MAX_ITEMS = 1000
-# Times outside these years are not Evolution's: the body is refused.
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 FAILED_CODE = "EVOLUTION_ERROR"
 FAILED_MESSAGE = (
     "Evolution reported the message as failed (status ERROR); WhatsApp gives no reason."
@@ -51,11 +56,9 @@ RECEIPT_STATUSES = {
     "ERROR": ReceiptStatus.FAILED,
 }
 
-
-def routing_keys(headers: Mapping[str, str], body: bytes, path_key: str | None) -> list[str]:
-    """The session a call names: its URL's last segment (an Evolution session's webhook key
-    is its id); none without one."""
-    return [path_key] if path_key else []
+# The session a call names: its URL's last segment (an Evolution session's webhook key
+# is its id); none without one.
+routing_keys = routing_key_from_path
 
 
 def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
@@ -67,12 +70,7 @@ def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[
     report nothing, as do updates of another instance or of incoming messages.
     """
     check_secret(session, headers)
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        raise WebhookBodyInvalid("the body is not JSON") from None
-    if not isinstance(document, dict):
-        raise WebhookBodyInvalid("the body is not a JSON object")
+    document = webhook_object(body)
     event = document.get("event")
     if not isinstance(event, str):
         raise WebhookBodyInvalid('"event" is not a string')
@@ -100,26 +98,11 @@ def check_secret(session: SessionRef, headers: Mapping[str, str]) -> None:
     secret = session.webhook_secret
     if not secret:
         raise WebhookSignatureInvalid("the session has no webhook secret to check calls with")
-    received = _header(headers, SECRET_HEADER.lower())
+    received = header(headers, SECRET_HEADER.lower())
     if received is None:
         raise WebhookSignatureInvalid(f"the {SECRET_HEADER} header is missing")
-    try:
-        received_bytes = received.encode("ascii")
-    except UnicodeEncodeError:
-        raise WebhookSignatureInvalid(f"the {SECRET_HEADER} header does not match") from None
-    if not hmac.compare_digest(received_bytes, secret.encode("utf-8")):
+    if not same_secret(received, secret):
         raise WebhookSignatureInvalid(f"the {SECRET_HEADER} header does not match")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value whatever the case of its name (``name`` is lower case)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    for key, candidate in headers.items():
-        if key.lower() == name:
-            return candidate
-    return None
 
 
 def _event_name(event: str) -> str:
@@ -140,12 +123,7 @@ def _receipt(item: object, envelope_time: datetime | None) -> Receipt | None:
     receipt_status = RECEIPT_STATUSES.get(status.upper())
     if receipt_status is None:
         return None
-    message_id = item.get("keyId")
-    if not isinstance(message_id, str):
-        raise WebhookBodyInvalid('an update has no "keyId"')
-    message_id = message_id.replace("\x00", "")
-    if not 1 <= len(message_id) <= MAX_MESSAGE_ID:
-        raise WebhookBodyInvalid(f'an update\'s "keyId" is not 1 to {MAX_MESSAGE_ID} characters')
+    message_id = webhook_message_id(item, "keyId", MAX_MESSAGE_ID, "an update", "an update's")
     at = envelope_time or _item_time(item) or datetime.now(UTC)
     if receipt_status is ReceiptStatus.FAILED:
         return Receipt(message_id, receipt_status, at, FAILED_CODE, FAILED_MESSAGE)
@@ -177,11 +155,8 @@ def _item_time(item: Mapping[str, object]) -> datetime | None:
         value = item.get(name)
         if value is None:
             continue
-        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 16:
-            number = int(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            number = value
-        else:
+        number = epoch_number(value)
+        if number is None:
             raise WebhookBodyInvalid(f'an update\'s "{name}" is not epoch seconds')
         seconds = number / 1000 if number > 10**11 else number
         try:
@@ -193,6 +168,6 @@ def _item_time(item: Mapping[str, object]) -> datetime | None:
 
 
 def _in_range(at: datetime, what: str) -> datetime:
-    if not EARLIEST <= at <= LATEST:
+    if not EARLIEST_TIME <= at <= LATEST_TIME:
         raise WebhookBodyInvalid(f"{what} is out of range")
     return at

@@ -11,7 +11,6 @@ tables), ``send_log``, ``provider``, ``webhook`` (signed receipts), ``receipts``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
 from wabroadcast.providers.base import Pace, Provider
+from wabroadcast.providers.common import keyed_by_session_id
 from wabroadcast.providers.plugin import ProviderDeps, ProviderPlugin, WebhookSpec
 
 # Its tables join the application's metadata with the package.
@@ -42,10 +42,6 @@ def _build(deps: ProviderDeps) -> Provider:
     from wabroadcast.providers.simulator.provider import SimulatorProvider
 
     return SimulatorProvider(deps.database, deps.clock)
-
-
-def _webhook_key(session_id: str, config: Mapping[str, object]) -> str:
-    return session_id
 
 
 async def _on_session_created(session: AsyncSession, clock: Clock, session_id: str) -> None:
@@ -76,7 +72,7 @@ PLUGIN = ProviderPlugin(
     # Slow enough for the demo to visibly progress.
     default_pace=Pace(rate_per_minute=120, jitter_ms=250),
     default_max_concurrency=1,
-    webhook_key=_webhook_key,
+    webhook_key=keyed_by_session_id,
     webhook=WebhookSpec(
         routing_keys=webhook.routing_keys,
         parse=webhook.parse,

@@ -10,8 +10,6 @@ each provider that comes later brings its own module of the same kind.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
@@ -32,17 +30,21 @@ from wabroadcast.providers.base import (
     ReceiptStatus,
     SessionRef,
     WebhookBodyInvalid,
-    WebhookSignatureInvalid,
+)
+from wabroadcast.providers.common import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    OWN_SESSION_HEADER,
+    OWN_SIGNATURE_HEADER,
+    check_own_signature,
+    own_routing_keys,
+    own_session_id,
+    sha256_signature,
 )
 
-SESSION_HEADER = "X-Wabroadcast-Session"
-SIGNATURE_HEADER = "X-Wabroadcast-Signature"
-SIGNATURE_PREFIX = "sha256="
+SESSION_HEADER = OWN_SESSION_HEADER
+SIGNATURE_HEADER = OWN_SIGNATURE_HEADER
 MAX_RECEIPTS = 1000
-# Receipt times outside this range are refused: nothing real happens then, and the
-# extremes of the calendar overflow when converted to UTC for storage.
-EARLIEST_AT = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST_AT = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class SimulatorReceiptIn(BaseModel):
@@ -70,7 +72,9 @@ class SimulatorReceiptIn(BaseModel):
             utc = value.astimezone(UTC)
         except OverflowError:
             raise ValueError("at is out of range") from None
-        if not EARLIEST_AT <= utc <= LATEST_AT:
+        # Nothing real happens outside this range, and the extremes of the calendar
+        # overflow when converted to UTC for storage.
+        if not EARLIEST_TIME <= utc <= LATEST_TIME:
             raise ValueError("at is out of range (2000-01-01 to 2200-01-01 UTC)")
         return value
 
@@ -91,36 +95,10 @@ class SimulatorWebhookBody(BaseModel):
     receipts: list[SimulatorReceiptIn] = Field(max_length=MAX_RECEIPTS)
 
 
-def sign_simulator_webhook(secret: str, body: bytes) -> str:
-    """The ``X-Wabroadcast-Signature`` value for ``body``: ``sha256=<hex HMAC-SHA256>``."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return SIGNATURE_PREFIX + digest
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header by case-insensitive name, from any mapping (Starlette's or a plain dict)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    wanted = name.lower()
-    for key, candidate in headers.items():
-        if key.lower() == wanted:
-            return candidate
-    return None
-
-
-def session_id_from_headers(headers: Mapping[str, str]) -> str | None:
-    """The session a simulator webhook names, or None when the header is absent or empty."""
-    value = _header(headers, SESSION_HEADER)
-    if value is None or not value.strip():
-        return None
-    return value.strip()
-
-
-def routing_keys(headers: Mapping[str, str], body: bytes, path_key: str | None) -> list[str]:
-    """The session a call names in its header (a simulator session's webhook key is its id)."""
-    session_id = session_id_from_headers(headers)
-    return [] if session_id is None else [session_id]
+# The ``X-Wabroadcast-Signature`` value for a body: ``sha256=<hex HMAC-SHA256>``.
+sign_simulator_webhook = sha256_signature
+session_id_from_headers = own_session_id
+routing_keys = own_routing_keys
 
 
 def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
@@ -128,15 +106,7 @@ def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[
     return parse_simulator_webhook(session.webhook_secret, headers, body)
 
 
-def verify_simulator_signature(secret: str, headers: Mapping[str, str], body: bytes) -> None:
-    """Raise ``WebhookSignatureInvalid`` unless the signature header matches ``body``."""
-    given = _header(headers, SIGNATURE_HEADER)
-    if given is None:
-        raise WebhookSignatureInvalid(f"missing {SIGNATURE_HEADER} header")
-    expected = sign_simulator_webhook(secret, body)
-    # Compared as bytes so that a non-ASCII header is a mismatch, not a TypeError.
-    if not hmac.compare_digest(given.strip().encode("utf-8"), expected.encode("ascii")):
-        raise WebhookSignatureInvalid("signature does not match the body")
+verify_simulator_signature = check_own_signature
 
 
 def parse_simulator_webhook(secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:

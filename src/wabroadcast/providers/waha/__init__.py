@@ -9,11 +9,11 @@ slow default pace and one message in flight.
 
 from __future__ import annotations
 
-from wabroadcast.providers.base import Pace
+from wabroadcast.providers.common import WHATSAPP_WEB_PACE, keyed_by_session_id
 from wabroadcast.providers.plugin import ProviderPlugin, WebhookSpec
 from wabroadcast.providers.waha.config import SECRET_FIELDS, WahaConfig
 from wabroadcast.providers.waha.provider import KIND, WahaProvider
-from wabroadcast.providers.waha.webhook import parse, routing_keys, webhook_key
+from wabroadcast.providers.waha.webhook import parse, routing_keys
 
 PLUGIN = ProviderPlugin(
     kind=KIND,
@@ -21,9 +21,9 @@ PLUGIN = ProviderPlugin(
     build=lambda deps: WahaProvider(),
     config_model=WahaConfig,
     secret_fields=SECRET_FIELDS,
-    default_pace=Pace(rate_per_minute=8, jitter_ms=3000),
+    default_pace=WHATSAPP_WEB_PACE,
     default_max_concurrency=1,
-    webhook_key=webhook_key,
+    webhook_key=keyed_by_session_id,
     webhook=WebhookSpec(
         routing_keys=routing_keys,
         parse=parse,

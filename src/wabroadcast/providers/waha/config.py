@@ -8,9 +8,9 @@ messages that never repeat the value, since some fields are secrets.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from wabroadcast.providers.common import HEADER_SAFE_PATTERN, http_url_parts, no_query
 
 DEFAULT_SESSION = "default"
 
@@ -35,7 +35,7 @@ class WahaConfig(BaseModel):
     api_key: str = Field(
         min_length=1,
         max_length=512,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=HEADER_SAFE_PATTERN,
         description=(
             "WAHA's API key (the WAHA_API_KEY it runs with), sent as the X-Api-Key header."
         ),
@@ -51,7 +51,7 @@ class WahaConfig(BaseModel):
     hmac_key: str = Field(
         min_length=16,
         max_length=256,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=HEADER_SAFE_PATTERN,
         description=(
             "A random key of at least 16 characters that you also enter as the HMAC key of "
             "the WAHA session's webhook, so receipts can be checked as WAHA's."
@@ -62,17 +62,8 @@ class WahaConfig(BaseModel):
     @classmethod
     def _http_url_without_trailing_slash(cls, value: str) -> str:
         """Accept only an http(s) URL with a host; drop trailing slashes."""
-        if any(character.isspace() or not character.isprintable() for character in value):
-            raise ValueError("the WAHA URL must not contain spaces or control characters")
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            raise ValueError("the WAHA URL is not a valid URL") from None
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("the WAHA URL must start with http:// or https:// and name a host")
-        if parts.query or parts.fragment:
-            raise ValueError("the WAHA URL must not have a query or a fragment")
+        parts = http_url_parts(value, "the WAHA URL")
+        no_query(parts, "the WAHA URL")
         if parts.username is not None or parts.password is not None:
             raise ValueError("the WAHA URL must not carry a user name or password")
         return value.rstrip("/")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from wabroadcast.providers import common
 from wabroadcast.providers.base import SendOutcome, SendResult
+from wabroadcast.providers.common import by_http_status, compose, explained
 
 # Longest piece of WAHA's text kept in an error message; the rest is cut.
 MAX_WAHA_TEXT = 500
@@ -42,33 +44,21 @@ def classify_send_error(http_status: int, body: object) -> SendResult:
     """
     waha_text = waha_message(body)
     if http_status in (401, 403):
-        return SendResult(
-            SendOutcome.DISCONNECTED,
-            error_code=UNAUTHORIZED_CODE,
-            error_message=compose(waha_text, UNAUTHORIZED_GUIDANCE),
+        return explained(
+            SendOutcome.DISCONNECTED, UNAUTHORIZED_CODE, waha_text, UNAUTHORIZED_GUIDANCE
         )
     not_working = session_not_working(http_status, body)
     if not_working is not None:
         return SendResult(
             SendOutcome.DISCONNECTED, error_code=NOT_WORKING_CODE, error_message=not_working
         )
-    error_code = f"WAHA_HTTP_{http_status}"
-    if http_status >= 500:
-        return SendResult(
-            SendOutcome.RETRY_LATER,
-            error_code=error_code,
-            error_message=compose(waha_text, SERVER_ERROR_GUIDANCE),
-        )
-    if http_status == 429:
-        return SendResult(
-            SendOutcome.RETRY_LATER,
-            error_code=error_code,
-            error_message=compose(waha_text, RATE_LIMITED_GUIDANCE),
-        )
-    return SendResult(
-        SendOutcome.FAILED,
-        error_code=error_code,
-        error_message=compose(waha_text, f"WAHA refused the message (HTTP {http_status})."),
+    return by_http_status(
+        http_status,
+        f"WAHA_HTTP_{http_status}",
+        waha_text,
+        server_error=SERVER_ERROR_GUIDANCE,
+        rate_limited=RATE_LIMITED_GUIDANCE,
+        refused=f"WAHA refused the message (HTTP {http_status}).",
     )
 
 
@@ -79,10 +69,8 @@ def classify_check_error(http_status: int, body: object) -> SendResult:
     that nothing is ever lost by trying again: only a plain 4xx fails the recipient.
     """
     if http_status == 404:
-        return SendResult(
-            SendOutcome.DISCONNECTED,
-            error_code=NOT_FOUND_CODE,
-            error_message=compose(waha_message(body), NOT_FOUND_GUIDANCE),
+        return explained(
+            SendOutcome.DISCONNECTED, NOT_FOUND_CODE, waha_message(body), NOT_FOUND_GUIDANCE
         )
     result = classify_send_error(http_status, body)
     if result.outcome is SendOutcome.RETRY_LATER:
@@ -130,16 +118,4 @@ def waha_message(body: object) -> str | None:
 
 def clean(text: str) -> str:
     """WAHA's text made safe to store and show: one line, no control characters, bounded."""
-    printable = "".join(character if character.isprintable() else " " for character in text)
-    single_spaced = " ".join(printable.split())
-    if len(single_spaced) > MAX_WAHA_TEXT:
-        single_spaced = single_spaced[: MAX_WAHA_TEXT - 3].rstrip() + "..."
-    return single_spaced
-
-
-def compose(waha_text: str | None, guidance: str) -> str:
-    """WAHA's text, then ours: ``"Unauthorized. WAHA refused the API key; ..."``."""
-    if not waha_text:
-        return guidance
-    separator = " " if waha_text.endswith((".", "!", "?")) else ". "
-    return f"{waha_text}{separator}{guidance}"
+    return common.clean(text, MAX_WAHA_TEXT)

@@ -16,9 +16,7 @@ A WAHA session sends a few messages a minute, so one ``httpx`` client is plenty.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import httpx
@@ -26,14 +24,12 @@ import httpx
 from wabroadcast.providers.base import (
     ConnectionState,
     ConnectionStatus,
-    MoreMessages,
     OutgoingMessage,
-    ResultCallback,
     SendOutcome,
     SendResult,
     SessionRef,
-    send_each,
 )
+from wabroadcast.providers.common import ClientPerLoop, OneMessagePerRequest, json_or_none
 from wabroadcast.providers.http_pool import never_left
 from wabroadcast.providers.waha.config import DEFAULT_SESSION
 from wabroadcast.providers.waha.errors import (
@@ -110,34 +106,16 @@ def _is_raw_id(value: object) -> bool:
     )
 
 
-def _json_or_none(response: httpx.Response) -> object:
-    try:
-        document: object = json.loads(response.content)
-    except (ValueError, RecursionError):
-        return None
-    return document
-
-
-class WahaProvider:
+class WahaProvider(OneMessagePerRequest):
     """Sends through a WAHA server with the session's URL, API key and session name."""
 
     kind = KIND
     supports_client_message_id = False
 
     def __init__(self, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
-        self._timeout = timeout
-        self._client: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def _http(self) -> httpx.AsyncClient:
-        """The client of this event loop (its connections belong to the loop they began in)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = httpx.AsyncClient(
-                timeout=self._timeout, headers={"User-Agent": USER_AGENT}
-            )
-            self._loop = loop
-        return self._client
+        self._http = ClientPerLoop(
+            lambda: httpx.AsyncClient(timeout=timeout, headers={"User-Agent": USER_AGENT})
+        )
 
     @staticmethod
     def _where(config: Mapping[str, object]) -> tuple[str, str, dict[str, str]]:
@@ -160,7 +138,7 @@ class WahaProvider:
         )
         code = response.status_code
         if code == 200:
-            document = _json_or_none(response)
+            document = json_or_none(response.content)
             status = document.get("status") if isinstance(document, Mapping) else None
             if not isinstance(status, str):
                 raise WahaError("WAHA answered the status check without a session status")
@@ -202,14 +180,14 @@ class WahaProvider:
                 raise
             return refused
         if 200 <= response.status_code < 300:
-            message_id = long_message_id(_json_or_none(response), chat)
+            message_id = long_message_id(json_or_none(response.content), chat)
             if message_id is None:
                 raise WahaError(
                     f"WAHA answered HTTP {response.status_code} without a message id; "
                     "the message may have been sent"
                 )
             return SendResult(SendOutcome.SENT, provider_message_id=message_id)
-        return classify_send_error(response.status_code, _json_or_none(response))
+        return classify_send_error(response.status_code, json_or_none(response.content))
 
     async def _check_exists(
         self, base_url: str, name: str, headers: Mapping[str, str], chat: str
@@ -233,7 +211,7 @@ class WahaProvider:
                     "nothing was sent and it will be retried later."
                 ),
             )
-        document = _json_or_none(response)
+        document = json_or_none(response.content)
         if response.status_code != 200:
             return classify_check_error(response.status_code, document)
         exists = document.get("numberExists") if isinstance(document, Mapping) else None
@@ -254,20 +232,6 @@ class WahaProvider:
             ),
         )
 
-    async def send_many(
-        self,
-        session: SessionRef,
-        messages: Sequence[OutgoingMessage],
-        on_result: ResultCallback | None = None,
-        more: MoreMessages | None = None,
-    ) -> list[SendResult]:
-        """One after another (``send_each``): this API sends one message per request."""
-        return await send_each(self.send, session, messages, on_result, more)
-
     async def aclose(self) -> None:
         """Close the client (a later call opens a new one)."""
-        client, loop = self._client, self._loop
-        self._client = self._loop = None
-        # A client of another (finished) event loop cannot be closed from this one.
-        if client is not None and loop is asyncio.get_running_loop():
-            await client.aclose()
+        await self._http.aclose()

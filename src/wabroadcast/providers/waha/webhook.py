@@ -10,9 +10,6 @@ every other event WAHA is set to send is accepted and changes nothing.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -22,6 +19,17 @@ from wabroadcast.providers.base import (
     SessionRef,
     WebhookBodyInvalid,
     WebhookSignatureInvalid,
+)
+from wabroadcast.providers.common import (
+    EARLIEST_EPOCH,
+    LATEST_EPOCH,
+    epoch_number,
+    header,
+    hmac_hex,
+    routing_key_from_path,
+    same_secret,
+    webhook_message_id,
+    webhook_object,
 )
 from wabroadcast.providers.waha.errors import clean
 
@@ -37,9 +45,6 @@ RESTRICTED_MESSAGE = (
 )
 
 MAX_MESSAGE_ID = 128
-# Times outside these years are not WAHA's: the body is refused.
-EARLIEST_TIMESTAMP = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp())
-LATEST_TIMESTAMP = int(datetime(2200, 1, 1, tzinfo=UTC).timestamp())
 
 # WAHA's ack (-1 ERROR, 0 PENDING, 1 SERVER, 2 DEVICE, 3 READ, 4 PLAYED) -> our receipt.
 # PENDING and SERVER say no more than the send's answer did: no receipt.
@@ -52,19 +57,13 @@ ACK_RECEIPTS: dict[int, ReceiptStatus | None] = {
     4: ReceiptStatus.READ,
 }
 
+# The session the URL names (a WAHA session's webhook key is its wabroadcast id).
+routing_keys = routing_key_from_path
+
 
 def sign(hmac_key: str, body: bytes) -> str:
     """The ``X-Webhook-Hmac`` value WAHA sends with ``body`` for a webhook keyed ``hmac_key``."""
-    return hmac.new(hmac_key.encode(), body, hashlib.sha512).hexdigest()
-
-
-def routing_keys(headers: Mapping[str, str], body: bytes, path_key: str | None) -> list[str]:
-    """The session the URL names (a WAHA session's webhook key is its wabroadcast id)."""
-    return [path_key] if path_key else []
-
-
-def webhook_key(session_id: str, config: Mapping[str, object]) -> str:
-    return session_id
+    return hmac_hex(hmac_key, body, ALGORITHM)
 
 
 def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[Receipt]:
@@ -76,12 +75,7 @@ def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[
     messages we did not send, and events of another WAHA session give no receipts.
     """
     _check_signature(session, headers, body)
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError):
-        raise WebhookBodyInvalid("the body is not JSON") from None
-    if not isinstance(document, dict):
-        raise WebhookBodyInvalid("the body is not a JSON object")
+    document = webhook_object(body)
     event = document.get("event")
     if not isinstance(event, str):
         raise WebhookBodyInvalid('"event" is missing')
@@ -107,27 +101,14 @@ def _check_signature(session: SessionRef, headers: Mapping[str, str], body: byte
     hmac_key = session.config.get("hmac_key")
     if not isinstance(hmac_key, str) or not hmac_key:
         raise WebhookSignatureInvalid("the session has no HMAC key to check the signature with")
-    received = _header(headers, SIGNATURE_HEADER)
+    received = header(headers, SIGNATURE_HEADER)
     if received is None:
         raise WebhookSignatureInvalid("the X-Webhook-Hmac header is missing")
-    algorithm = _header(headers, ALGORITHM_HEADER)
+    algorithm = header(headers, ALGORITHM_HEADER)
     if algorithm is not None and algorithm.strip().lower() != ALGORITHM:
         raise WebhookSignatureInvalid("the X-Webhook-Hmac-Algorithm is not sha512")
-    # Compared as bytes, so that a non-ASCII header is a mismatch, not a TypeError.
-    offered = received.strip().lower().encode("utf-8", errors="replace")
-    if not hmac.compare_digest(offered, sign(hmac_key, body).encode("ascii")):
+    if not same_secret(received.strip().lower(), sign(hmac_key, body)):
         raise WebhookSignatureInvalid("the X-Webhook-Hmac header does not match")
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value whatever the case of its name (``name`` is lower case)."""
-    value = headers.get(name)
-    if value is not None:
-        return value
-    for key, candidate in headers.items():
-        if key.lower() == name:
-            return candidate
-    return None
 
 
 def _receipt(payload: Mapping[str, object], envelope_timestamp: object) -> Receipt | None:
@@ -138,12 +119,9 @@ def _receipt(payload: Mapping[str, object], envelope_timestamp: object) -> Recei
     status = ACK_RECEIPTS.get(ack)
     if status is None:
         return None
-    message_id = payload.get("id")
-    if not isinstance(message_id, str):
-        raise WebhookBodyInvalid('a "message.ack" has no "id"')
-    message_id = message_id.replace("\x00", "")
-    if not 1 <= len(message_id) <= MAX_MESSAGE_ID:
-        raise WebhookBodyInvalid(f'a "message.ack" "id" is not 1 to {MAX_MESSAGE_ID} characters')
+    message_id = webhook_message_id(
+        payload, "id", MAX_MESSAGE_ID, 'a "message.ack"', 'a "message.ack"'
+    )
     # Acks of messages sent to this number are not receipts of ours.
     if payload.get("fromMe") is False or message_id.startswith("false_"):
         return None
@@ -163,18 +141,17 @@ def _time(payload_timestamp: object, envelope_timestamp: object) -> datetime:
         seconds = _integer(envelope_timestamp, '"timestamp"') // 1000
     else:
         return datetime.now(UTC)
-    if not EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP:
+    if not EARLIEST_EPOCH <= seconds <= LATEST_EPOCH:
         raise WebhookBodyInvalid("a message.ack time is out of range")
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def _integer(value: object, name: str) -> int:
     """An epoch number given as an integer or a string of digits."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 16:
-        return int(value)
-    raise WebhookBodyInvalid(f"{name} is not an epoch number")
+    number = epoch_number(value)
+    if number is None:
+        raise WebhookBodyInvalid(f"{name} is not an epoch number")
+    return number
 
 
 def _ack_error(payload: Mapping[str, object]) -> tuple[str, bool]:
