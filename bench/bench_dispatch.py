@@ -30,7 +30,7 @@ nothing else running in the VM.
     ``completed``); the bench polls the database every 0.2 s until all are
     ``completed`` and checks that all 40,000 are ``sent`` and none failed. The
     worker's CPU use over the same stretch goes to stderr. A slot's first claim
-    is small (FIRST_CLAIM) and later ones about two seconds of work, so a run
+    is small (``Tuning.first_claim``) and later ones about two seconds of work, so a run
     much shorter than a few seconds would mostly measure that ramp.
 ``fanout_msgs_per_s`` (PostgreSQL only)
     FANOUT: 1,000 sessions of one tenant x ``max_concurrency`` 1, 30 recipients

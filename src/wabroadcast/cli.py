@@ -225,7 +225,7 @@ def worker_command(
     session's sends stay within its max_concurrency and pace across all of them.
     """
     from wabroadcast.api.app import build_context
-    from wabroadcast.dispatch.worker import Dispatcher
+    from wabroadcast.dispatch.dispatcher import Dispatcher
     from wabroadcast.observability.prometheus import serve_process_metrics
 
     settings = get_settings()

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     lease_ttl_s: float = Field(default=15.0, gt=0)
     worker_poll_s: float = Field(default=0.5, gt=0)
     # Most recipients one session claims at once (shared by its slots); a slot
-    # claims less when its sends are slow: about CLAIM_SECONDS of work.
+    # claims less when its sends are slow: about ``Tuning.claim_seconds`` of work.
     claim_batch: int = Field(default=1000, ge=1, le=10_000)
     disconnected_hold_s: float = Field(default=2.0, gt=0)
     metrics_cache_s: float = Field(

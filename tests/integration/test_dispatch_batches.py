@@ -34,11 +34,15 @@ from wabroadcast.broadcasts.repository import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient
-from wabroadcast.dispatch import repository as repository_module
-from wabroadcast.dispatch import worker as worker_module
 from wabroadcast.dispatch.claims import ClaimBatcher, NextBatch
-from wabroadcast.dispatch.repository import Claimed, ClaimRequest, DispatchRepository, Result
-from wabroadcast.dispatch.worker import Dispatcher
+from wabroadcast.dispatch.dispatcher import Dispatcher
+from wabroadcast.dispatch.repository import claims as claims_module
+from wabroadcast.dispatch.repository.claims import ClaimRepository
+from wabroadcast.dispatch.repository.leases import LeaseRepository
+from wabroadcast.dispatch.repository.results import ResultRepository
+from wabroadcast.dispatch.repository.rows import Claimed, ClaimRequest, Result
+from wabroadcast.dispatch.slot import SlotRunner
+from wabroadcast.dispatch.tuning import Tuning
 from wabroadcast.dispatch.writer import ResultWriter
 from wabroadcast.domain.status import RecipientStatus
 from wabroadcast.providers.base import (
@@ -53,7 +57,7 @@ from wabroadcast.providers.base import (
 
 async def _lease(ctx: AppContext, tenant: TenantFixture, holder: str = "me") -> int:
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
+        repo = LeaseRepository(db)
         await repo.ensure_slots(tenant.session_id, tenant.tenant_id, 1)
         epoch = await repo.acquire_slot(
             tenant.session_id, 0, holder, ctx.clock.now(), timedelta(seconds=60)
@@ -78,7 +82,7 @@ async def _two_sessions_claimed(
     theirs_id = await create(client, other, il_numbers(2, start=10))
     mine, theirs = await _lease(ctx, tenant), await _lease(ctx, other)
     async with ctx.database.transaction() as db:
-        claimed = await DispatchRepository(db).claim_many(
+        claimed = await ClaimRepository(db).claim_many(
             [ClaimRequest(tenant.session_id, mine, 10), ClaimRequest(other.session_id, theirs, 10)],
             "me",
             ctx.clock.now(),
@@ -95,7 +99,7 @@ async def test_one_claim_serves_many_sessions_oldest_broadcast_first(
     theirs = await create(client, other, il_numbers(4, start=20), message="theirs")
     mine, their_epoch = await _lease(ctx, tenant), await _lease(ctx, other)
     async with ctx.database.transaction() as db:
-        claimed = await DispatchRepository(db).claim_many(
+        claimed = await ClaimRepository(db).claim_many(
             [
                 ClaimRequest(tenant.session_id, mine, 4),
                 ClaimRequest(other.session_id, their_epoch, 2),
@@ -131,7 +135,7 @@ async def test_one_claim_serves_many_sessions_oldest_broadcast_first(
             assert list(epochs) == [epoch] * sending
     # A short batch means the session had nothing more due: 3 of 4 claimed, 1 left.
     async with ctx.database.transaction() as db:
-        rest = await DispatchRepository(db).claim(
+        rest = await ClaimRepository(db).claim(
             tenant.session_id, holder="me", epoch=mine, now=ctx.clock.now(), limit=4
         )
     assert [c.broadcast_id for c in rest] == [newer]
@@ -142,7 +146,7 @@ async def test_a_claim_takes_one_request_per_session(
 ) -> None:
     async with ctx.database.transaction() as db:
         with pytest.raises(ValueError, match="one request per session"):
-            await DispatchRepository(db).claim_many(
+            await ClaimRepository(db).claim_many(
                 [ClaimRequest(tenant.session_id, 1, 5), ClaimRequest(tenant.session_id, 2, 5)],
                 "me",
                 ctx.clock.now(),
@@ -159,15 +163,15 @@ async def test_results_of_many_slots_are_written_together_each_fenced_by_its_epo
         client, tenant, ctx, mine_count=3
     )
     transactions: list[int] = []
-    record = DispatchRepository.record
+    record = ResultRepository.record
 
     async def counted(
-        repo: DispatchRepository, results: list[Result], *args: object, **kwargs: object
+        repo: ResultRepository, results: list[Result], *args: object, **kwargs: object
     ) -> set[int]:
         transactions.append(len(results))
         return await record(repo, results, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(DispatchRepository, "record", counted)
+    monkeypatch.setattr(ResultRepository, "record", counted)
     writer = ResultWriter(ctx, dispatcher(ctx).close_out)
     sent = [
         Result(c.recipient_id, c.broadcast_id, mine, RecipientStatus.SENT, f"p-{c.recipient_id}")
@@ -256,16 +260,16 @@ async def test_a_write_that_fails_costs_only_its_own_slot_its_results(
     other, mine_id, theirs_id, mine, theirs, claimed = await _two_sessions_claimed(
         client, tenant, ctx, mine_count=2
     )
-    record = DispatchRepository.record
+    record = ResultRepository.record
 
     async def refuse_poison(
-        repo: DispatchRepository, results: list[Result], *args: object, **kwargs: object
+        repo: ResultRepository, results: list[Result], *args: object, **kwargs: object
     ) -> set[int]:
         if any(r.error_code == "POISON" for r in results):
             raise RuntimeError("the database refused this result")
         return await record(repo, results, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(DispatchRepository, "record", refuse_poison)
+    monkeypatch.setattr(ResultRepository, "record", refuse_poison)
     writer = ResultWriter(ctx, dispatcher(ctx).close_out)
     good = [
         Result(c.recipient_id, c.broadcast_id, mine, RecipientStatus.SENT, "ok")
@@ -306,11 +310,11 @@ async def test_a_cancel_during_a_claim_waits_for_it_instead_of_deadlocking(
         await go_on.wait()
         await count(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(repository_module, "shift_counts", held_shift_counts)
+    monkeypatch.setattr(claims_module, "shift_counts", held_shift_counts)
 
     async def claim() -> int:
         async with ctx.database.transaction() as db:
-            batch = await DispatchRepository(db).claim(
+            batch = await ClaimRepository(db).claim(
                 tenant.session_id, holder="me", epoch=epoch, now=ctx.clock.now(), limit=2
             )
         return len(batch)
@@ -477,7 +481,7 @@ async def test_slots_asking_for_work_together_are_served_by_one_transaction(
     theirs_id = await create(client, other, il_numbers(4, start=100))
     ttl = timedelta(seconds=60)
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
+        repo = LeaseRepository(db)
         await repo.ensure_slots(tenant.session_id, tenant.tenant_id, 2)
         await repo.ensure_slots(other.session_id, other.tenant_id, 1)
         taken = await repo.acquire_slots(
@@ -487,18 +491,18 @@ async def test_slots_asking_for_work_together_are_served_by_one_transaction(
             ttl,
         )
     calls: list[str] = []
-    claim_many, get_sessions = DispatchRepository.claim_many, DispatchRepository.get_sessions
+    claim_many, get_sessions = ClaimRepository.claim_many, LeaseRepository.get_sessions
 
-    async def counted_claim(repo: DispatchRepository, *args: object, **kwargs: object) -> object:
+    async def counted_claim(repo: ClaimRepository, *args: object, **kwargs: object) -> object:
         calls.append("claim")
         return await claim_many(repo, *args, **kwargs)  # type: ignore[arg-type]
 
-    async def counted_read(repo: DispatchRepository, *args: object) -> object:
+    async def counted_read(repo: LeaseRepository, *args: object) -> object:
         calls.append("transaction")  # the batcher reads the sessions once per transaction
         return await get_sessions(repo, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(DispatchRepository, "claim_many", counted_claim)
-    monkeypatch.setattr(DispatchRepository, "get_sessions", counted_read)
+    monkeypatch.setattr(ClaimRepository, "claim_many", counted_claim)
+    monkeypatch.setattr(LeaseRepository, "get_sessions", counted_read)
     claimer = ClaimBatcher(ctx, "me", lambda row, seconds: 10)
     first, second, theirs, beyond = await asyncio.gather(
         claimer.next_batch(tenant.session_id, 0, taken[(tenant.session_id, 0)], None),
@@ -539,9 +543,9 @@ async def test_slots_asking_for_work_together_are_served_by_one_transaction(
 async def test_a_slot_that_stops_puts_back_the_batch_it_claimed_ahead(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, clock: FrozenClock
 ) -> None:
-    """The first batch (FIRST_CLAIM, 10) is full, so the next is claimed while it goes out;
-    the session disconnects at the 5th send, and every unsent recipient claimed goes back
-    to queued."""
+    """The first batch (``Tuning.first_claim``, 10) is full, so the next is claimed while
+    it goes out; the session disconnects at the 5th send, and every unsent recipient
+    claimed goes back to queued."""
     await unpaced(ctx, tenant.session_id)
     numbers = il_numbers(50)
     await scenario(client, tenant, fail_numbers={numbers[4]: "SESSION_DISCONNECTED"})
@@ -560,18 +564,16 @@ async def test_a_slot_that_stops_puts_back_the_batch_it_claimed_ahead(
 
 
 async def test_a_long_call_has_its_sent_results_written_while_it_goes_on(
-    client: httpx.AsyncClient,
-    tenant: TenantFixture,
-    ctx: AppContext,
-    monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
     """Four sends of 300 ms in one provider call: the first is recorded ``sent`` (and
     counted on its broadcast) before the last has even started, not when the call ends."""
-    monkeypatch.setattr(worker_module, "FLUSH_AFTER_S", 0.0)
     await unpaced(ctx, tenant.session_id)
     await scenario(client, tenant, latency_ms=300, deliver_after_ms=None)
     broadcast_id = await create(client, tenant, il_numbers(4))
-    running = asyncio.create_task(dispatcher(ctx).run_until_idle())
+    running = asyncio.create_task(
+        dispatcher(ctx, tuning=Tuning(flush_after_s=0.0)).run_until_idle()
+    )
     try:
         for _ in range(500):
             if (await broadcast(client, tenant, broadcast_id))["sent_count"] >= 1:
@@ -594,7 +596,7 @@ class _AsksForMoreOnceItIsClaimed:
     kind = "simulator"
     supports_client_message_id = True
 
-    def __init__(self, worker: worker_module.Dispatcher) -> None:
+    def __init__(self, worker: Dispatcher) -> None:
         self.worker = worker
         self.calls: list[list[str]] = []
 
@@ -614,7 +616,7 @@ class _AsksForMoreOnceItIsClaimed:
                 if on_result is not None:
                     result = SendResult(SendOutcome.SENT, f"fake-{message.client_message_id}")
                     on_result(len(sent) - 1, result)
-            upcoming = self.worker.held[(session.session_id, 0)]._upcoming
+            upcoming = self.worker.held[(session.session_id, 0)].batches.upcoming
             if upcoming is not None:
                 await asyncio.wait([upcoming])
             batch = list(more()) if more is not None else []
@@ -636,10 +638,9 @@ async def test_batches_claimed_ahead_join_the_provider_call_under_way(
     """A first batch of 3 (before any send is timed); the next is claimed while the call
     goes on and joins it, so 10 recipients take one call, and every result still
     lands on its own recipient."""
-    monkeypatch.setattr(worker_module, "FIRST_CLAIM", 3)
     await unpaced(ctx, tenant.session_id)
     broadcast_id = await create(client, tenant, il_numbers(10))
-    worker = dispatcher(ctx)
+    worker = dispatcher(ctx, tuning=Tuning(first_claim=3))
     provider = _AsksForMoreOnceItIsClaimed(worker)
     monkeypatch.setattr(ctx.providers, "for_kind", lambda kind: provider)
     await worker.run_until_idle()
@@ -675,18 +676,17 @@ async def test_a_batch_that_runs_out_early_does_not_wait_for_its_planned_next_cl
     worker = dispatcher(ctx)
     epoch = await _lease(ctx, tenant, holder=worker.worker_id)
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
-        (row,) = await repo.get_sessions([tenant.session_id])
+        (row,) = await LeaseRepository(db).get_sessions([tenant.session_id])
         first = (
-            await repo.claim_many(
+            await ClaimRepository(db).claim_many(
                 [ClaimRequest(tenant.session_id, epoch, 2)], worker.worker_id, ctx.clock.now()
             )
         )[tenant.session_id]
-    runner = worker_module.SlotRunner(worker, tenant.session_id, 0, epoch, row)
-    runner.seconds_per_send = 30.0
-    runner._take(NextBatch(row, first, 2))
-    runner._todo.clear()  # as if both were sent
-    batch = await asyncio.wait_for(runner._next_batch(), timeout=10)
+    runner = SlotRunner(worker, tenant.session_id, 0, epoch, row)
+    runner.batches.seconds_per_send = 30.0
+    runner.batches.queue(NextBatch(row, first, 2))
+    runner.batches.todo.clear()  # as if both were sent
+    batch = await asyncio.wait_for(runner.batches.next_batch(), timeout=10)
     # At 30 s a send, the 2 s a claim covers is one recipient: the next in line.
     assert batch is not None
     assert [c.recipient_id for c in batch.claimed] == [first[-1].recipient_id + 1]

@@ -24,8 +24,11 @@ from tests.support.rows import il_numbers
 from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
-from wabroadcast.dispatch.repository import DispatchRepository, Result
-from wabroadcast.dispatch.worker import LeaseLost, SlotRunner
+from wabroadcast.dispatch.repository.claims import ClaimRepository
+from wabroadcast.dispatch.repository.leases import LeaseRepository
+from wabroadcast.dispatch.repository.results import ResultRepository
+from wabroadcast.dispatch.repository.rows import Result
+from wabroadcast.dispatch.slot import LeaseLost, SlotRunner
 from wabroadcast.domain.status import RecipientStatus
 from wabroadcast.providers.base import OutgoingMessage, SessionRef
 
@@ -33,13 +36,13 @@ from wabroadcast.providers.base import OutgoingMessage, SessionRef
 async def claim_and_crash(ctx: AppContext, session_id: str, worker: str, send: bool) -> int:
     """What a worker killed mid-batch leaves: a lease, recipients ``sending``, maybe a send."""
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
+        repo = LeaseRepository(db)
         await repo.ensure_slots(session_id, 1, 1)
         epoch = await repo.acquire_slot(session_id, 0, worker, ctx.clock.now(), _ttl(ctx))
         assert epoch is not None
         # As the dispatcher does: one at a time unless repeats are harmless.
         limit = 10 if simulator_of(ctx).supports_client_message_id else 1
-        claimed = await repo.claim(
+        claimed = await ClaimRepository(db).claim(
             session_id, holder=worker, epoch=epoch, now=ctx.clock.now(), limit=limit
         )
     if send:
@@ -112,7 +115,7 @@ async def test_a_worker_that_lost_its_lease_cannot_record_over_the_new_holder(
     await drain(ctx, clock)  # recovered and sent by the new holder
     rows = await recipients(client, tenant, broadcast_id)
     async with ctx.database.transaction() as db:
-        touched = await DispatchRepository(db).record(
+        touched = await ResultRepository(db).record(
             [
                 Result(
                     rows[0]["recipient_id"],
@@ -135,7 +138,7 @@ async def test_renewal_fails_once_the_lease_was_taken(
     ctx: AppContext, tenant: TenantFixture, clock: FrozenClock
 ) -> None:
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
+        repo = LeaseRepository(db)
         await repo.ensure_slots(tenant.session_id, tenant.tenant_id, 1)
         first = await repo.acquire_slot(tenant.session_id, 0, "a", ctx.clock.now(), _ttl(ctx))
         assert (
@@ -144,7 +147,7 @@ async def test_renewal_fails_once_the_lease_was_taken(
     assert first is not None
     clock.advance(ctx.settings.lease_ttl_s + 1)
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
+        repo = LeaseRepository(db)
         second = await repo.acquire_slot(tenant.session_id, 0, "b", ctx.clock.now(), _ttl(ctx))
         assert second is not None
         assert second > first
@@ -163,7 +166,7 @@ async def test_one_renewal_extends_every_lease_held_and_only_those(
 ) -> None:
     ttl = _ttl(ctx)
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
+        repo = LeaseRepository(db)
         await repo.ensure_slots(tenant.session_id, tenant.tenant_id, 3)
         epochs = [
             await repo.acquire_slot(tenant.session_id, slot, "me", ctx.clock.now(), ttl)
@@ -176,12 +179,12 @@ async def test_one_renewal_extends_every_lease_held_and_only_those(
     held = [(tenant.session_id, slot, epoch) for slot, epoch in enumerate(epochs) if epoch]
     clock.advance(ctx.settings.lease_ttl_s * 0.9)
     async with ctx.database.transaction() as db:
-        renewed = await DispatchRepository(db).renew_slots(held, "me", ctx.clock.now(), ttl)
+        renewed = await LeaseRepository(db).renew_slots(held, "me", ctx.clock.now(), ttl)
     assert renewed == set(held[:2])
     # Renewed leases outlive their first expiry: nobody else can take them then.
     clock.advance(ctx.settings.lease_ttl_s * 0.5)
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
+        repo = LeaseRepository(db)
         assert await repo.acquire_slot(tenant.session_id, 0, "other", ctx.clock.now(), ttl) is None
         assert await repo.acquire_slot(tenant.session_id, 2, "other", ctx.clock.now(), ttl)
 
@@ -193,13 +196,13 @@ async def test_one_acquisition_takes_every_free_slot_of_many_sessions(
     ttl = _ttl(ctx)
     a, b = tenant.session_id, other.session_id
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
+        repo = LeaseRepository(db)
         await repo.ensure_slots(a, tenant.tenant_id, 2)
         await repo.ensure_slots(b, other.tenant_id, 2)
         held_by_other = await repo.acquire_slot(a, 1, "other", ctx.clock.now(), ttl)
     assert held_by_other is not None
     async with ctx.database.transaction() as db:
-        taken = await DispatchRepository(db).acquire_slots(
+        taken = await LeaseRepository(db).acquire_slots(
             [(a, 0), (a, 1), (b, 0), (b, 1)], "me", ctx.clock.now(), ttl
         )
     # The held slot is skipped; every epoch is new within its session.
@@ -207,17 +210,17 @@ async def test_one_acquisition_takes_every_free_slot_of_many_sessions(
     assert taken[(a, 0)] > held_by_other
     assert taken[(b, 0)] != taken[(b, 1)]
     async with ctx.database.transaction() as db:
-        again = await DispatchRepository(db).acquire_slots(
+        again = await LeaseRepository(db).acquire_slots(
             [(a, 0), (a, 1), (b, 0), (b, 1)], "someone", ctx.clock.now(), ttl
         )
     assert again == {}
     # Once they expire, another worker takes them all, with epochs past every earlier one.
     clock.advance(ctx.settings.lease_ttl_s + 1)
     async with ctx.database.transaction() as db:
-        later = await DispatchRepository(db).acquire_slots(
+        later = await LeaseRepository(db).acquire_slots(
             [(a, 0), (a, 1), (b, 0), (b, 1)], "someone", ctx.clock.now(), ttl
         )
-        renewed_by_old = await DispatchRepository(db).renew_slots(
+        renewed_by_old = await LeaseRepository(db).renew_slots(
             [(a, 0, taken[(a, 0)])], "me", ctx.clock.now(), ttl
         )
     assert set(later) == {(a, 0), (a, 1), (b, 0), (b, 1)}
@@ -232,7 +235,7 @@ async def test_the_dispatcher_renews_its_leases_and_tells_a_slot_that_lost_one(
     worker = dispatcher(ctx, "me")
     ttl = _ttl(ctx)
     async with ctx.database.transaction() as db:
-        repo = DispatchRepository(db)
+        repo = LeaseRepository(db)
         await repo.ensure_slots(tenant.session_id, tenant.tenant_id, 2)
         taken = await repo.acquire_slots(
             [(tenant.session_id, 0), (tenant.session_id, 1)], "me", ctx.clock.now(), ttl
@@ -243,12 +246,12 @@ async def test_the_dispatcher_renews_its_leases_and_tells_a_slot_that_lost_one(
     worker.held = {(r.session_id, r.slot): r for r in (kept, gone)}
     clock.advance(ctx.settings.lease_ttl_s / 2)
     async with ctx.database.transaction() as db:
-        await DispatchRepository(db).renew_slots(
+        await LeaseRepository(db).renew_slots(
             [(tenant.session_id, 0, kept.epoch)], "me", ctx.clock.now(), ttl
         )
     clock.advance(ctx.settings.lease_ttl_s * 0.6)
     async with ctx.database.transaction() as db:
-        other = await DispatchRepository(db).acquire_slots(
+        other = await LeaseRepository(db).acquire_slots(
             [(tenant.session_id, 0), (tenant.session_id, 1)], "other", ctx.clock.now(), ttl
         )
     assert set(other) == {(tenant.session_id, 1)}

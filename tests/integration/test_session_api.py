@@ -250,7 +250,7 @@ async def test_secrets_the_key_cannot_read_refuse_sending_without_an_error_500(
     """The key changed since the secrets were stored: the session shows them as set but
     unknown, a broadcast on it is refused as not connected, and a worker sends nothing."""
     from wabroadcast.crypto import SecretBox, new_key
-    from wabroadcast.dispatch.worker import Dispatcher
+    from wabroadcast.dispatch.dispatcher import Dispatcher
 
     await _add_cloud(client, tenant, session_id="shop", default=True)
     async with ctx.database.transaction() as db:

@@ -12,7 +12,8 @@ from tests.support.tenants import TenantFixture
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient, WhatsAppSession
-from wabroadcast.dispatch.worker import Dispatcher
+from wabroadcast.dispatch.dispatcher import Dispatcher
+from wabroadcast.dispatch.tuning import Tuning
 
 URL = "/api/whatsapp/broadcasts"
 FINAL = {"completed", "partial", "failed", "cancelled"}
@@ -103,8 +104,8 @@ async def all_recipients(
     return items
 
 
-def dispatcher(ctx: AppContext, name: str = "w1") -> Dispatcher:
-    return Dispatcher(ctx, worker_id=name, rng=random.Random(7))
+def dispatcher(ctx: AppContext, name: str = "w1", *, tuning: Tuning | None = None) -> Dispatcher:
+    return Dispatcher(ctx, worker_id=name, rng=random.Random(7), tuning=tuning)
 
 
 async def drain(

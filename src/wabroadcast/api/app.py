@@ -16,7 +16,7 @@ from wabroadcast.config import Settings, get_settings
 from wabroadcast.context import AppContext
 from wabroadcast.crypto import LazySecretBox
 from wabroadcast.db.engine import Database
-from wabroadcast.dispatch.worker import Dispatcher
+from wabroadcast.dispatch.dispatcher import Dispatcher
 from wabroadcast.providers.plugin import ProviderDeps
 from wabroadcast.providers.registry import PLUGINS, Providers
 from wabroadcast.sessions.config import SessionRefs

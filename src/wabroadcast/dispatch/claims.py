@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from wabroadcast.context import AppContext
 from wabroadcast.db.group_commit import GroupCommit
 from wabroadcast.db.models import WhatsAppSession
-from wabroadcast.dispatch.repository import Claimed, ClaimRequest, DispatchRepository
+from wabroadcast.dispatch.repository.claims import ClaimRepository
+from wabroadcast.dispatch.repository.leases import LeaseRepository
+from wabroadcast.dispatch.repository.rows import Claimed, ClaimRequest
 
 # How many recipients a slot of this session claims, given its measured seconds per send.
 ClaimLimit = Callable[[WhatsAppSession, float | None], int]
@@ -62,9 +64,10 @@ class ClaimBatcher:
         recipients, split in order between the slots, each part under its slot's epoch."""
         answers: list[NextBatch | None] = [None] * len(asks)
         async with self._ctx.database.transaction() as db:
-            repo = DispatchRepository(db)
+            leases = LeaseRepository(db)
             rows = {
-                row.id: row for row in await repo.get_sessions(sorted({a.session_id for a in asks}))
+                row.id: row
+                for row in await leases.get_sessions(sorted({a.session_id for a in asks}))
             }
             groups: dict[str, list[tuple[int, _Ask, int]]] = defaultdict(list)
             for n, ask in enumerate(asks):
@@ -72,6 +75,7 @@ class ClaimBatcher:
                 if row is not None and ask.slot < row.max_concurrency:
                     limit = self._claim_limit(row, ask.seconds_per_send)
                     groups[ask.session_id].append((n, ask, limit))
+            repo = ClaimRepository(db)
             claimed = await repo.claim_many(
                 [
                     ClaimRequest(session_id, group[0][1].epoch, sum(lim for _, _, lim in group))

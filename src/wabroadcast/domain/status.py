@@ -42,7 +42,11 @@ BROADCAST_TRANSITIONS: dict[BroadcastStatus, frozenset[BroadcastStatus]] = {
     _B.ACCEPTED: frozenset({_B.QUEUED, _B.CANCELLED}),
     _B.QUEUED: frozenset({_B.RUNNING, _B.PAUSED, _B.CANCELLED}),
     _B.RUNNING: frozenset({_B.PAUSED, _B.COMPLETED, _B.PARTIAL, _B.FAILED, _B.CANCELLED}),
-    _B.PAUSED: frozenset({_B.QUEUED, _B.RUNNING, _B.CANCELLED}),
+    # A paused broadcast whose last sends in flight were written has nothing left to
+    # send: it finishes like a running one.
+    _B.PAUSED: frozenset(
+        {_B.QUEUED, _B.RUNNING, _B.COMPLETED, _B.PARTIAL, _B.FAILED, _B.CANCELLED}
+    ),
     # A finished broadcast sends nothing more, but a late receipt (a failure after
     # "sent", a delivery after an unknown outcome) changes its counts, and its
     # outcome follows them (``settled_status``): only among these three.

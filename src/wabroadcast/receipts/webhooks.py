@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.db.models import WhatsAppSession
-from wabroadcast.dispatch.repository import DispatchRepository
+from wabroadcast.dispatch.repository.lifecycle import LifecycleRepository
 from wabroadcast.domain.errors import (
     Forbidden,
     ProviderNotFound,
@@ -149,7 +149,7 @@ async def _pause_restricted(
     for session_id, receipts in accepted:
         blocked = next((r for r in receipts if r.account_blocked), None)
         if blocked is not None:
-            paused += await DispatchRepository(session).pause_session_broadcasts(
+            paused += await LifecycleRepository(session).pause_session_broadcasts(
                 session_id, blocked.error_message or "the account is restricted", now
             )
     return paused
