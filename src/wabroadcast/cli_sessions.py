@@ -13,19 +13,22 @@ import io
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import segno
 import typer
 
-from wabroadcast.api.app import build_context
 from wabroadcast.config import get_settings
-from wabroadcast.context import AppContext
 from wabroadcast.db import migrate
+from wabroadcast.domain.errors import NotFound, SessionNotFound
 from wabroadcast.providers.registry import PLUGINS
 from wabroadcast.sessions import linking
 from wabroadcast.sessions import service as sessions
 from wabroadcast.sessions.schemas import LinkOut, SessionCreate, SessionUpdate
+from wabroadcast.tenants.service import TenantContext
+
+if TYPE_CHECKING:
+    from wabroadcast.context import AppContext
 
 T = TypeVar("T")
 # How often ``session connect`` asks the gateway for a new QR code or the link.
@@ -66,9 +69,11 @@ def read_config(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
         try:
             loaded = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, UnicodeError, ValueError) as exc:
-            raise typer.BadParameter(f"{file}: not a JSON file ({exc})") from None
+            raise typer.BadParameter(
+                f"{file}: not a JSON file ({exc})", param_hint="--config-file"
+            ) from None
         if not isinstance(loaded, dict):
-            raise typer.BadParameter(f"{file}: must hold a JSON object")
+            raise typer.BadParameter(f"{file}: must hold a JSON object", param_hint="--config-file")
         config.update(loaded)
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
@@ -79,6 +84,8 @@ def read_config(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
 
 
 def _run(work: Callable[[AppContext], Awaitable[T]]) -> T:
+    from wabroadcast.api.app import build_context  # the web app: only for the commands using it
+
     settings = get_settings()
     migrate.upgrade(settings.database_url)
 
@@ -91,6 +98,31 @@ def _run(work: Callable[[AppContext], Awaitable[T]]) -> T:
             await ctx.database.dispose()
 
     return asyncio.run(run())
+
+
+async def _owner_of_session(ctx: AppContext, session_id: str) -> TenantContext:
+    """The tenant of ``session_id``; an unknown id is an error saying how to find the ids."""
+    try:
+        async with ctx.database.transaction() as db:
+            return await sessions.tenant_of_session(db, session_id)
+    except SessionNotFound:
+        raise SessionNotFound(
+            f"there is no WhatsApp session {session_id[:100]!r}; "
+            "`wabroadcast session list --tenant TENANT_ID` lists a tenant's sessions",
+            details={"session_id": session_id},
+        ) from None
+
+
+async def _tenant(ctx: AppContext, tenant_id: int) -> TenantContext:
+    """The tenant ``tenant_id``; an unknown id is an error saying how to find the ids."""
+    try:
+        async with ctx.database.transaction() as db:
+            return await sessions.tenant_by_id(db, tenant_id)
+    except NotFound:
+        raise NotFound(
+            f"there is no tenant {tenant_id}; `wabroadcast tenant list` lists the tenants",
+            details={"tenant_id": tenant_id},
+        ) from None
 
 
 def _print(model: Any) -> None:
@@ -125,8 +157,7 @@ def create(
     )
 
     async def work(ctx: AppContext) -> Any:
-        async with ctx.database.transaction() as db:
-            owner = await sessions.tenant_by_id(db, tenant)
+        owner = await _tenant(ctx, tenant)
         return await sessions.create_session(ctx, owner, body)
 
     _print(_run(work))
@@ -137,8 +168,7 @@ def list_(tenant: Annotated[int, typer.Option(help="Whose sessions.")]) -> None:
     """A tenant's sessions, as JSON."""
 
     async def work(ctx: AppContext) -> list[Any]:
-        async with ctx.database.transaction() as db:
-            owner = await sessions.tenant_by_id(db, tenant)
+        owner = await _tenant(ctx, tenant)
         items: list[Any] = []
         cursor = None
         while True:
@@ -156,8 +186,7 @@ def show(session_id: Annotated[str, typer.Argument(help="e.g. business_1")]) -> 
     """One session as JSON (secrets masked), and its connection state now."""
 
     async def work(ctx: AppContext) -> dict[str, Any]:
-        async with ctx.database.transaction() as db:
-            owner = await sessions.tenant_of_session(db, session_id)
+        owner = await _owner_of_session(ctx, session_id)
         out = await sessions.get_session(ctx, owner, session_id)
         status = await sessions.session_status(ctx, owner, session_id)
         return {
@@ -191,8 +220,7 @@ def set_(
     )
 
     async def work(ctx: AppContext) -> Any:
-        async with ctx.database.transaction() as db:
-            owner = await sessions.tenant_of_session(db, session_id)
+        owner = await _owner_of_session(ctx, session_id)
         return await sessions.update_session(ctx, owner, session_id, body)
 
     _print(_run(work))
@@ -203,8 +231,7 @@ def delete(session_id: Annotated[str, typer.Argument(help="e.g. business_1")]) -
     """Delete a session that has no active broadcast (its history stays)."""
 
     async def work(ctx: AppContext) -> None:
-        async with ctx.database.transaction() as db:
-            owner = await sessions.tenant_of_session(db, session_id)
+        owner = await _owner_of_session(ctx, session_id)
         await sessions.delete_session(ctx, owner, session_id)
 
     _run(work)
@@ -234,8 +261,7 @@ def connect(
     """
 
     async def work(ctx: AppContext) -> LinkOut:
-        async with ctx.database.transaction() as db:
-            owner = await sessions.tenant_of_session(db, session_id)
+        owner = await _owner_of_session(ctx, session_id)
         link = await linking.connect_session(ctx, owner, session_id)
         shown: str | None = None
         deadline = asyncio.get_running_loop().time() + timeout
@@ -264,8 +290,7 @@ def logout(session_id: Annotated[str, typer.Argument(help="A Baileys session")])
     """Unlink the session's phone; connecting again needs a new QR code."""
 
     async def work(ctx: AppContext) -> LinkOut:
-        async with ctx.database.transaction() as db:
-            owner = await sessions.tenant_of_session(db, session_id)
+        owner = await _owner_of_session(ctx, session_id)
         return await linking.logout_session(ctx, owner, session_id)
 
     _print(_run(work))

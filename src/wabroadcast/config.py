@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,8 +20,20 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite+aiosqlite:///./wabroadcast.db",
-        description="SQLAlchemy URL: sqlite+aiosqlite:///FILE or postgresql+psycopg://...",
+        description=(
+            "Database URL: sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE "
+            "(taken as sqlite+aiosqlite:// and postgresql+psycopg://, also accepted as such)."
+        ),
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_database_url(cls, value: str) -> str:
+        """The forms people type (sqlite:///x, postgresql://...) as the async drivers' URLs."""
+        from wabroadcast.db.engine import async_url
+
+        return async_url(value)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_format: Literal["console", "json"] = "console"

@@ -236,7 +236,7 @@ def test_send_reports_api_errors_and_exits_non_zero(server: Server) -> None:
         env={**server.env, "COLUMNS": "200"},
     )
     assert result.returncode == 1
-    assert "NO_VALID_RECIPIENTS" in result.stdout
+    assert "NO_VALID_RECIPIENTS" in result.stderr
     wrong_key = cli(
         "send",
         "--url",
@@ -250,4 +250,4 @@ def test_send_reports_api_errors_and_exits_non_zero(server: Server) -> None:
         env={**server.env, "COLUMNS": "200"},
     )
     assert wrong_key.returncode == 1
-    assert "UNAUTHORIZED" in wrong_key.stdout
+    assert "UNAUTHORIZED" in wrong_key.stderr

@@ -95,7 +95,8 @@ def test_sessions_from_create_to_delete(tmp_path: Path) -> None:
     deleted = cli("session", "delete", "shop_meta", env=env)
     assert (deleted.returncode, json.loads(deleted.stdout)) == (0, {"deleted": "shop_meta"})
     gone = _one_line_error(cli("session", "show", "shop_meta", env=env))
-    assert gone == "error: WhatsApp session not found"
+    assert gone.startswith("error: there is no WhatsApp session 'shop_meta'; ")
+    assert "`wabroadcast session list --tenant TENANT_ID`" in gone
 
 
 def test_mistakes_are_one_line_that_says_what_to_do(tmp_path: Path) -> None:
@@ -124,9 +125,11 @@ def test_mistakes_are_one_line_that_says_what_to_do(tmp_path: Path) -> None:
     assert TOKEN not in missing
 
     no_such_session = _one_line_error(cli("session", "set", "nope", "--jitter-ms", "5", env=env))
-    assert no_such_session == "error: WhatsApp session not found"
+    assert no_such_session.startswith("error: there is no WhatsApp session 'nope'; ")
     no_such_tenant = _one_line_error(cli("session", "list", "--tenant", "999", env=env))
-    assert no_such_tenant == "error: Tenant not found"
+    assert no_such_tenant == (
+        "error: there is no tenant 999; `wabroadcast tenant list` lists the tenants"
+    )
 
 
 def test_serve_and_worker_refuse_postgresql_without_a_secret_key() -> None:

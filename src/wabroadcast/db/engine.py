@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,6 +23,46 @@ from sqlalchemy.ext.asyncio import (
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# The URL forms people type, and the async driver this service runs each with.
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+pysqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "postgresql+psycopg2": "postgresql+psycopg",
+    "postgresql+psycopg": "postgresql+psycopg",
+}
+URL_FORMS = "sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def async_url(url: str) -> str:
+    """The URL as this service runs it: ``sqlite:///x`` means ``sqlite+aiosqlite:///x``,
+    ``postgresql://…`` (or ``postgres://``, ``postgresql+psycopg2://``) means
+    ``postgresql+psycopg://…``; the rest of the URL is kept as given.
+
+    ``ValueError`` (naming the accepted forms, never the password) for anything else.
+    """
+    scheme, sep, rest = url.strip().partition("://")
+    driver = _ASYNC_DRIVERS.get(scheme.lower()) if sep else None
+    if driver is None:
+        what = f"{scheme[:40]!r} is not a supported database" if sep else "not a database URL"
+        raise ValueError(f"{what}; use {URL_FORMS}")
+    normalized = f"{driver}://{rest}"
+    try:
+        make_url(normalized)
+    except ArgumentError:
+        raise ValueError(f"not a database URL; use {URL_FORMS}") from None
+    return normalized
+
+
+def display_url(url: str) -> str:
+    """The URL to show a person: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.partition("://")[0] + "://…"
 
 
 def is_sqlite_url(url: str) -> bool:

@@ -11,12 +11,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import make_url
 
+from wabroadcast.db.engine import async_url
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def sync_url(url: str) -> str:
-    """The synchronous twin of an async URL (aiosqlite -> pysqlite; psycopg serves both)."""
-    parsed = make_url(url)
+    """The synchronous twin of a URL in any form ``async_url`` takes (aiosqlite ->
+    pysqlite; psycopg serves both)."""
+    parsed = make_url(async_url(url))
     if parsed.drivername == "sqlite+aiosqlite":
         parsed = parsed.set(drivername="sqlite")
     return parsed.render_as_string(hide_password=False)

@@ -34,3 +34,36 @@ class TenantRepository:
 
     async def get(self, tenant_id: int) -> Tenant | None:
         return await self.session.get(Tenant, tenant_id)
+
+    async def get_for_update(self, tenant_id: int) -> Tenant | None:
+        """The tenant, its row locked until the transaction ends (PostgreSQL; a SQLite
+        write transaction holds the whole file already), so two rotations queue up."""
+        result = await self.session.execute(
+            select(Tenant).where(Tenant.id == tenant_id).with_for_update()
+        )
+        return result.scalar_one_or_none()
+
+    async def replace_api_key(
+        self,
+        tenant: Tenant,
+        *,
+        key_hash: str,
+        key_prefix: str,
+        previous_hash: str | None,
+        previous_prefix: str | None,
+        previous_expires_at: datetime | None,
+        rotated_at: datetime,
+    ) -> Tenant:
+        tenant.api_key_hash = key_hash
+        tenant.api_key_prefix = key_prefix
+        tenant.previous_api_key_hash = previous_hash
+        tenant.previous_api_key_prefix = previous_prefix
+        tenant.previous_key_expires_at = previous_expires_at
+        tenant.key_rotated_at = rotated_at
+        await self.session.flush()
+        return tenant
+
+    async def list_all(self) -> list[Tenant]:
+        """Every tenant, oldest first."""
+        result = await self.session.execute(select(Tenant).order_by(Tenant.id))
+        return list(result.scalars())

@@ -10,14 +10,14 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import phonenumbers
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.clock import Clock
 from wabroadcast.db.models import Tenant
-from wabroadcast.domain.errors import ValidationFailed
+from wabroadcast.domain.errors import NotFound, ValidationFailed
 from wabroadcast.providers.registry import plugin_for
 from wabroadcast.sessions.config import SecretReader
 from wabroadcast.sessions.schemas import SessionCreate
@@ -25,6 +25,10 @@ from wabroadcast.sessions.service import add_session
 from wabroadcast.tenants.repository import TenantRepository
 
 API_KEY_PREFIX = "wab_"
+# The characters of a key that are stored and shown to tell keys apart ("wab_" and 8 more).
+KEY_PREFIX_CHARS = 12
+# A replaced key may keep working for up to this long after a rotation.
+MAX_GRACE = timedelta(days=365)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +51,37 @@ class CreatedTenant:
     session_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class RotatedKey:
+    """A tenant's new key (shown once) and the replaced key's grace, if it has one."""
+
+    tenant_id: int
+    api_key: str
+    api_key_prefix: str
+    previous_key_prefix: str | None
+    previous_key_valid_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TenantSummary:
+    """A tenant as an operator lists it: key prefixes, never a key or its hash."""
+
+    tenant_id: int
+    name: str
+    region: str
+    api_key_prefix: str
+    previous_key_prefix: str | None
+    previous_key_valid_until: datetime | None
+    key_rotated_at: datetime | None
+    created_at: datetime
+
+
 def hash_api_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
 def normalize_region(region: str) -> str:
@@ -80,13 +113,13 @@ async def create_tenant(
         raise ValidationFailed("name: must not be empty", details={"field": "name"})
     plugin_for(provider)  # an unknown provider is refused before anything is stored
     now = clock.now()
-    api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    api_key = new_api_key()
     repo = TenantRepository(session)
     tenant = await repo.add_tenant(
         Tenant(
             name=name.strip(),
             api_key_hash=hash_api_key(api_key),
-            api_key_prefix=api_key[:12],
+            api_key_prefix=api_key[:KEY_PREFIX_CHARS],
             default_region=normalize_region(region),
             created_at=now,
         )
@@ -120,3 +153,65 @@ async def authenticate(session: AsyncSession, api_key: str, now: datetime) -> Te
     if tenant is None:
         return None
     return TenantContext.of(tenant)
+
+
+async def rotate_api_key(
+    session: AsyncSession, clock: Clock, tenant_id: int, grace: timedelta
+) -> RotatedKey:
+    """A new API key for the tenant (returned once, stored hashed).
+
+    The key it replaces keeps working until now + ``grace``; with a zero grace it
+    stops at once. A tenant has at most one previous key: rotating again within a
+    grace period ends the older key's grace at once.
+    """
+    if grace < timedelta(0) or grace > MAX_GRACE:
+        raise ValidationFailed(
+            f"grace: must be between 0 and {MAX_GRACE.days} days",
+            details={"field": "grace", "value": grace.total_seconds()},
+        )
+    repo = TenantRepository(session)
+    tenant = await repo.get_for_update(tenant_id)
+    if tenant is None:
+        raise NotFound(f"tenant {tenant_id} not found", details={"tenant_id": tenant_id})
+    now = clock.now()
+    api_key = new_api_key()
+    keeps_old = grace > timedelta(0)
+    expires_at = now + grace if keeps_old else None
+    await repo.replace_api_key(
+        tenant,
+        key_hash=hash_api_key(api_key),
+        key_prefix=api_key[:KEY_PREFIX_CHARS],
+        previous_hash=tenant.api_key_hash if keeps_old else None,
+        previous_prefix=tenant.api_key_prefix if keeps_old else None,
+        previous_expires_at=expires_at,
+        rotated_at=now,
+    )
+    return RotatedKey(
+        tenant_id=tenant.id,
+        api_key=api_key,
+        api_key_prefix=tenant.api_key_prefix,
+        previous_key_prefix=tenant.previous_api_key_prefix,
+        previous_key_valid_until=expires_at,
+    )
+
+
+async def list_tenants(session: AsyncSession, clock: Clock) -> list[TenantSummary]:
+    """Every tenant, oldest first; a previous key only while it still works."""
+    now = clock.now()
+    summaries = []
+    for tenant in await TenantRepository(session).list_all():
+        expires_at = tenant.previous_key_expires_at
+        in_grace = expires_at is not None and expires_at > now
+        summaries.append(
+            TenantSummary(
+                tenant_id=tenant.id,
+                name=tenant.name,
+                region=tenant.default_region,
+                api_key_prefix=tenant.api_key_prefix,
+                previous_key_prefix=tenant.previous_api_key_prefix if in_grace else None,
+                previous_key_valid_until=expires_at if in_grace else None,
+                key_rotated_at=tenant.key_rotated_at,
+                created_at=tenant.created_at,
+            )
+        )
+    return summaries
