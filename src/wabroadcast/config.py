@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     default_provider: str = "simulator"
     max_recipients: int = Field(default=100_000, ge=1)
     max_message_chars: int = Field(default=4096, ge=1)
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description=(
+            "Largest request body the JSON API (/api/...) reads, in bytes; a larger one is 413 "
+            "PAYLOAD_TOO_LARGE, refused from its Content-Length or as soon as a chunked body "
+            "passes it. The default holds 100,000 recipients with names of ordinary length."
+        ),
+    )
     connection_check_timeout_s: float = Field(default=5.0, gt=0)
     idempotency_window_s: int = Field(default=600, ge=1)
     idempotency_bucket_s: int = Field(default=300, ge=1)

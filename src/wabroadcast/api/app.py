@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from wabroadcast import __version__
+from wabroadcast.api.body_limit import BodyLimitMiddleware
 from wabroadcast.api.errors import install_error_handlers
 from wabroadcast.api.routes import broadcasts, health, metrics, sessions, webhooks
 from wabroadcast.clock import Clock, SystemClock
@@ -79,6 +80,7 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
     )
     app.state.context = ctx
     install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=ctx.settings.max_body_bytes)
     routers = [
         broadcasts.router,
         sessions.router,

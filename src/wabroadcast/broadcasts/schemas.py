@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from datetime import datetime
 from typing import Any, Literal
@@ -15,6 +16,9 @@ from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 MAX_MESSAGE_CHARS = 4096
 
 UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired surrogates"
+UNSTORABLE_JSON_MESSAGE = (
+    "must not contain NUL characters, unpaired surrogates, NaN or infinite numbers"
+)
 
 # Format characters (zero-width space, joiners, BOM, direction marks), separators
 # and controls: a message made only of these shows nothing.
@@ -32,15 +36,36 @@ def _storable(value: str) -> str:
     return value
 
 
-def _storable_json(value: Any) -> bool:
-    """True when no string (key or value) nested in ``value`` is unstorable."""
-    if isinstance(value, str):
-        return is_storable_text(value)
-    if isinstance(value, dict):
-        return all(_storable_json(k) and _storable_json(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_storable_json(item) for item in value)
-    return True
+# Meta's components nest a few levels (a carousel card's parameters about ten); a
+# deeper document is no template, and would exhaust the recursion of what walks it.
+MAX_COMPONENTS_DEPTH = 32
+
+
+def _json_problem(value: Any) -> str | None:
+    """Why ``value`` (parsed JSON) cannot be stored and sent on, or None when it can.
+
+    Refused: a string (key or value) no column can hold, a NaN or infinite number
+    (Python's JSON reader takes ``NaN``, ``Infinity`` and ``1e400``; PostgreSQL's
+    json and JSON itself have no such numbers), and nesting past MAX_COMPONENTS_DEPTH.
+    A loop, not recursion, so no depth of input can exhaust the stack here.
+    """
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if not is_storable_text(item):
+                return UNSTORABLE_JSON_MESSAGE
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return UNSTORABLE_JSON_MESSAGE
+        elif isinstance(item, dict | list):
+            if depth >= MAX_COMPONENTS_DEPTH:
+                return f"must not nest more than {MAX_COMPONENTS_DEPTH} levels deep"
+            if isinstance(item, dict):
+                pending.extend((key, depth) for key in item)
+                item = item.values()
+            pending.extend((child, depth + 1) for child in item)
+    return None
 
 
 class RecipientIn(BaseModel):
@@ -79,8 +104,9 @@ class TemplateIn(BaseModel):
     @field_validator("components")
     @classmethod
     def _components_storable(cls, value: list[dict[str, Any]] | None) -> Any:
-        if value is not None and not _storable_json(value):
-            raise ValueError(UNSTORABLE_MESSAGE)
+        problem = None if value is None else _json_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

@@ -9,8 +9,6 @@ which the provider derives from the config (Meta's phone number id, say).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,9 +25,10 @@ from wabroadcast.domain.errors import (
     SessionExists,
     SessionInUse,
     SessionNotFound,
-    ValidationFailed,
     WebhookKeyInUse,
 )
+from wabroadcast.domain.recipients import is_storable_text
+from wabroadcast.pagination import decode_session_cursor, encode_session_cursor
 from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.providers.registry import plugin_for
 from wabroadcast.sessions.config import (
@@ -136,26 +135,6 @@ def session_out(ctx: AppContext, row: WhatsAppSession) -> SessionOut:
     )
 
 
-def encode_session_cursor(session_id: str) -> str:
-    return base64.urlsafe_b64encode(f"sid:{session_id}".encode()).decode("ascii").rstrip("=")
-
-
-def decode_session_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
-        prefix, _, value = text.partition(":")
-        if prefix != "sid" or not value:
-            raise ValueError(text)
-        return value
-    except (ValueError, UnicodeError, binascii.Error) as exc:
-        raise ValidationFailed(
-            "cursor: not a cursor returned by this API", details={"field": "cursor"}
-        ) from exc
-
-
 async def resolve_session(
     session: AsyncSession, tenant: TenantContext, session_id: str | None
 ) -> SessionInfo:
@@ -168,8 +147,10 @@ async def session_row(
 ) -> WhatsAppSession:
     if session_id is None:
         row = await repo.default(tenant.tenant_id)
-    else:
+    elif is_storable_text(session_id):
         row = await repo.get(tenant.tenant_id, session_id)
+    else:  # NUL or a lone surrogate: no session has that id, and no database takes it
+        row = None
     if row is None:
         raise SessionNotFound(
             "WhatsApp session not found",
