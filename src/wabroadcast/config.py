@@ -70,6 +70,28 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds GET /api/whatsapp/metrics reuses a tenant's answer; 0: never.",
     )
+    rate_limit_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description=(
+            "JSON API requests a tenant (all its API keys together) may make per minute, as a "
+            "token bucket refilled continuously; past it 429 RATE_LIMITED with Retry-After. "
+            "0 turns the limit off."
+        ),
+    )
+    signin_max_failures: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "Failed dashboard sign-ins one client address may make per "
+            "WABROADCAST_SIGNIN_WINDOW_S before its attempts are answered 429; 0: no limit."
+        ),
+    )
+    signin_window_s: int = Field(
+        default=900,
+        ge=1,
+        description="Seconds in which an address regains all its sign-in attempts.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description=(

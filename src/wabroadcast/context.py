@@ -10,6 +10,7 @@ from wabroadcast.crypto import LazySecretBox
 from wabroadcast.db.engine import Database
 from wabroadcast.metrics.cache import MetricsCache
 from wabroadcast.providers.registry import Providers
+from wabroadcast.ratelimit.service import RateLimits
 from wabroadcast.sessions.config import SessionRefs
 
 
@@ -22,4 +23,6 @@ class AppContext:
     # Decrypts provider secrets (made on first use: see crypto.LazySecretBox).
     secrets: LazySecretBox
     session_refs: SessionRefs
+    # API and sign-in rate limits (see ratelimit.service).
+    rate_limits: RateLimits
     metrics_cache: MetricsCache = field(default_factory=MetricsCache)

@@ -20,6 +20,7 @@ from wabroadcast.db.engine import Database
 from wabroadcast.dispatch.dispatcher import Dispatcher
 from wabroadcast.providers.plugin import ProviderDeps
 from wabroadcast.providers.registry import PLUGINS, Providers
+from wabroadcast.ratelimit.service import RateLimits
 from wabroadcast.sessions.config import SessionRefs
 from wabroadcast.web.routes import router as dashboard_router
 
@@ -41,6 +42,7 @@ def build_context(
         Providers(ProviderDeps(database, clock, settings)),
         box,
         SessionRefs(box),
+        RateLimits.for_database(database, settings),
     )
 
 

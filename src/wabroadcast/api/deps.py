@@ -33,6 +33,8 @@ async def get_tenant(
         tenant = await authenticate(session, credentials.credentials, ctx.clock.now())
     if tenant is None:
         raise Unauthorized("Invalid API key")
+    # Counted per tenant, so a rotated key and its successor share one limit.
+    await ctx.rate_limits.api_call(tenant.tenant_id, ctx.clock.now())
     return tenant
 
 

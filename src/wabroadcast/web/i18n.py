@@ -44,6 +44,13 @@ EN: dict[str, str] = {
     "signin.invalid": "That API key is not valid.",
     "signin.form_expired": "The sign-in form expired. Please try again.",
     "signin.signed_out": "You are signed out.",
+    "signin.too_many": (
+        "Too many failed sign-ins from this address: please wait about {minutes} minutes "
+        "and try again."
+    ),
+    "signin.too_many_1": (
+        "Too many failed sign-ins from this address: please wait about a minute and try again."
+    ),
     "overview.title": "Overview",
     "tile.pending": "Pending",
     "tile.pending.hint": "queued or being sent",
@@ -389,6 +396,10 @@ HE: dict[str, str] = {
     "signin.invalid": "מפתח ה־API הזה אינו תקין.",
     "signin.form_expired": "טופס הכניסה פג תוקף. נסו שוב.",
     "signin.signed_out": "התנתקתם.",
+    "signin.too_many": (
+        "יותר מדי ניסיונות כניסה כושלים מכתובת זו: המתינו כ־{minutes} דקות ונסו שוב."
+    ),
+    "signin.too_many_1": "יותר מדי ניסיונות כניסה כושלים מכתובת זו: המתינו כדקה ונסו שוב.",
     "overview.title": "סקירה",
     "tile.pending": "ממתינות",
     "tile.pending.hint": "בתור או בשליחה",

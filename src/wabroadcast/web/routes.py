@@ -97,7 +97,14 @@ async def sign_in(request: Request, ctx: Ctx, view: AnonymousView) -> Response:
             request, view, next_path, status_code=403, error=view.t("signin.form_expired")
         )
     api_key = form.get("api_key")
-    new = await sessions.sign_in(ctx, api_key) if isinstance(api_key, str) and api_key else None
+    address = request.client.host if request.client else "unknown"
+    new = await sessions.sign_in(ctx, api_key if isinstance(api_key, str) else "", address)
+    if isinstance(new, sessions.TooManyFailures):
+        minutes = new.minutes
+        wait = view.t("signin.too_many_1" if minutes == 1 else "signin.too_many", minutes=minutes)
+        response = _sign_in_form(request, view, next_path, status_code=429, error=wait)
+        response.headers["Retry-After"] = str(new.retry_after_s)
+        return response
     if new is None:
         return _sign_in_form(
             request, view, next_path, status_code=401, error=view.t("signin.invalid")

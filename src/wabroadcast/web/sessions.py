@@ -8,6 +8,7 @@ session ends at sign-out or after ``SESSION_TTL``, whichever comes first.
 from __future__ import annotations
 
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,9 +42,39 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-async def sign_in(ctx: AppContext, api_key: str) -> NewSession | None:
-    """A new session for the tenant owning ``api_key``, or None if no tenant does."""
+@dataclass(frozen=True, slots=True)
+class TooManyFailures:
+    """The address failed to sign in too often lately: it must wait, whatever key it brings."""
+
+    retry_after_s: int
+
+    @property
+    def minutes(self) -> int:
+        """The wait in whole minutes, rounded up: what the page tells a person."""
+        return math.ceil(self.retry_after_s / 60)
+
+
+async def sign_in(
+    ctx: AppContext, api_key: str, address: str
+) -> NewSession | TooManyFailures | None:
+    """A new session for the tenant owning ``api_key``; None if no tenant does.
+
+    Each failure counts against ``address`` (the client's); once it has used up
+    its failures (``WABROADCAST_SIGNIN_MAX_FAILURES``) every attempt from it is
+    refused, a right key too, until time gives one back. Success counts nothing.
+    """
     now = ctx.clock.now()
+    wait = await ctx.rate_limits.signin_wait(address, now)
+    if wait:
+        return TooManyFailures(wait)
+    new = await _new_session(ctx, api_key, now) if api_key else None
+    if new is None:
+        wait = await ctx.rate_limits.signin_failed(address, now)
+        return TooManyFailures(wait) if wait else None
+    return new
+
+
+async def _new_session(ctx: AppContext, api_key: str, now: datetime) -> NewSession | None:
     async with ctx.database.transaction() as db:
         tenant = await authenticate(db, api_key.strip(), now)
         if tenant is None:

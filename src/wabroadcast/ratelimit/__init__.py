@@ -1,0 +1,1 @@
+"""Rate limits: token buckets per API tenant and per sign-in address."""
