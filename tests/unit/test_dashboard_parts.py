@@ -11,9 +11,10 @@ from starlette.requests import Request
 
 from wabroadcast.domain.recipients import parse_csv_recipients
 from wabroadcast.metrics.schemas import MinuteCount
+from wabroadcast.texts import EN, HE, Translator
 from wabroadcast.web.chart import BOTTOM, TOP, minute_chart, nice_ceiling
 from wabroadcast.web.forms import Draft, split_pasted
-from wabroadcast.web.i18n import EN, HE, Translator, language_of
+from wabroadcast.web.i18n import language_of
 from wabroadcast.web.rendering import safe_next, url
 
 

@@ -14,14 +14,9 @@ from wabroadcast.domain.errors import (
 )
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.sessions.config import SessionInfo
+from wabroadcast.texts import translate
 
 log = get_logger("wabroadcast.broadcasts")
-
-
-NOT_CONNECTED_HE = "WhatsApp לא מחובר. יש להתחבר תחילה"
-
-
-NOT_CONNECTED_EN = "WhatsApp is not connected. Connect first."
 
 
 ConnectionCheck = Literal["connected", "unknown"]
@@ -44,9 +39,9 @@ async def check_connection(ctx: AppContext, wa_session: SessionInfo) -> Connecti
             error=str(exc),
         )
         raise WhatsAppNotConnected(
-            NOT_CONNECTED_HE,
+            translate("he", "api.not_connected"),
             details={"session_id": wa_session.session_id, "provider": wa_session.provider},
-            extra={"message_en": NOT_CONNECTED_EN},
+            extra={"message_en": translate("en", "api.not_connected")},
         ) from None
     except TimeoutError:
         log.warning(
@@ -73,8 +68,8 @@ async def check_connection(ctx: AppContext, wa_session: SessionInfo) -> Connecti
             detail=status.detail,
         )
         raise WhatsAppNotConnected(
-            NOT_CONNECTED_HE,
+            translate("he", "api.not_connected"),
             details={"session_id": wa_session.session_id, "provider": wa_session.provider},
-            extra={"message_en": NOT_CONNECTED_EN},
+            extra={"message_en": translate("en", "api.not_connected")},
         )
     return "connected"

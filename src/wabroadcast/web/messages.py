@@ -18,8 +18,8 @@ from wabroadcast.domain.errors import (
     TooManyRecipients,
     WhatsAppNotConnected,
 )
+from wabroadcast.texts import Translator
 from wabroadcast.web.forms import DraftProblem
-from wabroadcast.web.i18n import Translator
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,8 @@ from wabroadcast.domain.status import (
     RecipientStatus,
 )
 from wabroadcast.observability.logging import get_logger
-from wabroadcast.web.i18n import Translator, language_of
+from wabroadcast.texts import Translator
+from wabroadcast.web.i18n import language_of
 from wabroadcast.web.sessions import Visitor
 
 log = get_logger("wabroadcast.web")

@@ -17,6 +17,7 @@ from wabroadcast.broadcasts.schemas import MAX_MESSAGE_CHARS
 from wabroadcast.domain.errors import AppError, BroadcastFinished, IdempotencyKeyMismatch
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 from wabroadcast.sessions.schemas import SESSION_ID_PATTERN
+from wabroadcast.texts import LANGUAGES
 from wabroadcast.web import pages, session_routes, sessions
 from wabroadcast.web.auth import (
     SESSION_COOKIE,
@@ -30,7 +31,7 @@ from wabroadcast.web.auth import (
     signin_token_matches,
 )
 from wabroadcast.web.forms import Draft, DraftProblem, read_draft
-from wabroadcast.web.i18n import LANGUAGE_COOKIE, LANGUAGES
+from wabroadcast.web.i18n import LANGUAGE_COOKIE
 from wabroadcast.web.messages import Problem, describe
 from wabroadcast.web.rendering import (
     DashboardRoute,

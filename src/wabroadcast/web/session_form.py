@@ -31,7 +31,7 @@ from wabroadcast.domain.errors import (
 from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.sessions.config import validate_config
 from wabroadcast.sessions.schemas import SessionCreate, SessionOut, SessionUpdate
-from wabroadcast.web.i18n import Translator
+from wabroadcast.texts import Translator
 from wabroadcast.web.rendering import plain_number
 
 CONFIG_PREFIX = "config."
