@@ -7,7 +7,7 @@ function, render (``session_pages``) or redirect (Post/Redirect/Get).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from wabroadcast.api.deps import Ctx
+from wabroadcast.context import AppContext
 from wabroadcast.domain.errors import (
     AppError,
     ProviderSetupFailed,
@@ -24,6 +25,7 @@ from wabroadcast.domain.errors import (
 from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.providers.registry import PLUGINS, plugin_for
 from wabroadcast.sessions.schemas import SESSION_ID_PATTERN, LinkOut, SessionOut
+from wabroadcast.tenants.service import TenantContext
 from wabroadcast.web import session_form, session_pages
 from wabroadcast.web.auth import SignedInView, checked_form
 from wabroadcast.web.rendering import DashboardRoute, PageView, isolated, see_other, url
@@ -260,6 +262,27 @@ async def _connect_page(
     )
 
 
+async def _linking_step(
+    ctx: Ctx,
+    view: PageView,
+    session_id: str,
+    step: Callable[[AppContext, TenantContext, str], Awaitable[LinkOut]],
+) -> Response | None:
+    """Connect or log out a session linked by QR code here; the page to show instead when
+    its provider's own console links it, or the gateway did not do it; None when done."""
+    tenant = view.signed_in.tenant
+    stored = await session_pages.get(ctx, tenant, session_id)
+    refused = await _not_linkable_page(ctx, view, stored)
+    if refused is not None:
+        return refused
+    link, problem, status_code = await _on_gateway(view, step(ctx, tenant, session_id))
+    if problem is None:
+        return None
+    return await _connect_page(
+        ctx, view, stored, link=link, problem=problem, status_code=status_code
+    )
+
+
 async def _not_linkable_page(
     ctx: Ctx, view: PageView, stored: SessionOut, *, live: bool = False
 ) -> Response | None:
@@ -327,19 +350,8 @@ async def connect(
 ) -> Response:
     """Start the session on its gateway, then show its Connect page (Post/Redirect/Get)."""
     await checked_form(request, view.signed_in)
-    tenant = view.signed_in.tenant
-    stored = await session_pages.get(ctx, tenant, session_id)
-    refused = await _not_linkable_page(ctx, view, stored)
-    if refused is not None:
-        return refused
-    link, problem, status_code = await _on_gateway(
-        view, session_pages.connect(ctx, tenant, session_id)
-    )
-    if problem is not None:
-        return await _connect_page(
-            ctx, view, stored, link=link, problem=problem, status_code=status_code
-        )
-    return see_other(f"/sessions/{session_id}/connect")
+    refused = await _linking_step(ctx, view, session_id, session_pages.connect)
+    return refused or see_other(f"/sessions/{session_id}/connect")
 
 
 @router.get("/sessions/{session_id}/logout")
@@ -355,16 +367,5 @@ async def logout(session_id: SessionId, request: Request, ctx: Ctx, view: Signed
     if form.get("confirm") != "yes":
         unconfirmed = view.t("logout.unconfirmed", id=session_id)
         return await _show_link(ctx, view, session_id, unconfirmed=unconfirmed, status_code=400)
-    tenant = view.signed_in.tenant
-    stored = await session_pages.get(ctx, tenant, session_id)
-    refused = await _not_linkable_page(ctx, view, stored)
-    if refused is not None:
-        return refused
-    link, problem, status_code = await _on_gateway(
-        view, session_pages.logout(ctx, tenant, session_id)
-    )
-    if problem is not None:
-        return await _connect_page(
-            ctx, view, stored, link=link, problem=problem, status_code=status_code
-        )
-    return see_other(url(f"/sessions/{session_id}/connect", notice="logged_out"))
+    refused = await _linking_step(ctx, view, session_id, session_pages.logout)
+    return refused or see_other(url(f"/sessions/{session_id}/connect", notice="logged_out"))
