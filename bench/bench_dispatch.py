@@ -311,7 +311,7 @@ async def copy_recipients(
     phones: Sequence[str],
     now: datetime,
 ) -> None:
-    """COPY with the column list of broadcasts/repository.py ``_copy_recipients``."""
+    """COPY with the column list of broadcasts/repository/broadcasts.py ``_copy_recipients``."""
     stamp = now.isoformat()
     connection = await db.connection()
     raw = await connection.get_raw_connection()

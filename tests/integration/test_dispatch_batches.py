@@ -30,7 +30,7 @@ from tests.support.dispatch import (
 from tests.support.providers import simulator_of
 from tests.support.rows import il_numbers
 from tests.support.tenants import TenantFixture, make_tenant
-from wabroadcast.broadcasts.repository import shift_counts
+from wabroadcast.broadcasts.repository.counts import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import SessionLease, WhatsAppBroadcastRecipient

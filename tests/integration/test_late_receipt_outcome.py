@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from tests.support.dispatch import broadcast, counts_match_rows, create, drain, unpaced
 from tests.support.rows import il_numbers
 from tests.support.tenants import START, TenantFixture
-from wabroadcast.broadcasts.repository import shift_counts
+from wabroadcast.broadcasts.repository.counts import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from tests.support.rows import il_numbers
 from tests.support.tenants import START, TenantFixture, make_tenant
-from wabroadcast.broadcasts.repository import COUNT_COLUMNS, shift_counts
+from wabroadcast.broadcasts.repository.counts import COUNT_COLUMNS, shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import (

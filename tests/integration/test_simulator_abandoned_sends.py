@@ -20,7 +20,7 @@ from tests.support.dispatch import counts_match_rows, create, dispatcher, scenar
 from tests.support.providers import simulator_of
 from tests.support.rows import il_numbers
 from tests.support.tenants import START, TenantFixture
-from wabroadcast.broadcasts.repository import shift_counts
+from wabroadcast.broadcasts.repository.counts import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcastRecipient
@@ -28,7 +28,7 @@ from wabroadcast.domain.status import RecipientStatus
 from wabroadcast.providers.base import OutgoingMessage, SessionRef
 from wabroadcast.providers.simulator.models import SimulatorSend
 from wabroadcast.providers.simulator.receipts import deliver_due_receipts
-from wabroadcast.providers.simulator.repository import ABANDONED_AFTER
+from wabroadcast.providers.simulator.repository.receipts import ABANDONED_AFTER
 from wabroadcast.providers.simulator.rules import DEFAULT_DELIVER_AFTER_MS
 
 R = WhatsAppBroadcastRecipient

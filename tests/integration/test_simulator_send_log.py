@@ -22,7 +22,7 @@ from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.providers.base import OutgoingMessage, SendOutcome, SessionRef
 from wabroadcast.providers.simulator.models import SimulatorSend
-from wabroadcast.providers.simulator.repository import ANSWER_GRACE
+from wabroadcast.providers.simulator.repository.send_log import ANSWER_GRACE
 
 
 def _ref(tenant: TenantFixture) -> SessionRef:

@@ -14,7 +14,7 @@ import pytest
 from tests.support.rows import il_numbers, row_counts
 from tests.support.tenants import TenantFixture
 from wabroadcast.broadcasts import create
-from wabroadcast.broadcasts.repository import BroadcastRepository
+from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
 from wabroadcast.context import AppContext
 
 URL = "/api/whatsapp/broadcasts"

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from wabroadcast.broadcasts.repository import IdempotencyRepository
+from wabroadcast.broadcasts.repository.idempotency import IdempotencyRepository
 from wabroadcast.broadcasts.schemas import (
     BroadcastAccepted,
     BroadcastCreate,

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 from wabroadcast.broadcasts.client_keys import ClientKey, claim_client_key, release_client_key
 from wabroadcast.broadcasts.connection_check import check_connection
-from wabroadcast.broadcasts.repository import BroadcastRepository, IdempotencyRepository
+from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
+from wabroadcast.broadcasts.repository.idempotency import IdempotencyRepository
 from wabroadcast.broadcasts.schemas import (
     BroadcastAccepted,
     BroadcastCreate,

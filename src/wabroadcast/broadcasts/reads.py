@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wabroadcast.broadcasts.repository import BroadcastRepository
+from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
 from wabroadcast.broadcasts.schemas import (
     BroadcastOut,
     RecipientOut,

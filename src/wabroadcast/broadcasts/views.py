@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wabroadcast.broadcasts.repository import BroadcastRepository
+from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
 from wabroadcast.broadcasts.schemas import (
     BroadcastAccepted,
     BroadcastOut,

@@ -31,7 +31,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wabroadcast.broadcasts.repository import IdempotencyRepository
+from wabroadcast.broadcasts.repository.idempotency import IdempotencyRepository
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch import outcome, pacing

@@ -116,7 +116,7 @@ def final_broadcast_status(sent: int, failed: int) -> BroadcastStatus:
     failed, a mix -> partial. Cancelled recipients count as neither. ``sent``
     counts sent, delivered and read. The same rule keeps a finished broadcast's
     status in step with its counts when late receipts change them
-    (``broadcasts.repository.RESETTLE``).
+    (``broadcasts.repository.counts.resettle``).
     """
     if sent and not failed:
         return BroadcastStatus.COMPLETED

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wabroadcast.broadcasts.repository import resettle, shift_counts
+from wabroadcast.broadcasts.repository.counts import resettle, shift_counts
 from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.status import RecipientStatus, can_transition
 from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger

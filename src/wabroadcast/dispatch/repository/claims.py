@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import ColumnElement
 
-from wabroadcast.broadcasts.repository import shift_counts
+from wabroadcast.broadcasts.repository.counts import shift_counts
 from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.in_list import one_of
 from wabroadcast.db.models import (

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wabroadcast.broadcasts.repository import BroadcastRepository
+from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
 from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.in_list import one_of
 from wabroadcast.db.models import UTCDateTime, WhatsAppBroadcast, table_of
@@ -35,7 +35,7 @@ B = WhatsAppBroadcast
 # Broadcasts whose recipients a worker may claim.
 SENDABLE_BROADCASTS = (BroadcastStatus.QUEUED.value, BroadcastStatus.RUNNING.value)
 # Where a broadcast finishes from: where it was sending. Settled outcomes move among
-# themselves only by late receipts (``broadcasts.repository.resettle``), never here.
+# themselves only by late receipts (``broadcasts.repository.counts.resettle``), never here.
 FINISHING_FROM = tuple(
     sorted(
         {source for settled in SETTLED_BROADCAST_STATUSES for source in sources_of(settled)}

@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ClauseElement
 
-from wabroadcast.broadcasts.repository import shift_counts
+from wabroadcast.broadcasts.repository.counts import shift_counts
 from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.models import (
     SessionLease,

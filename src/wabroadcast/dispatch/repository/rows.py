@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from wabroadcast.domain.status import RecipientStatus
 
-# Counter moves per broadcast, for ``broadcasts.repository.shift_counts``.
+# Counter moves per broadcast, for ``broadcasts.repository.counts.shift_counts``.
 Moves = dict[int, dict[tuple[RecipientStatus, RecipientStatus], int]]
 
 

@@ -46,9 +46,9 @@ def _build(deps: ProviderDeps) -> Provider:
 
 async def _on_session_created(session: AsyncSession, clock: Clock, session_id: str) -> None:
     """A new simulator session starts with the default scenario (connected)."""
-    from wabroadcast.providers.simulator.repository import SimulatorRepository
+    from wabroadcast.providers.simulator.repository.scenarios import ScenarioRepository
 
-    await SimulatorRepository(session).ensure(session_id, clock)
+    await ScenarioRepository(session).ensure(session_id, clock)
 
 
 def _router() -> APIRouter:

@@ -18,7 +18,7 @@ from wabroadcast.providers.base import (
     SendResult,
     SessionRef,
 )
-from wabroadcast.providers.simulator.repository import SimulatorRepository
+from wabroadcast.providers.simulator.repository.scenarios import ScenarioRepository
 from wabroadcast.providers.simulator.rules import (
     KIND,
     Scenario,
@@ -195,7 +195,7 @@ class SimulatorProvider:
 
     async def scenario(self, session_id: str) -> Scenario:
         async with self._database.transaction() as session:
-            row = await SimulatorRepository(session).get(session_id)
+            row = await ScenarioRepository(session).get(session_id)
         return Scenario() if row is None else scenario_from_row(row)
 
     async def connection_status(self, session: SessionRef) -> ConnectionStatus:

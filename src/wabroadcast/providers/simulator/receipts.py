@@ -11,9 +11,13 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from wabroadcast.observability.logging import SEND_TAG, get_logger
 from wabroadcast.providers.base import Receipt, ReceiptStatus, SendOutcome
-from wabroadcast.providers.simulator.repository import SimulatorRepository
+from wabroadcast.providers.simulator.repository.receipts import ReceiptPumpRepository
+from wabroadcast.providers.simulator.repository.scenarios import ScenarioRepository
+from wabroadcast.providers.simulator.repository.send_log import SendLogRepository
 from wabroadcast.providers.simulator.rules import Scenario, deliver_at
 from wabroadcast.receipts.repository import ReceiptRepository
 from wabroadcast.receipts.service import apply_receipt_groups
@@ -28,7 +32,7 @@ UNKNOWN_RECEIPT_PATIENCE = timedelta(minutes=10)
 UNKNOWN_RECEIPT_RETRY = timedelta(seconds=2)
 
 
-async def end_abandoned_sends(repo: SimulatorRepository, now: datetime, limit: int) -> int:
+async def end_abandoned_sends(session: AsyncSession, now: datetime, limit: int) -> int:
     """Log the end of sends whose caller died before it could (``abandoned_sends``); returns
     how many.
 
@@ -40,11 +44,13 @@ async def end_abandoned_sends(repo: SimulatorRepository, now: datetime, limit: i
     session's scenario gives no receipts). Nothing is sent: only the log's record
     of an answer is completed.
     """
-    abandoned = await repo.abandoned_sends(now, limit)
+    abandoned = await ReceiptPumpRepository(session).abandoned_sends(now, limit)
     if not abandoned:
         return 0
-    scenarios = await repo.scenarios(sorted({send.session_id for send in abandoned}))
-    await repo.finish_sends(
+    scenarios = await ScenarioRepository(session).scenarios(
+        sorted({send.session_id for send in abandoned})
+    )
+    await SendLogRepository(session).finish_sends(
         [
             {
                 "id": send.id,
@@ -82,9 +88,9 @@ async def deliver_due_receipts(ctx: AppContext, limit: int = 500) -> int:
         raise ValueError("limit must be at least 1")
     now = ctx.clock.now()
     async with ctx.database.transaction() as session:
-        repo = SimulatorRepository(session)
+        repo = ReceiptPumpRepository(session)
         recipients = ReceiptRepository(session)
-        await end_abandoned_sends(repo, now, limit)
+        await end_abandoned_sends(session, now, limit)
         due = await repo.claim_due_receipts(now, limit)
         if not due:
             return 0

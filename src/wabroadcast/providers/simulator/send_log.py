@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from wabroadcast.clock import Clock
 from wabroadcast.db.engine import Database
 from wabroadcast.providers.base import STOPS_THE_CALL, OutgoingMessage, SendOutcome
-from wabroadcast.providers.simulator.repository import SendRow, SimulatorRepository
+from wabroadcast.providers.simulator.repository.scenarios import ScenarioRepository
+from wabroadcast.providers.simulator.repository.send_log import SendLogRepository, SendRow
 from wabroadcast.providers.simulator.rules import (
     Scenario,
     decide,
@@ -100,7 +101,7 @@ class SendLog:
         self._end_writer: asyncio.Task[None] | None = None
         self._id_prefix = uuid.uuid4().hex[:16]
         self._id_counter = itertools.count(1)
-        # Scenarios as last read, with their row versions (SimulatorRepository.lock_scenarios).
+        # Scenarios as last read, with their row versions (SendLogRepository.lock_scenarios).
         self._scenarios: dict[str, tuple[str, Scenario]] = {}
 
     def start(
@@ -133,7 +134,7 @@ class SendLog:
                 async with self._database.control_transaction(
                     SIMULATOR_ENDS_LANE, wait_for_flush=False
                 ) as db:
-                    await SimulatorRepository(db).finish_sends([end.values for end in ends])
+                    await SendLogRepository(db).finish_sends([end.values for end in ends])
             except Exception as exc:
                 for pending_end in ends:
                     pending_end.done(exc)
@@ -157,7 +158,7 @@ class SendLog:
         now = self._clock.now()
         results: dict[int, CallStarted] = {}
         async with self._database.control_transaction(SIMULATOR_LANE, wait_for_flush=False) as db:
-            repo = SimulatorRepository(db)
+            repo = SendLogRepository(db)
             session_ids = sorted({call.session_id for call in calls})
             scenarios = await repo.finish_and_lock(
                 [call.ended for call in calls if call.ended is not None],
@@ -166,7 +167,7 @@ class SendLog:
             )
             for session_id in session_ids:
                 if session_id not in scenarios:
-                    row = await repo.ensure(session_id, self._clock)
+                    row = await ScenarioRepository(db).ensure(session_id, self._clock)
                     scenarios[session_id] = (scenario_from_row(row), row.in_flight_high_water_mark)
             by_session: dict[str, list[tuple[int, _PendingCall]]] = defaultdict(list)
             for n, call in enumerate(calls):

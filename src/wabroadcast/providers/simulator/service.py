@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from wabroadcast.context import AppContext
 from wabroadcast.domain.errors import SimulatorNotAvailable
 from wabroadcast.pagination import decode_cursor, page_cursor
-from wabroadcast.providers.simulator.repository import SimulatorRepository
+from wabroadcast.providers.simulator.repository.scenarios import ScenarioRepository
+from wabroadcast.providers.simulator.repository.send_log import SendLogRepository
 from wabroadcast.providers.simulator.rules import KIND, Scenario, scenario_from_row
 from wabroadcast.sessions.service import resolve_session
 from wabroadcast.tenants.service import TenantContext
@@ -95,7 +96,7 @@ async def get_scenario(
     async with ctx.database.transaction() as session:
         info = await resolve_session(session, tenant, session_id)
         _require_simulator(info.provider, info.session_id)
-        row = await SimulatorRepository(session).ensure(info.session_id, ctx.clock)
+        row = await ScenarioRepository(session).ensure(info.session_id, ctx.clock)
         return _out(info.session_id, scenario_from_row(row))
 
 
@@ -105,7 +106,7 @@ async def update_scenario(
     async with ctx.database.transaction() as session:
         info = await resolve_session(session, tenant, session_id)
         _require_simulator(info.provider, info.session_id)
-        row = await SimulatorRepository(session).ensure(info.session_id, ctx.clock)
+        row = await ScenarioRepository(session).ensure(info.session_id, ctx.clock)
         changes = update.model_dump(exclude_unset=True)
         for name, value in changes.items():
             if value is not None or name == "deliver_after_ms":
@@ -128,9 +129,10 @@ async def list_sends(
     async with ctx.database.transaction() as session:
         info = await resolve_session(session, tenant, session_id)
         _require_simulator(info.provider, info.session_id)
-        repo = SimulatorRepository(session)
-        scenario = await repo.ensure(info.session_id, ctx.clock)
-        rows = await repo.sends(info.session_id, after_id=after_id, limit=limit)
+        scenario = await ScenarioRepository(session).ensure(info.session_id, ctx.clock)
+        rows = await SendLogRepository(session).sends(
+            info.session_id, after_id=after_id, limit=limit
+        )
         items = [
             SimulatedSend(
                 send_id=r.id,

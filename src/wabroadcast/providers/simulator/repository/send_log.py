@@ -1,23 +1,22 @@
-"""All SQL of the simulator's own tables: scenarios, the send log, and due receipts."""
+"""The send log's SQL: a hot path, each flush of the log a few round trips at most."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wabroadcast.clock import Clock
 from wabroadcast.db.copy import copy_rows
 from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.in_list import one_of
 from wabroadcast.db.models import UTCDateTime, table_of
 from wabroadcast.providers.simulator.models import ORIGINAL_SEND, SimulatorScenario, SimulatorSend
+from wabroadcast.providers.simulator.repository.scenarios import scenario_columns
 from wabroadcast.providers.simulator.rules import Scenario, scenario_from_row
 
 # A send counts as in flight from its start until its end is logged. One whose
@@ -30,16 +29,9 @@ from wabroadcast.providers.simulator.rules import Scenario, scenario_from_row
 # their start (longer than the largest settable latency, 10 minutes).
 ANSWER_GRACE = timedelta(seconds=2)
 IN_FLIGHT_WINDOW = timedelta(minutes=11)
-# A send whose end is still not logged this long after WhatsApp answered it lost
-# its caller (a worker killed, a database restart mid-call): the receipt pump ends
-# it as accepted (``abandoned_sends``). Far longer than a live caller's end can be
-# late, so it never ends a send its caller is still going to end.
-ABANDONED_AFTER = timedelta(seconds=10)
 
 # Client message ids per repeat lookup (SQLite allows 32,766 parameters per statement).
 ORIGINALS_CHUNK = 5000
-# Send ids per IN list when marking receipts.
-RECEIPT_CHUNK = 1000
 # A send record's values, in SEND_COLUMNS order.
 SendRow = tuple[object, ...]
 # The columns a send record is written with.
@@ -162,50 +154,11 @@ LOOK_UP_POSTGRES = text(
 )
 
 
-def _scenario_columns() -> tuple[ColumnElement[Any], ...]:
-    """The session id and the columns a Scenario is built from (``scenario_from_row``)."""
-    table = table_of(SimulatorScenario)
-    return (
-        table.c.session_id,
-        table.c.connected,
-        table.c.status_delay_ms,
-        table.c.latency_ms,
-        table.c.fail_numbers,
-        table.c.fail_rate,
-        table.c.deliver_after_ms,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class AbandonedSend:
-    """A send whose caller died before logging its end, long after WhatsApp answered it."""
-
-    id: int
-    session_id: str
-    repeat: bool
-    # When WhatsApp answered it (its start, for sends logged before that was recorded).
-    answered_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class DueReceipt:
-    """A send whose "delivered" receipt is due."""
-
-    id: int
-    session_id: str
-    provider_message_id: str
-    deliver_at: datetime
-    started_at: datetime
-
-
-class SimulatorRepository:
-    """All SQL of the simulator's own tables."""
+class SendLogRepository:
+    """The send log: sends started and ended, in-flight counts, repeats, and its pages."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def get(self, session_id: str) -> SimulatorScenario | None:
-        return await self.session.get(SimulatorScenario, session_id)
 
     async def lock_scenarios(self, session_ids: Sequence[str]) -> dict[str, tuple[Scenario, int]]:
         """The sessions' scenarios and in-flight high-water marks, locked in id order so
@@ -216,7 +169,7 @@ class SimulatorRepository:
         """
         table = table_of(SimulatorScenario)
         result = await self.session.execute(
-            select(*_scenario_columns(), table.c.in_flight_high_water_mark)
+            select(*scenario_columns(), table.c.in_flight_high_water_mark)
             .where(one_of(self.session, SimulatorScenario.session_id, session_ids))
             .order_by(table.c.session_id)
             .with_for_update()
@@ -239,7 +192,7 @@ class SimulatorRepository:
         ]
         if stale:
             rows = await self.session.execute(
-                select(*_scenario_columns()).where(
+                select(*scenario_columns()).where(
                     one_of(self.session, SimulatorScenario.session_id, stale)
                 )
             )
@@ -424,120 +377,3 @@ class SimulatorRepository:
             query = query.where(SimulatorSend.id > after_id)
         result = await self.session.execute(query.order_by(SimulatorSend.id).limit(limit))
         return list(result.scalars())
-
-    async def ensure(self, session_id: str, clock: Clock) -> SimulatorScenario:
-        row = await self.get(session_id)
-        if row is None:
-            defaults = Scenario()
-            row = SimulatorScenario(
-                session_id=session_id,
-                connected=defaults.connected,
-                status_delay_ms=defaults.status_delay_ms,
-                latency_ms=defaults.latency_ms,
-                fail_numbers=defaults.fail_numbers,
-                fail_rate=defaults.fail_rate,
-                deliver_after_ms=defaults.deliver_after_ms,
-                updated_at=clock.now(),
-            )
-            self.session.add(row)
-            await self.session.flush()
-        return row
-
-    async def abandoned_sends(self, now: datetime, limit: int) -> list[AbandonedSend]:
-        """Sends whose end was never logged though WhatsApp answered them more than
-        ABANDONED_AFTER ago (or, logged before answers were recorded, started more
-        than IN_FLIGHT_WINDOW ago), up to ``limit`` of them.
-
-        On PostgreSQL the rows stay locked until the transaction ends and rows
-        another worker holds are skipped, so two workers never end the same send.
-        """
-        query = (
-            select(
-                SimulatorSend.id,
-                SimulatorSend.session_id,
-                SimulatorSend.repeat,
-                SimulatorSend.started_at,
-                SimulatorSend.answer_due_at,
-            )
-            .where(
-                SimulatorSend.finished_at.is_(None),
-                or_(
-                    and_(
-                        SimulatorSend.answer_due_at.is_not(None),
-                        SimulatorSend.answer_due_at < now - ABANDONED_AFTER,
-                    ),
-                    and_(
-                        SimulatorSend.answer_due_at.is_(None),
-                        SimulatorSend.started_at < now - IN_FLIGHT_WINDOW,
-                    ),
-                ),
-            )
-            # No ORDER BY: the few unfinished sends are found through the partial index
-            # of sends in flight, never by walking the whole log in id order.
-            .limit(limit)
-        )
-        if is_postgres(self.session):
-            query = query.with_for_update(skip_locked=True)
-        result = await self.session.execute(query)
-        return [
-            AbandonedSend(int(row_id), str(session_id), bool(repeat), answer_due_at or started_at)
-            for row_id, session_id, repeat, started_at, answer_due_at in result.all()
-        ]
-
-    async def scenarios(self, session_ids: Sequence[str]) -> dict[str, Scenario]:
-        """The sessions' scenarios as they are now (not locked)."""
-        result = await self.session.execute(
-            select(*_scenario_columns()).where(
-                one_of(self.session, SimulatorScenario.session_id, session_ids)
-            )
-        )
-        return {str(row.session_id): scenario_from_row(row) for row in result.all()}
-
-    async def claim_due_receipts(self, now: datetime, limit: int) -> list[DueReceipt]:
-        """Simulator sends whose receipt is due and not yet delivered, oldest first.
-
-        On PostgreSQL the rows stay locked until the transaction ends and rows
-        another worker holds are skipped, so no receipt is handed out twice.
-        """
-        query = (
-            select(
-                SimulatorSend.id,
-                SimulatorSend.session_id,
-                SimulatorSend.provider_message_id,
-                SimulatorSend.deliver_at,
-                SimulatorSend.started_at,
-            )
-            .where(
-                SimulatorSend.deliver_at.is_not(None),
-                SimulatorSend.deliver_at <= now,
-                SimulatorSend.receipt_sent_at.is_(None),
-            )
-            .order_by(SimulatorSend.deliver_at, SimulatorSend.id)
-            .limit(limit)
-        )
-        if is_postgres(self.session):
-            query = query.with_for_update(skip_locked=True)
-        result = await self.session.execute(query)
-        due: list[DueReceipt] = []
-        for row_id, session_id, provider_message_id, deliver_at, started_at in result:
-            assert deliver_at is not None
-            due.append(DueReceipt(row_id, session_id, provider_message_id, deliver_at, started_at))
-        return due
-
-    async def postpone_receipts(self, ids: Sequence[int], until: datetime) -> None:
-        for start in range(0, len(ids), RECEIPT_CHUNK):
-            await self.session.execute(
-                update(SimulatorSend)
-                .where(SimulatorSend.id.in_(ids[start : start + RECEIPT_CHUNK]))
-                .values(deliver_at=until)
-                .execution_options(synchronize_session=False)
-            )
-
-    async def mark_receipts_sent(self, ids: Sequence[int], at: datetime) -> None:
-        for start in range(0, len(ids), RECEIPT_CHUNK):
-            await self.session.execute(
-                update(SimulatorSend)
-                .where(SimulatorSend.id.in_(ids[start : start + RECEIPT_CHUNK]))
-                .values(receipt_sent_at=at)
-                .execution_options(synchronize_session=False)
-            )
