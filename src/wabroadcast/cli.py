@@ -1,48 +1,29 @@
-"""The ``wabroadcast`` command: database, tenants, server and demo."""
+"""The ``wabroadcast`` command: database, server, worker, gateway and demo.
+
+The tenant commands are in ``cli_tenants``, the session commands in ``cli_sessions``,
+and how a failing command reports itself (``error: ...``, ``--debug``) in ``cli_errors``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import json
-import re
 import signal
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import httpx
 import typer
-from alembic.util import CommandError
-from pydantic import ValidationError
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
 
-# Typer (pinned) carries its own copy of click; its usage errors are these.
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
-
-from wabroadcast.cli_sessions import ConfigFile, ConfigPairs, read_config, session_app
-from wabroadcast.clock import SystemClock
+from wabroadcast import cli_errors
+from wabroadcast.cli_errors import OPTIONS, CommandFailed, one_line
+from wabroadcast.cli_sessions import session_app
+from wabroadcast.cli_tenants import tenant_app
 from wabroadcast.config import Settings, get_settings
-from wabroadcast.crypto import (
-    LazySecretBox,
-    SecretKeyMissing,
-    SecretsUnreadable,
-    load_secret_box,
-    new_key,
-)
+from wabroadcast.crypto import load_secret_box, new_key
 from wabroadcast.db import migrate
-from wabroadcast.db.engine import Database, display_url
-from wabroadcast.domain.errors import AppError, NotFound
+from wabroadcast.db.engine import display_url
 from wabroadcast.observability.logging import configure_logging
-from wabroadcast.providers.registry import PLUGINS
-from wabroadcast.tenants.service import (
-    MAX_GRACE,
-    TenantSummary,
-    create_tenant,
-    list_tenants,
-    rotate_api_key,
-)
 
 app = typer.Typer(
     help="wabroadcast: one WhatsApp message to many recipients, reliably.",
@@ -50,19 +31,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-tenant_app = typer.Typer(help="Tenants (businesses) and their API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(session_app, name="session")
-
-
-class _Options:
-    """Options given before the command (``wabroadcast --debug tenant list``)."""
-
-    debug = False
-
-
-OPTIONS = _Options()
 
 
 @app.callback()
@@ -88,213 +59,6 @@ def db_upgrade(
     url = get_settings().database_url
     migrate.upgrade(url, revision)
     typer.echo(f"database at revision {migrate.current_revision(url)}")
-
-
-async def _create_tenant(
-    settings: Settings, name: str, region: str, provider: str, config: dict[str, object]
-) -> dict[str, object]:
-    database = Database(settings.database_url)
-    try:
-        async with database.transaction() as session:
-            created = await create_tenant(
-                session,
-                SystemClock(),
-                name=name,
-                region=region,
-                provider=provider,
-                config=config,
-                box=LazySecretBox(settings),
-            )
-    finally:
-        await database.dispose()
-    return {
-        "tenant_id": created.tenant_id,
-        "api_key": created.api_key,
-        "session_id": created.session_id,
-    }
-
-
-@tenant_app.command("create")
-def tenant_create(
-    name: Annotated[str, typer.Option(help="The business's name.")],
-    region: Annotated[
-        str | None,
-        typer.Option(
-            help="Default phone region (ISO 3166 alpha-2) for numbers without +cc. "
-            "Default: WABROADCAST_DEFAULT_REGION or IL."
-        ),
-    ] = None,
-    provider: Annotated[
-        str | None,
-        typer.Option(
-            help=f"Provider of the default session ({', '.join(PLUGINS)}). "
-            "Default: WABROADCAST_DEFAULT_PROVIDER."
-        ),
-    ] = None,
-    config: ConfigPairs = None,
-    config_file: ConfigFile = None,
-) -> None:
-    """Create a tenant and its default session; prints its API key once, as JSON."""
-    settings = get_settings()
-    migrate.upgrade(settings.database_url)
-    created = asyncio.run(
-        _create_tenant(
-            settings,
-            name,
-            region or settings.default_region,
-            provider or settings.default_provider,
-            read_config(config, config_file),
-        )
-    )
-    typer.echo(json.dumps(created))
-
-
-GRACE_FORMS = "0, or a whole number of s, m, h or d (90s, 30m, 24h, 7d)"
-_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``0``, ``90s``, ``30m``, ``24h`` or ``7d`` as a timedelta (at most ``MAX_GRACE``)."""
-    value = text.strip().lower()
-    if value == "0":
-        return timedelta(0)
-    match = re.fullmatch(r"(\d{1,7})([smhd])", value)
-    if match is None:
-        raise typer.BadParameter(
-            f"{text!r} is not a duration; use {GRACE_FORMS}", param_hint="--grace"
-        )
-    duration = timedelta(seconds=int(match[1]) * _SECONDS_PER_UNIT[match[2]])
-    if duration > MAX_GRACE:
-        raise typer.BadParameter(
-            f"{text!r} is longer than the longest grace, {MAX_GRACE.days}d", param_hint="--grace"
-        )
-    return duration
-
-
-def _when(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
-
-
-async def _rotate_key(settings: Settings, tenant_id: int, grace: timedelta) -> dict[str, object]:
-    database = Database(settings.database_url)
-    try:
-        async with database.transaction() as session:
-            rotated = await rotate_api_key(session, SystemClock(), tenant_id, grace)
-    except NotFound as exc:
-        raise NotFound(
-            f"there is no tenant {tenant_id}; `wabroadcast tenant list` lists the tenants",
-            details=exc.details,
-        ) from exc
-    finally:
-        await database.dispose()
-    return {
-        "tenant_id": rotated.tenant_id,
-        "api_key": rotated.api_key,
-        "api_key_prefix": rotated.api_key_prefix,
-        "previous_key_prefix": rotated.previous_key_prefix,
-        "previous_key_valid_until": _when(rotated.previous_key_valid_until),
-    }
-
-
-@tenant_app.command("rotate-key")
-def tenant_rotate_key(
-    tenant_id: Annotated[int, typer.Argument(help="The tenant's id (see `tenant list`).")],
-    grace: Annotated[
-        str,
-        typer.Option(
-            metavar="DURATION",
-            help=f"How long the replaced key keeps working: {GRACE_FORMS}; 0 ends it at once.",
-        ),
-    ] = "24h",
-) -> None:
-    """Give a tenant a new API key; prints it once, as JSON.
-
-    The replaced key keeps working for the grace period, so clients can move to
-    the new one. A tenant keeps one previous key at most: rotating again while
-    one is in its grace period ends that key at once, and the key replaced now
-    takes its place.
-    """
-    period = parse_duration(grace)
-    settings = get_settings()
-    migrate.upgrade(settings.database_url)
-    typer.echo(json.dumps(asyncio.run(_rotate_key(settings, tenant_id, period))))
-
-
-async def _list_tenants(settings: Settings) -> list[TenantSummary]:
-    database = Database(settings.database_url)
-    try:
-        async with database.transaction() as session:
-            return await list_tenants(session, SystemClock())
-    finally:
-        await database.dispose()
-
-
-def _tenant_json(tenant: TenantSummary) -> dict[str, object]:
-    return {
-        "tenant_id": tenant.tenant_id,
-        "name": tenant.name,
-        "region": tenant.region,
-        "api_key_prefix": tenant.api_key_prefix,
-        "previous_key_prefix": tenant.previous_key_prefix,
-        "previous_key_valid_until": _when(tenant.previous_key_valid_until),
-        "key_rotated_at": _when(tenant.key_rotated_at),
-        "created_at": _when(tenant.created_at),
-    }
-
-
-def _cell(text: str | None, width: int = 40) -> str:
-    """One table cell: control characters as spaces, long text cut short."""
-    if text is None:
-        return "-"
-    flat = "".join(" " if not ch.isprintable() else ch for ch in text)
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def _table_time(moment: datetime | None) -> str:
-    return "-" if moment is None else moment.strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def _tenant_table(tenants: list[TenantSummary]) -> str:
-    header = ["ID", "NAME", "REGION", "KEY", "PREVIOUS KEY", "VALID UNTIL", "CREATED"]
-    rows = [
-        [
-            str(t.tenant_id),
-            _cell(t.name),
-            t.region,
-            _cell(t.api_key_prefix) + "…",
-            _cell(t.previous_key_prefix) + ("…" if t.previous_key_prefix else ""),
-            _table_time(t.previous_key_valid_until),
-            _table_time(t.created_at),
-        ]
-        for t in tenants
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    )
-
-
-@tenant_app.command("list")
-def tenant_list(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="A JSON array instead of a table.")
-    ] = False,
-) -> None:
-    """The tenants with their key prefixes (never a key) and a previous key's grace."""
-    settings = get_settings()
-    migrate.upgrade(settings.database_url)
-    tenants = asyncio.run(_list_tenants(settings))
-    if as_json:
-        typer.echo(json.dumps([_tenant_json(t) for t in tenants], indent=2))
-    elif tenants:
-        typer.echo(_tenant_table(tenants))
-    else:
-        typer.echo("no tenants yet: `wabroadcast tenant create --name NAME` makes one", err=True)
-
-
-class CommandFailed(Exception):
-    """A problem this command explains itself, in one line."""
 
 
 def require_secret_key(settings: Settings) -> None:
@@ -518,10 +282,10 @@ def send(
                     if state["status"] == "paused":
                         return 2
             except api.ApiError as exc:
-                typer.echo(f"error: {_one_line(str(exc))}", err=True)
+                typer.echo(f"error: {one_line(str(exc))}", err=True)
                 return 1
             except httpx.HTTPError as exc:
-                reason = _one_line(str(exc)) or type(exc).__name__
+                reason = one_line(str(exc)) or type(exc).__name__
                 typer.echo(f"error: no answer from the server at {url}: {reason}", err=True)
                 return 1
         return 0
@@ -539,105 +303,6 @@ def demo(
     asyncio.run(run_demo(port))
 
 
-def _one_line(text: str, limit: int = 600) -> str:
-    """``text`` on one line (whitespace runs, newlines included, as one space), cut short."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _database_url() -> str | None:
-    try:
-        return get_settings().database_url
-    except ValidationError:
-        return None
-
-
-def _database_problem(exc: DBAPIError) -> str:
-    """What went wrong with the database, naming its URL (password hidden)."""
-    url = _database_url()
-    reason = _one_line(str(exc.orig) if exc.orig is not None else str(exc))
-    shown = "the database" if url is None else f"the database at {display_url(url)}"
-    if url is not None:
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            parsed = None
-        if parsed is not None and parsed.password:
-            reason = reason.replace(str(parsed.password), "***")
-        if parsed is not None and parsed.get_backend_name() == "sqlite" and parsed.database:
-            folder = Path(parsed.database).parent
-            if not folder.is_dir():
-                reason += f" (the folder {folder} does not exist)"
-    if exc.statement is None:  # raised while connecting
-        return f"cannot connect to {shown}: {reason}; check WABROADCAST_DATABASE_URL"
-    return f"{shown} refused a query: {reason}; check WABROADCAST_DATABASE_URL"
-
-
-def _validation_problem(exc: ValidationError) -> str:
-    first = exc.errors(include_input=False, include_url=False)[0]
-    loc = [str(part) for part in first.get("loc", ())]
-    where = ".".join(loc) or "input"
-    if exc.title == "Settings" and loc:  # read from the environment
-        where = f"WABROADCAST_{loc[0].upper()}"
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{where}: {message}"
-
-
-def _usage_error(exc: UsageError) -> None:
-    """A usage error as click shows it (usage lines, then the problem), ours in its wording."""
-    if isinstance(exc, NoArgsIsHelpError):
-        if exc.format_message().strip():  # without Rich; Rich has printed the help already
-            exc.show()
-        return
-    if exc.ctx is not None:
-        typer.echo(exc.ctx.get_usage(), err=True)
-        typer.echo(f"Try '{exc.ctx.command_path} --help' for help.", err=True)
-    typer.echo(f"error: {_one_line(exc.format_message())}", err=True)
-
-
-def _problem(exc: Exception) -> tuple[str, int]:
-    """One line saying what went wrong (and what to do), and the exit code."""
-    if isinstance(exc, AppError):
-        return exc.message, 1
-    if isinstance(exc, CommandFailed):
-        return str(exc), 1
-    if isinstance(exc, (SecretKeyMissing, SecretsUnreadable)):
-        return str(exc), 2
-    if isinstance(exc, ValidationError):
-        return _validation_problem(exc), 1
-    if isinstance(exc, DBAPIError):
-        return _database_problem(exc), 1
-    if isinstance(exc, CommandError):  # Alembic: an unknown revision, say
-        return f"migration: {exc}", 1
-    if isinstance(exc, OSError) and exc.filename is not None:
-        message = f"{exc.filename}: {exc.strerror or exc}"
-        folder = Path(str(exc.filename)).parent
-        if not folder.is_dir():
-            message += f" (the folder {folder} does not exist)"
-        return message, 1
-    if isinstance(exc, typer.TyperException):
-        return exc.format_message(), exc.exit_code
-    return (
-        f"unexpected {type(exc).__name__}: {exc}; run `wabroadcast --debug ...` "
-        "for the traceback, and report it if it persists",
-        1,
-    )
-
-
 def main() -> None:
     """Run the CLI; an error is one line on stderr (``--debug``: the traceback), never both."""
-    try:
-        code = app(prog_name="wabroadcast", standalone_mode=False)
-    except UsageError as exc:
-        _usage_error(exc)
-        raise SystemExit(exc.exit_code) from None
-    except typer.Abort:
-        typer.echo("error: aborted", err=True)
-        raise SystemExit(1) from None
-    except Exception as exc:
-        if OPTIONS.debug:
-            raise
-        message, code = _problem(exc)
-        typer.echo(f"error: {_one_line(message)}", err=True)
-        raise SystemExit(code) from None
-    raise SystemExit(code if isinstance(code, int) else 0)
+    cli_errors.run(app, prog_name="wabroadcast")

@@ -51,6 +51,9 @@ ConfigFile = Annotated[
         "--config-file", exists=True, dir_okay=False, help="The provider config as a JSON object."
     ),
 ]
+MakeDefault = Annotated[
+    bool, typer.Option("--default", help="Make it the tenant's default session.")
+]
 MaxConcurrency = Annotated[
     int | None, typer.Option(min=1, max=64, help="Sends in flight at once (1-2 is safe).")
 ]
@@ -138,9 +141,7 @@ def create(
     ] = None,
     config: ConfigPairs = None,
     config_file: ConfigFile = None,
-    default: Annotated[
-        bool, typer.Option("--default", help="Make it the tenant's default session.")
-    ] = False,
+    default: MakeDefault = False,
     max_concurrency: MaxConcurrency = None,
     rate_per_minute: RatePerMinute = None,
     jitter_ms: JitterMs = None,
@@ -202,9 +203,7 @@ def set_(
     session_id: Annotated[str, typer.Argument(help="e.g. business_1")],
     config: ConfigPairs = None,
     config_file: ConfigFile = None,
-    default: Annotated[
-        bool, typer.Option("--default", help="Make it the tenant's default session.")
-    ] = False,
+    default: MakeDefault = False,
     max_concurrency: MaxConcurrency = None,
     rate_per_minute: RatePerMinute = None,
     jitter_ms: JitterMs = None,

@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import cli
 from tests.support.databases import IN_CI, create_pg_database, drop_pg_database, pg_unreachable
-from wabroadcast.cli import _problem
+from wabroadcast import cli_errors
 
 URL_FORMS = "use sqlite:///FILE or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
 PASSWORD = "s3cret"
@@ -280,7 +280,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 
 def test_an_unexpected_error_says_what_it_was_and_how_to_see_more() -> None:
-    message, code = _problem(RuntimeError("the disk\nis on fire"))
+    message, code = cli_errors.problem(RuntimeError("the disk\nis on fire"))
     assert code == 1
     assert message.startswith("unexpected RuntimeError: the disk")
     assert "wabroadcast --debug" in message

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import typer
 
-from wabroadcast.cli import parse_duration
+from wabroadcast.cli_tenants import parse_duration
 
 
 @pytest.mark.parametrize(
