@@ -103,6 +103,14 @@ def _run(work: Callable[[AppContext], Awaitable[T]]) -> T:
     return asyncio.run(run())
 
 
+def no_such_tenant(tenant_id: int) -> NotFound:
+    """An unknown tenant id, saying how to find the ids."""
+    return NotFound(
+        f"there is no tenant {tenant_id}; `wabroadcast tenant list` lists the tenants",
+        details={"tenant_id": tenant_id},
+    )
+
+
 async def _owner_of_session(ctx: AppContext, session_id: str) -> TenantContext:
     """The tenant of ``session_id``; an unknown id is an error saying how to find the ids."""
     try:
@@ -122,10 +130,7 @@ async def _tenant(ctx: AppContext, tenant_id: int) -> TenantContext:
         async with ctx.database.transaction() as db:
             return await sessions.tenant_by_id(db, tenant_id)
     except NotFound:
-        raise NotFound(
-            f"there is no tenant {tenant_id}; `wabroadcast tenant list` lists the tenants",
-            details={"tenant_id": tenant_id},
-        ) from None
+        raise no_such_tenant(tenant_id) from None
 
 
 def _print(model: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from wabroadcast.cli_sessions import ConfigFile, ConfigPairs, read_config
+from wabroadcast.cli_sessions import ConfigFile, ConfigPairs, no_such_tenant, read_config
 from wabroadcast.clock import SystemClock
 from wabroadcast.config import Settings, get_settings
 from wabroadcast.crypto import LazySecretBox
@@ -124,10 +124,7 @@ async def _rotate_key(settings: Settings, tenant_id: int, grace: timedelta) -> d
         async with database.transaction() as session:
             rotated = await rotate_api_key(session, SystemClock(), tenant_id, grace)
     except NotFound as exc:
-        raise NotFound(
-            f"there is no tenant {tenant_id}; `wabroadcast tenant list` lists the tenants",
-            details=exc.details,
-        ) from exc
+        raise no_such_tenant(tenant_id) from exc
     finally:
         await database.dispose()
     return {
