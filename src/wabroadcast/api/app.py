@@ -11,7 +11,14 @@ from fastapi import FastAPI
 from wabroadcast import __version__
 from wabroadcast.api.body_limit import BodyLimitMiddleware
 from wabroadcast.api.errors import install_error_handlers
-from wabroadcast.api.routes import broadcasts, health, metrics, sessions, webhooks
+from wabroadcast.api.routes import (
+    broadcasts,
+    docs,
+    health,
+    metrics,
+    sessions,
+    webhooks,
+)
 from wabroadcast.clock import Clock, SystemClock
 from wabroadcast.config import Settings, get_settings
 from wabroadcast.context import AppContext
@@ -76,7 +83,8 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
             '`{"success": false, "error_code", "message", "details"}`.'
         ),
         lifespan=lifespan,
-        # The interactive docs pages load their scripts from a CDN; we serve none.
+        # FastAPI's docs pages load their scripts from a CDN; ``docs.router`` serves
+        # Swagger UI at /docs from the server itself instead.
         docs_url=None,
         redoc_url=None,
     )
@@ -89,6 +97,7 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
         webhooks.router,
         metrics.router,
         health.router,
+        docs.router,
         dashboard_router,
         *(plugin.router() for plugin in PLUGINS.values() if plugin.router is not None),
     ]
