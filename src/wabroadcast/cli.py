@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,7 @@ import httpx
 import typer
 
 from wabroadcast import cli_errors
+from wabroadcast.cli_broadcasts import broadcasts_app
 from wabroadcast.cli_errors import OPTIONS, CommandFailed, one_line
 from wabroadcast.cli_sessions import session_app
 from wabroadcast.cli_tenants import tenant_app
@@ -23,6 +25,7 @@ from wabroadcast.config import Settings, get_settings
 from wabroadcast.crypto import load_secret_box, new_key
 from wabroadcast.db import migrate
 from wabroadcast.db.engine import display_url
+from wabroadcast.domain.errors import ValidationFailed
 from wabroadcast.observability.logging import configure_logging
 
 app = typer.Typer(
@@ -34,6 +37,10 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(session_app, name="session")
+app.add_typer(broadcasts_app, name="broadcasts")
+# The server's default region (Settings.default_region); `send --csv` uses it to find a
+# phone column whose header it does not know.
+REGION_ENV = "WABROADCAST_DEFAULT_REGION"
 
 
 @app.callback()
@@ -228,14 +235,23 @@ def send(
     csv_file: Annotated[
         Path | None,
         typer.Option(
-            "--csv", exists=True, dir_okay=False, help="CSV with a phone column (lead_id, name)."
+            "--csv",
+            exists=True,
+            dir_okay=False,
+            help="CSV (, ; or tab) with a phone column, and optional name and lead_id columns.",
         ),
     ] = None,
     wait: Annotated[
         bool,
         typer.Option(
-            help="Follow the progress until the broadcast ends (or is paused: exit code 2)."
+            help=(
+                "Follow the progress until the broadcast ends; exit code 3 if it ends "
+                "partial or failed, 2 if it is paused."
+            )
         ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the API's JSON (the proof, the final state).")
     ] = False,
     url: Annotated[
         str, typer.Option(envvar="WABROADCAST_URL", help="The wabroadcast server.")
@@ -251,6 +267,7 @@ def send(
     """Post a broadcast through the API and print its proof; --wait follows it to the end."""
     from rich.console import Console
 
+    from wabroadcast import cli_broadcasts
     from wabroadcast import client as api
 
     console = Console()
@@ -261,9 +278,11 @@ def send(
     recipients: list[object] = list(to or [])
     if csv_file is not None:
         try:
-            recipients += api.read_csv_recipients(csv_file)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise typer.BadParameter(f"{csv_file}: not a UTF-8 text file ({exc})") from None
+            recipients += api.read_csv_recipients(csv_file, os.environ.get(REGION_ENV, "IL"))
+        except OSError as exc:
+            raise typer.BadParameter(f"{csv_file}: cannot be read ({exc})") from None
+        except ValidationFailed as exc:
+            raise typer.BadParameter(f"{csv_file}: {exc.message.removeprefix('file: ')}") from None
     if not recipients:
         raise typer.BadParameter("give --to PHONE (repeatable) or --csv FILE", param_hint="--to")
     body: dict[str, object] = {"message": message, "recipients": recipients}
@@ -275,12 +294,18 @@ def send(
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as http:
             try:
                 proof = await api.post_broadcast(http, body, idempotency_key)
-                console.print_json(data={k: v for k, v in proof.items() if k != "items"})
+                if as_json:
+                    cli_broadcasts.echo_json(proof)
+                else:
+                    typer.echo("\n".join(cli_broadcasts.proof_lines(proof)))
                 if wait:
-                    state = await api.follow(http, console, proof["broadcast_id"])
-                    await api.print_summary(http, console, state)
-                    if state["status"] == "paused":
-                        return 2
+                    if as_json:
+                        state = await cli_broadcasts.wait_quietly(http, proof["broadcast_id"])
+                        cli_broadcasts.echo_json(state)
+                    else:
+                        state = await api.follow(http, console, proof["broadcast_id"])
+                        await api.print_summary(http, console, state)
+                    return cli_broadcasts.exit_code_of(state["status"])
             except api.ApiError as exc:
                 typer.echo(f"error: {one_line(str(exc))}", err=True)
                 return 1

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from wabroadcast.domain.recipients import parse_csv_recipients
+from wabroadcast.domain.csv_import import import_csv
 
 FINAL_STATUSES = {"completed", "partial", "failed", "cancelled"}
 # Where following a broadcast stops: it ended, or it waits for someone to act.
@@ -27,9 +27,15 @@ class ApiError(Exception):
     """An error envelope from the server, or no answer at all."""
 
 
-def read_csv_recipients(path: Path) -> list[dict[str, Any]]:
-    """Recipients from a CSV file, in the format ``parse_csv_recipients`` describes."""
-    return parse_csv_recipients(path.read_bytes().decode("utf-8-sig"))
+def read_csv_recipients(path: Path, region: str = "IL") -> list[dict[str, Any]]:
+    """The API's recipient objects from a CSV file, read by ``domain.csv_import`` like the
+    dashboard's upload; ``region`` only helps find a phone column whose header is unknown.
+
+    Raises ``CsvNotText`` or ``NoPhoneColumn`` (``ValidationFailed``) for a file it cannot
+    use. The rows' other columns (``variables``) are not sent: personalization is not built
+    yet, and the API's recipients carry phone, lead_id and name only.
+    """
+    return [row.recipient() for row in import_csv(path.read_bytes(), region).rows]
 
 
 def _raise_for_envelope(response: httpx.Response) -> None:
@@ -83,6 +89,20 @@ async def follow(
             state = await _get(client, broadcast_id)
 
 
+async def call(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    json: object = None,
+    params: dict[str, Any] | None = None,
+) -> Any:
+    """One API call and its decoded answer; ``ApiError`` with the server's error envelope."""
+    response = await client.request(method, path, json=json, params=params)
+    _raise_for_envelope(response)
+    return response.json()
+
+
 async def _get(client: httpx.AsyncClient, broadcast_id: int) -> dict[str, Any]:
     response = await client.get(f"/api/whatsapp/broadcasts/{broadcast_id}")
     _raise_for_envelope(response)
@@ -110,8 +130,10 @@ async def print_summary(client: httpx.AsyncClient, console: Console, state: dict
     if state["status"] == "paused":
         console.print(
             f"[yellow]Paused: {state['status_reason']}[/] Nothing more is sent until it is "
-            f"resumed (POST /api/whatsapp/broadcasts/{state['broadcast_id']}/resume, or the "
-            "dashboard's Resume sending) once the account is fine again."
+            f"resumed (wabroadcast broadcasts resume {state['broadcast_id']}, "
+            f"POST /api/whatsapp/broadcasts/{state['broadcast_id']}/resume, or the "
+            "dashboard's Resume sending), after an account-level error once the account is "
+            "fine again."
         )
     if not state["failed_count"]:
         return

@@ -161,7 +161,8 @@ EN: dict[str, str] = {
     ),
     "new.csv": "Or upload a CSV file",
     "new.csv_help": (
-        "A phone column (lead_id and name are optional), or phone numbers in the first column."
+        "Separated by commas, semicolons or tabs. A phone column (headed phone, mobile, tel, "
+        "טלפון or נייד, or simply full of numbers); name and lead_id columns are optional."
     ),
     "new.csv_again": "Choose the CSV file again: a browser does not keep a chosen file.",
     "new.preview": "Preview",
@@ -185,7 +186,12 @@ EN: dict[str, str] = {
     "error.message_required": "Write the message to send.",
     "error.message_too_long": "The message is longer than {max} characters.",
     "error.recipient_invalid": "A row of the CSV file is not valid ({detail}).",
-    "error.csv_encoding": "The CSV file must be UTF-8 text.",
+    "error.csv_encoding": "The CSV file must be UTF-8 or UTF-16 text.",
+    "error.csv_unreadable": "The file could not be read as CSV ({detail}).",
+    "error.csv_no_phone_column": (
+        "No phone column found in the CSV file (columns seen: {columns}). "
+        "Head the phone column phone, mobile, tel, טלפון or נייד."
+    ),
     "error.csv_too_large": "The CSV file is larger than {mb} MB.",
     "error.key_mismatch": (
         "This form was already used for a different broadcast. It has been renewed: "
@@ -510,7 +516,10 @@ HE: dict[str, str] = {
         "אחד בכל שורה, או מופרדים בפסיקים. מספרים בלי קידומת מדינה ייקראו כמספרים של {region}."
     ),
     "new.csv": "או העלאת קובץ CSV",
-    "new.csv_help": "עמודת phone (העמודות lead_id ו־name רשות), או מספרי טלפון בעמודה הראשונה.",
+    "new.csv_help": (
+        "מופרד בפסיקים, בנקודה־פסיק או בטאבים. עמודת טלפון (בכותרת טלפון, נייד, phone או mobile, "
+        "או פשוט מלאה במספרים); עמודות שם ו־lead_id רשות."
+    ),
     "new.csv_again": "יש לבחור שוב את קובץ ה־CSV: דפדפן אינו שומר קובץ שנבחר.",
     "new.preview": "תצוגה מקדימה",
     "new.send": "שליחת התפוצה",
@@ -533,7 +542,12 @@ HE: dict[str, str] = {
     "error.message_required": "כתבו את ההודעה לשליחה.",
     "error.message_too_long": "ההודעה ארוכה מ־{max} תווים.",
     "error.recipient_invalid": "שורה בקובץ ה־CSV אינה תקינה ({detail}).",
-    "error.csv_encoding": "קובץ ה־CSV חייב להיות טקסט בקידוד UTF-8.",
+    "error.csv_encoding": "קובץ ה־CSV חייב להיות טקסט בקידוד UTF-8 או UTF-16.",
+    "error.csv_unreadable": "לא ניתן לקרוא את הקובץ כקובץ CSV ({detail}).",
+    "error.csv_no_phone_column": (
+        "לא נמצאה עמודת טלפון בקובץ ה־CSV (העמודות שנמצאו: {columns}). "
+        "יש לתת לעמודת הטלפון את הכותרת טלפון, נייד, phone או mobile."
+    ),
     "error.csv_too_large": "קובץ ה־CSV גדול מ־{mb} MB.",
     "error.key_mismatch": "הטופס הזה כבר שימש לתפוצה אחרת. הוא חודש: בדקו אותו ושלחו שוב.",
     "error.key_in_use": "הטופס הזה עדיין נשלח. התפוצה תופיע ברשימת התפוצות בעוד רגע.",

@@ -62,6 +62,8 @@ def test_openapi_describes_every_route_and_its_errors(server: Server) -> None:
         "/api/whatsapp/broadcasts/{broadcast_id}/recipients",
         "/api/whatsapp/broadcasts/{broadcast_id}/cancel",
         "/api/whatsapp/broadcasts/{broadcast_id}/resume",
+        "/api/whatsapp/broadcasts/{broadcast_id}/pause",
+        "/api/whatsapp/broadcasts/{broadcast_id}/retry-failed",
         "/api/whatsapp/status",
         "/api/whatsapp/sessions",
         "/api/whatsapp/sessions/{session_id}",
@@ -170,7 +172,8 @@ def test_session_set_and_send_wait_follow_a_broadcast_to_its_end(
         headers={"Authorization": f"Bearer {server.api_key}"},
     )
     contacts = tmp_path / "contacts.csv"
-    contacts.write_text("name,phone,lead_id\nNoa,052-345-6789,7\nDan,053-456-7890,8\n")
+    # Semicolons and Hebrew headers, as a spreadsheet in Hebrew saves them.
+    contacts.write_text("שם;טלפון נייד;lead_id\nNoa;052-345-6789;7\nDan;053-456-7890;8\n")
     sent = cli(
         "send",
         "--url",
@@ -186,8 +189,10 @@ def test_session_set_and_send_wait_follow_a_broadcast_to_its_end(
         "--wait",
         env={**server.env, "COLUMNS": "120"},
     )
-    assert sent.returncode == 0, sent.stdout + sent.stderr
-    assert '"queued_count": 3' in sent.stdout
+    # Partial: exit code 3, after the compact proof and the summary.
+    assert sent.returncode == 3, sent.stdout + sent.stderr
+    assert "3 queued, 0 invalid, 0 duplicates removed" in sent.stdout
+    assert "+972523456789 lead 7: queued" in sent.stdout
     assert "partial" in sent.stdout
     assert "NOT_ON_WHATSAPP" in sent.stdout
     assert "This number is not on WhatsApp." in sent.stdout

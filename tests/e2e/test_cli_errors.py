@@ -258,6 +258,18 @@ def test_send_to_a_server_that_is_not_there_is_one_line() -> None:
     assert "cannot reach the server" in line
 
 
+def test_send_with_a_csv_without_a_phone_column_names_its_columns(tmp_path: Path) -> None:
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_bytes("Name;Email\nנועה;noa@example.com\n".encode())
+    not_text = tmp_path / "latin.csv"
+    not_text.write_bytes("phone\n0502345678\nשם".encode("cp1255"))
+    args = ("send", "--url", "http://127.0.0.1:1", "--api-key", "wab_x", "--message", "hi")
+    line = usage_error(cli(*args, "--csv", str(contacts), env={}))
+    assert "no phone column found; columns seen: Name, Email" in line
+    assert "cannot reach" not in line  # refused before anything is sent
+    assert "must be UTF-8 or UTF-16 text" in usage_error(cli(*args, "--csv", str(not_text), env={}))
+
+
 # --- --debug --------------------------------------------------------------------------------
 
 

@@ -375,8 +375,72 @@ async def test_a_csv_upload_keeps_names_and_lead_ids(
         files={"csv_file": ("c.csv", "phone\n0502345678\nשם".encode("cp1255"), "text/csv")},
     )
     assert not_utf8.status_code == 400
-    assert "The CSV file must be UTF-8 text." in not_utf8.text
+    assert "The CSV file must be UTF-8 or UTF-16 text." in not_utf8.text
     assert "Choose the CSV file again" in not_utf8.text
+    unclosed = await browser.post(
+        "/broadcasts",
+        data={"csrf_token": csrf, "message": "hi"},
+        files={"csv_file": ("c.csv", b'phone\n"' + b"0" * 200_000, "text/csv")},
+    )
+    assert unclosed.status_code == 400
+    assert "The file could not be read as CSV (field larger than field limit" in text_of(unclosed)
+
+
+@pytest.mark.parametrize(
+    "contacts",
+    [
+        "Name,Phone Number\r\nנועה,052-345-6789\r\nDan,0533456789\r\n".encode(),
+        "name;phone;lead_id\nנועה;052-345-6789;\nDan;0533456789;\n".encode(),
+        "\ufeffשם,טלפון נייד,עיר\nנועה,052-345-6789,חיפה\nDan,0533456789,\n".encode(),
+        b"\xff\xfe" + "שם\tנייד\r\nנועה\t052-345-6789\r\nDan\t0533456789\r\n".encode("utf-16-le"),
+    ],
+    ids=["name-phone-number", "semicolons", "hebrew-headers", "utf16-excel"],
+)
+async def test_a_csv_upload_of_real_files(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    csrf: str,
+    contacts: bytes,
+) -> None:
+    response = await browser.post(
+        "/broadcasts",
+        data={"csrf_token": csrf, "message": "hi"},
+        files={"csv_file": ("contacts.csv", contacts, "text/csv")},
+    )
+    assert response.status_code == 303, text_of(response)
+    broadcast_id = int(response.headers["location"].split("/")[2].split("?")[0])
+    listed = await client.get(f"{API}/{broadcast_id}/recipients", headers=tenant.headers)
+    assert [(r["phone"], r["name"]) for r in listed.json()["items"]] == [
+        ("+972523456789", "נועה"),
+        ("+972533456789", "Dan"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "No phone column found in the CSV file (columns seen: Name, Email)."),
+        ("he", "לא נמצאה עמודת טלפון בקובץ ה־CSV (העמודות שנמצאו: Name, Email)."),
+    ],
+)
+async def test_a_csv_upload_without_a_phone_column_says_so(
+    browser: httpx.AsyncClient,
+    ctx: AppContext,
+    csrf: str,
+    language: str,
+    expected: str,
+) -> None:
+    browser.cookies.set("wab_lang", language)
+    for action in ("/broadcasts/preview", "/broadcasts"):
+        response = await browser.post(
+            action,
+            data={"csrf_token": csrf, "message": "hi"},
+            files={"csv_file": ("c.csv", b"Name,Email\nNoa,noa@example.com\n", "text/csv")},
+        )
+        assert response.status_code == 400, action
+        assert expected in text_of(response), action
+    assert await row_counts(ctx) == (0, 0)
 
 
 # --- the broadcast page ----------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
-from wabroadcast.domain.recipients import parse_csv_recipients
+from wabroadcast.domain.csv_import import import_csv
 from wabroadcast.metrics.schemas import MinuteCount
 from wabroadcast.texts import EN, HE, Translator
 from wabroadcast.web.chart import BOTTOM, TOP, minute_chart, nice_ceiling
@@ -123,7 +123,7 @@ def test_pasted_numbers_split_on_lines_commas_and_semicolons() -> None:
 
 
 def test_a_draft_lists_pasted_numbers_then_csv_rows() -> None:
-    rows = parse_csv_recipients("\ufeffname,phone,lead_id\r\nNoa,052-345-6789,7\r\nDan,,8\r\n")
+    rows = import_csv("\ufeffname,phone,lead_id\r\nNoa,052-345-6789,7\r\nDan,,8\r\n", "IL").rows
     draft = Draft(message="hi", pasted="0502345678", csv_rows=rows)
     assert [tuple(r) for r in draft.recipient_inputs()] == [
         ("0502345678", None, None),

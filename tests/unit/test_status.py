@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wabroadcast.dispatch.repository.lifecycle import FINISHING_FROM, RUNNING_FROM
 from wabroadcast.domain.errors import InvalidStatusTransition
 from wabroadcast.domain.status import (
     BROADCAST_TRANSITIONS,
@@ -55,8 +56,9 @@ def test_final_broadcast_statuses_only_move_among_settled_outcomes() -> None:
     assert not any(can_transition(B.CANCELLED, other) for other in B)
     for settled in SETTLED_BROADCAST_STATUSES:
         reachable = {other for other in B if can_transition(settled, other)}
-        # A late receipt may change the outcome, never send again or resume.
-        assert reachable == SETTLED_BROADCAST_STATUSES - {settled}
+        # A late receipt may change the outcome; only an operator's "retry failed" runs
+        # it again (never paused, queued or cancelled from here).
+        assert reachable == (SETTLED_BROADCAST_STATUSES - {settled}) | {B.RUNNING}
 
 
 def test_receipts_never_move_a_recipient_backwards() -> None:
@@ -103,7 +105,13 @@ def test_staying_put_is_not_a_transition() -> None:
 def test_sources_of_inverts_the_table() -> None:
     assert sources_of(R.SENT) == {R.SENDING}
     assert sources_of(R.DELIVERED) == {R.SENDING, R.SENT, R.FAILED}
-    assert sources_of(B.RUNNING) == {B.QUEUED, B.PAUSED}
+    assert sources_of(B.RUNNING) == {B.QUEUED, B.PAUSED} | SETTLED_BROADCAST_STATUSES
+    assert sources_of(R.QUEUED) == {R.SENDING, R.FAILED}
+
+
+def test_the_dispatcher_never_runs_a_settled_broadcast_again() -> None:
+    assert set(RUNNING_FROM) == {B.QUEUED, B.PAUSED}
+    assert set(FINISHING_FROM) == {B.RUNNING, B.PAUSED}
 
 
 @pytest.mark.parametrize(

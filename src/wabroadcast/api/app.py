@@ -12,6 +12,7 @@ from wabroadcast import __version__
 from wabroadcast.api.body_limit import BodyLimitMiddleware
 from wabroadcast.api.errors import install_error_handlers
 from wabroadcast.api.routes import (
+    broadcast_uploads,
     broadcasts,
     docs,
     health,
@@ -92,6 +93,8 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=ctx.settings.max_body_bytes)
     routers = [
+        # Before broadcasts.router: it takes the multipart requests of the same route.
+        broadcast_uploads.router,
         broadcasts.router,
         sessions.router,
         webhooks.router,

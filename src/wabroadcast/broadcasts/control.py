@@ -1,10 +1,12 @@
-"""Operator controls over a running broadcast: cancel and resume."""
+"""Operator controls over a broadcast: cancel, pause, resume and retry its failed recipients."""
 
 from __future__ import annotations
 
 from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
+from wabroadcast.broadcasts.repository.retries import RetryRepository
 from wabroadcast.broadcasts.schemas import (
     BroadcastOut,
+    RetryFailedOut,
 )
 from wabroadcast.broadcasts.views import (
     broadcast_out,
@@ -15,8 +17,10 @@ from wabroadcast.domain.errors import (
     BroadcastFinished,
     BroadcastNotFound,
 )
+from wabroadcast.domain.failures import retryable_codes
 from wabroadcast.domain.status import (
     FINAL_BROADCAST_STATUSES,
+    SETTLED_BROADCAST_STATUSES,
     BroadcastStatus,
     can_transition,
     ensure_transition,
@@ -25,6 +29,10 @@ from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.tenants.service import TenantContext
 
 log = get_logger("wabroadcast.broadcasts")
+
+# The ``status_reason`` of a broadcast an operator paused (an account-level pause has
+# WhatsApp's reason instead); resume clears either.
+PAUSED_BY_OPERATOR = "Paused by hand; resume it to send the rest."
 
 
 async def _locked(
@@ -115,3 +123,79 @@ async def resume_broadcast(
         failed_count=out.failed_count,
     )
     return out
+
+
+async def pause_broadcast(
+    ctx: AppContext, tenant: TenantContext, broadcast_id: int
+) -> BroadcastOut:
+    """Stop starting sends of a broadcast until it is resumed.
+
+    Workers claim nothing more for it; recipients already claimed (``sending``) are
+    sent and recorded, so it may still finish from ``paused`` if those were its last.
+    Pausing a paused broadcast changes nothing (an account-level pause keeps its
+    reason); a finished one is a 409.
+    """
+    now = ctx.clock.now()
+    async with ctx.database.transaction() as session:
+        broadcast = await _locked(BroadcastRepository(session), tenant, broadcast_id)
+        current = BroadcastStatus(broadcast.status)
+        if current is BroadcastStatus.PAUSED:
+            return broadcast_out(broadcast)
+        if current in FINAL_BROADCAST_STATUSES:
+            raise _already_finished(broadcast_id, current)
+        ensure_transition(current, BroadcastStatus.PAUSED)
+        broadcast.status = BroadcastStatus.PAUSED.value
+        broadcast.status_reason = PAUSED_BY_OPERATOR
+        broadcast.updated_at = now
+        await session.flush()
+        await session.refresh(broadcast)
+        out = broadcast_out(broadcast)
+    log.info(
+        f"{BROADCAST_TAG} paused by hand",
+        broadcast_id=broadcast_id,
+        paused_from=current.value,
+        queued_count=out.queued_count,
+        sent_count=out.sent_count,
+        failed_count=out.failed_count,
+    )
+    return out
+
+
+async def retry_failed(
+    ctx: AppContext,
+    tenant: TenantContext,
+    broadcast_id: int,
+    error_codes: list[str] | None = None,
+) -> RetryFailedOut:
+    """Queue the broadcast's failed recipients whose failure may pass, to be sent again.
+
+    Which ones is ``domain.failures.may_pass`` (``error_codes``: only these; None or
+    empty: every code that may pass). They are re-queued with their counters in one
+    transaction. A finished broadcast that gets any back is ``running`` again (its
+    ``finished_at`` cleared) and finishes again from its counts; a paused one stays
+    paused until resumed. A cancelled broadcast is a 409.
+    """
+    now = ctx.clock.now()
+    async with ctx.database.transaction() as session:
+        broadcast = await _locked(BroadcastRepository(session), tenant, broadcast_id)
+        current = BroadcastStatus(broadcast.status)
+        if current is BroadcastStatus.CANCELLED:
+            raise _already_finished(broadcast_id, current)
+        repo = RetryRepository(session)
+        found = await repo.failed_codes(broadcast_id)
+        codes = retryable_codes(found, error_codes)
+        requeued = await repo.requeue_failed(broadcast_id, codes, now) if codes else 0
+        if requeued and current in SETTLED_BROADCAST_STATUSES:
+            ensure_transition(current, BroadcastStatus.RUNNING)
+            broadcast.status = BroadcastStatus.RUNNING.value
+            broadcast.finished_at = None
+            broadcast.updated_at = now
+            await session.flush()
+    log.info(
+        f"{BROADCAST_TAG} failed recipients queued again",
+        broadcast_id=broadcast_id,
+        requeued=requeued,
+        error_codes=sorted(code or "" for code in codes),
+        status_before=current.value,
+    )
+    return RetryFailedOut(requeued=requeued)

@@ -5,9 +5,17 @@ from __future__ import annotations
 import math
 import unicodedata
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from wabroadcast.domain.recipients import first_unstorable, is_storable_text
@@ -241,3 +249,26 @@ class RecipientOut(BaseModel):
     read_at: datetime | None
     failed_at: datetime | None
     updated_at: datetime
+
+
+class RetryFailedIn(BaseModel):
+    """Which failed recipients to send again (``domain.failures``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error_codes: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] | None = (
+        Field(
+            default=None,
+            max_length=100,
+            description=(
+                "Only recipients that failed with one of these codes; absent or empty: every "
+                "code that may pass. Codes that never pass (NOT_ON_WHATSAPP, INVALID_NUMBER, "
+                "...) are never sent again; UNKNOWN_OUTCOME only when named."
+            ),
+            examples=[["RATE_LIMITED", "SERVER_ERROR"]],
+        )
+    )
+
+
+class RetryFailedOut(BaseModel):
+    requeued: int = Field(description="Failed recipients queued again.")

@@ -121,7 +121,10 @@ class NotAcceptable(AppError):
 class BroadcastFinished(AppError):
     error_code = "BROADCAST_FINISHED"
     http_status = 409
-    when = "cancelling or resuming a broadcast that already ended"
+    when = (
+        "cancelling, pausing or resuming a broadcast that already ended, or retrying the "
+        "failed recipients of a cancelled one"
+    )
 
 
 class IdempotencyKeyInUse(AppError):
@@ -194,6 +197,20 @@ class ValidationFailed(AppError):
     error_code = "VALIDATION_ERROR"
     http_status = 422
     when = "bad body or parameter; `message` starts with the field, `details.errors` lists them"
+
+
+class NoPhoneColumn(ValidationFailed):
+    """A CSV file with no column headed or filled like phone numbers."""
+
+    error_code = "NO_PHONE_COLUMN"
+    when = "an uploaded CSV file with no phone column; `details.columns` lists the columns seen"
+
+
+class CsvNotText(ValidationFailed):
+    """An uploaded file that is neither UTF-8 nor UTF-16 (with its BOM) text."""
+
+    error_code = "CSV_NOT_TEXT"
+    when = "an uploaded CSV file that is not UTF-8 or UTF-16 text"
 
 
 class IdempotencyKeyMismatch(AppError):
@@ -291,6 +308,8 @@ CATALOGUE: tuple[type[AppError], ...] = (
     PayloadTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
+    NoPhoneColumn,
+    CsvNotText,
     IdempotencyKeyMismatch,
     RateLimited,
     InternalError,

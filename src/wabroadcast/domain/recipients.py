@@ -8,12 +8,10 @@ chunk while the next is being normalized.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from wabroadcast.domain.phones import InvalidPhone, normalize_phone
 
@@ -157,34 +155,3 @@ def prepare_recipients(
     """The whole list at once: the preparer (counts, invalid) and every valid recipient."""
     preparer = RecipientPreparer(region)
     return preparer, preparer.add(items)
-
-
-def parse_csv_recipients(text: str) -> list[dict[str, Any]]:
-    """Recipients from CSV text: a ``phone`` column (with optional ``lead_id``, ``name``),
-    or phones in the first column of a file without a header.
-
-    The CLI's ``--csv`` and the dashboard's upload share this, so a file that
-    works in one works in the other.
-    """
-    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
-    if not rows:
-        return []
-    header = [cell.strip().lower() for cell in rows[0]]
-    if "phone" not in header:
-        return [{"phone": row[0].strip()} for row in rows if row and row[0].strip()]
-    phone_at = header.index("phone")
-    recipients: list[dict[str, Any]] = []
-    for row in rows[1:]:
-        if len(row) <= phone_at or not row[phone_at].strip():
-            continue
-        item: dict[str, Any] = {"phone": row[phone_at].strip()}
-        if "lead_id" in header and len(row) > header.index("lead_id"):
-            lead = row[header.index("lead_id")].strip()
-            if lead.isdigit():
-                item["lead_id"] = int(lead)
-        if "name" in header and len(row) > header.index("name"):
-            name = row[header.index("name")].strip()
-            if name:
-                item["name"] = name
-        recipients.append(item)
-    return recipients

@@ -47,12 +47,15 @@ BROADCAST_TRANSITIONS: dict[BroadcastStatus, frozenset[BroadcastStatus]] = {
     _B.PAUSED: frozenset(
         {_B.QUEUED, _B.RUNNING, _B.COMPLETED, _B.PARTIAL, _B.FAILED, _B.CANCELLED}
     ),
-    # A finished broadcast sends nothing more, but a late receipt (a failure after
-    # "sent", a delivery after an unknown outcome) changes its counts, and its
-    # outcome follows them (``settled_status``): only among these three.
-    _B.COMPLETED: frozenset({_B.PARTIAL, _B.FAILED}),
-    _B.PARTIAL: frozenset({_B.COMPLETED, _B.FAILED}),
-    _B.FAILED: frozenset({_B.COMPLETED, _B.PARTIAL}),
+    # A finished broadcast sends nothing more by itself, but a late receipt (a failure
+    # after "sent", a delivery after an unknown outcome) changes its counts, and its
+    # outcome follows them (``settled_status``) among these three. It runs again only
+    # when an operator re-queues failed recipients ("retry failed",
+    # ``broadcasts.control.retry_failed``): the dispatcher never moves a settled
+    # broadcast to running (``dispatch.repository.lifecycle.RUNNING_FROM`` leaves them out).
+    _B.COMPLETED: frozenset({_B.PARTIAL, _B.FAILED, _B.RUNNING}),
+    _B.PARTIAL: frozenset({_B.COMPLETED, _B.FAILED, _B.RUNNING}),
+    _B.FAILED: frozenset({_B.COMPLETED, _B.PARTIAL, _B.RUNNING}),
     _B.CANCELLED: frozenset(),
 }
 
@@ -65,14 +68,16 @@ RECIPIENT_TRANSITIONS: dict[RecipientStatus, frozenset[RecipientStatus]] = {
     _R.SENT: frozenset({_R.DELIVERED, _R.READ, _R.FAILED}),
     _R.DELIVERED: frozenset({_R.READ}),
     _R.READ: frozenset(),
-    # A receipt for a message we gave up on (UNKNOWN_OUTCOME) proves it arrived.
-    _R.FAILED: frozenset({_R.DELIVERED, _R.READ}),
+    # A receipt for a message we gave up on (UNKNOWN_OUTCOME) proves it arrived; an
+    # operator's "retry failed" queues a failure that may pass again (``domain.failures``).
+    _R.FAILED: frozenset({_R.QUEUED, _R.DELIVERED, _R.READ}),
     _R.CANCELLED: frozenset(),
 }
 
 # Outcomes of a broadcast that ran to its end; receipts may move it among them.
 SETTLED_BROADCAST_STATUSES = frozenset({_B.COMPLETED, _B.PARTIAL, _B.FAILED})
-# Nothing more is sent for these (an operator cannot resume them).
+# Nothing more is sent for these (an operator cannot resume them; "retry failed" may
+# run a settled one again).
 FINAL_BROADCAST_STATUSES = SETTLED_BROADCAST_STATUSES | {_B.CANCELLED}
 ACTIVE_BROADCAST_STATUSES = frozenset({_B.QUEUED, _B.RUNNING, _B.PAUSED})
 PENDING_RECIPIENT_STATUSES = frozenset({_R.QUEUED, _R.SENDING})

@@ -7,14 +7,15 @@ to the form, never a traceback or raw JSON.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
 
-from wabroadcast.domain.errors import AppError
-from wabroadcast.domain.recipients import RecipientInput, parse_csv_recipients
+from wabroadcast.domain.csv_import import ImportedRow, import_csv
+from wabroadcast.domain.errors import AppError, CsvNotText, NoPhoneColumn, ValidationFailed
+from wabroadcast.domain.recipients import RecipientInput
 
 MAX_FIELD_BYTES = 16 * 1024 * 1024
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
@@ -45,15 +46,16 @@ class Draft:
     pasted: str = ""
     idempotency_key: str | None = None
     csv_filename: str | None = None
-    csv_rows: list[dict[str, Any]] = field(default_factory=list)
+    csv_rows: list[ImportedRow] = field(default_factory=list)
 
     def recipient_inputs(self) -> list[RecipientInput]:
-        """Pasted numbers first, then the CSV's rows, in the order given."""
+        """Pasted numbers first, then the CSV's rows, in the order given.
+
+        A row's ``variables`` (its other columns) are not sent on: personalization is
+        not built yet, and the API's recipients carry phone, lead_id and name only.
+        """
         pasted = [RecipientInput(phone) for phone in split_pasted(self.pasted)]
-        uploaded = [
-            RecipientInput(row["phone"], row.get("lead_id"), row.get("name"))
-            for row in self.csv_rows
-        ]
+        uploaded = [RecipientInput(row.phone, row.lead_id, row.name) for row in self.csv_rows]
         return pasted + uploaded
 
 
@@ -67,8 +69,9 @@ def _text(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def read_draft(form: FormData) -> Draft:
-    """The draft in ``form``; a CSV that is too large or not UTF-8 is a ``DraftProblem``."""
+async def read_draft(form: FormData, region: str) -> Draft:
+    """The draft in ``form``; a CSV that is too large, not text or without a phone column
+    is a ``DraftProblem``. ``region`` is the tenant's, for finding the phone column."""
     key = _text(form, "idempotency_key").strip()
     typed = Draft(
         # Browsers send a textarea's line breaks as CRLF; the message keeps plain newlines.
@@ -86,7 +89,15 @@ async def read_draft(form: FormData) -> Draft:
             "error.csv_too_large", draft=without_rows, mb=MAX_UPLOAD_BYTES // (1024 * 1024)
         )
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
+        imported = await asyncio.to_thread(import_csv, data, region)
+    except CsvNotText as exc:
         raise DraftProblem("error.csv_encoding", draft=without_rows) from exc
-    return replace(without_rows, csv_rows=parse_csv_recipients(text))
+    except NoPhoneColumn as exc:
+        columns = ", ".join(str(c) for c in exc.details.get("columns", [])) or "-"
+        raise DraftProblem(
+            "error.csv_no_phone_column", draft=without_rows, columns=columns
+        ) from exc
+    except ValidationFailed as exc:
+        detail = str(exc.details.get("reason", exc.message))
+        raise DraftProblem("error.csv_unreadable", draft=without_rows, detail=detail) from exc
+    return replace(without_rows, csv_rows=imported.rows)

@@ -211,7 +211,7 @@ async def preview_broadcast(request: Request, ctx: Ctx, view: SignedInView) -> R
     form = await checked_form(request, view.signed_in)
     draft = Draft()
     try:
-        draft = await read_draft(form)
+        draft = await read_draft(form, view.signed_in.tenant.default_region)
         preview = await pages.preview(ctx, view.signed_in.tenant, draft)
     except AppError as exc:
         draft = _draft_read_so_far(exc, draft)
@@ -230,7 +230,7 @@ async def submit_broadcast(request: Request, ctx: Ctx, view: SignedInView) -> Re
     form = await checked_form(request, view.signed_in)
     draft = Draft()
     try:
-        draft = await read_draft(form)
+        draft = await read_draft(form, view.signed_in.tenant.default_region)
         submitted = await pages.submit(ctx, view.signed_in.tenant, draft)
     except AppError as exc:
         return await _new_form(

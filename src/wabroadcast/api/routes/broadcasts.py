@@ -15,6 +15,8 @@ from wabroadcast.broadcasts.schemas import (
     BroadcastCreate,
     BroadcastOut,
     RecipientOut,
+    RetryFailedIn,
+    RetryFailedOut,
 )
 from wabroadcast.domain.errors import (
     BroadcastFinished,
@@ -148,6 +150,51 @@ async def resume_broadcast(
     broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant
 ) -> BroadcastOut:
     return await control.resume_broadcast(ctx, tenant, broadcast_id)
+
+
+@router.post(
+    "/{broadcast_id}/pause",
+    response_model=BroadcastOut,
+    responses={
+        **tenant_errors(BroadcastNotFound, BroadcastFinished),
+    },
+    summary="Pause: nothing new starts, sends in flight finish",
+    description=(
+        "The broadcast becomes `paused` with a `status_reason` saying it was paused by hand; "
+        "workers claim none of its recipients until it is resumed. Recipients already "
+        "claimed (`sending`) are sent and recorded. Pausing a paused broadcast returns it "
+        "unchanged; `POST .../resume` sends the rest."
+    ),
+)
+async def pause_broadcast(
+    broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant
+) -> BroadcastOut:
+    return await control.pause_broadcast(ctx, tenant, broadcast_id)
+
+
+@router.post(
+    "/{broadcast_id}/retry-failed",
+    response_model=RetryFailedOut,
+    responses={
+        **tenant_errors(BroadcastNotFound, BroadcastFinished),
+    },
+    summary="Send failed recipients again whose failure may pass",
+    description=(
+        "Failed recipients whose error may pass (not `NOT_ON_WHATSAPP`, `INVALID_NUMBER` or "
+        "another final code; `UNKNOWN_OUTCOME` only when named) are queued again with a new "
+        "client message id; `error_codes` narrows them. A finished broadcast that gets any "
+        "back is `running` again and finishes again from its counts; a paused one stays "
+        "paused. A cancelled broadcast is a 409."
+    ),
+)
+async def retry_failed(
+    broadcast_id: BroadcastId,
+    ctx: Ctx,
+    tenant: CurrentTenant,
+    body: RetryFailedIn | None = None,
+) -> RetryFailedOut:
+    codes = body.error_codes if body is not None else None
+    return await control.retry_failed(ctx, tenant, broadcast_id, codes)
 
 
 @router.get(

@@ -23,7 +23,6 @@ from wabroadcast.db.models import UTCDateTime, WhatsAppBroadcast, table_of
 from wabroadcast.domain.status import (
     SETTLED_BROADCAST_STATUSES,
     BroadcastStatus,
-    can_transition,
     ensure_transition,
     sources_of,
 )
@@ -44,7 +43,9 @@ FINISHING_FROM = tuple(
 )
 # The same as an SQL condition, for statements that cannot take an IN list (executemany).
 _FINISHING_SQL = f"status IN ({', '.join(repr(status.value) for status in FINISHING_FROM)})"
-RUNNING_FROM = tuple(sorted(sources_of(BroadcastStatus.RUNNING)))
+# Where the dispatcher moves a broadcast to running: not from a settled outcome, which
+# only an operator's "retry failed" runs again (``broadcasts.control.retry_failed``).
+RUNNING_FROM = tuple(sorted(sources_of(BroadcastStatus.RUNNING) - SETTLED_BROADCAST_STATUSES))
 PAUSED_FROM = tuple(sorted(sources_of(BroadcastStatus.PAUSED)))
 # Final statuses of any number of broadcasts in one statement (PostgreSQL): a JSON
 # array of [id, status].
@@ -82,7 +83,7 @@ class LifecycleRepository:
         sessions = {
             broadcast_id: session_id
             for broadcast_id, session_id, status in claimed_from
-            if can_transition(status, BroadcastStatus.RUNNING)
+            if status in RUNNING_FROM
         }
         if not sessions:
             return
