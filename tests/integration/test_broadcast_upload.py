@@ -158,15 +158,17 @@ async def test_an_idempotency_key_replays_the_first_answer(
     assert await row_counts(ctx) == (1, 2)
 
 
-async def test_the_json_variant_and_its_openapi_operation_are_unchanged(
+async def test_one_openapi_operation_documents_both_bodies_and_json_still_works(
     client: httpx.AsyncClient, tenant: TenantFixture
 ) -> None:
     schema = (await client.get("/openapi.json")).json()
     operation = schema["paths"][URL]["post"]
-    assert list(operation["requestBody"]["content"]) == ["application/json"]
-    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/BroadcastCreate"
-    }
+    content = operation["requestBody"]["content"]
+    assert list(content) == ["application/json", "multipart/form-data"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/BroadcastCreate"}
+    upload = content["multipart/form-data"]["schema"]
+    assert upload["required"] == ["file", "message"]
+    assert upload["properties"]["file"]["format"] == "binary"
     by_json = await client.post(
         URL, json={"message": "hi", "recipients": ["0502345678"]}, headers=tenant.headers
     )

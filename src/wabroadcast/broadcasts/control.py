@@ -16,6 +16,7 @@ from wabroadcast.db.models import WhatsAppBroadcast
 from wabroadcast.domain.errors import (
     BroadcastFinished,
     BroadcastNotFound,
+    InvalidStatusTransition,
 )
 from wabroadcast.domain.failures import retryable_codes
 from wabroadcast.domain.status import (
@@ -133,7 +134,8 @@ async def pause_broadcast(
     Workers claim nothing more for it; recipients already claimed (``sending``) are
     sent and recorded, so it may still finish from ``paused`` if those were its last.
     Pausing a paused broadcast changes nothing (an account-level pause keeps its
-    reason); a finished one is a 409.
+    reason); a finished one is a 409, and so is a scheduled one (nothing is sent before
+    its ``send_at``; cancel it instead).
     """
     now = ctx.clock.now()
     async with ctx.database.transaction() as session:
@@ -143,6 +145,13 @@ async def pause_broadcast(
             return broadcast_out(broadcast)
         if current in FINAL_BROADCAST_STATUSES:
             raise _already_finished(broadcast_id, current)
+        if current is BroadcastStatus.SCHEDULED:
+            # Resuming would queue it before its time; nothing is sent before send_at anyway.
+            raise InvalidStatusTransition(
+                "A scheduled broadcast cannot be paused: nothing is sent before its send_at; "
+                "cancel it instead",
+                details={"broadcast_id": broadcast_id, "from": current.value, "to": "paused"},
+            )
         ensure_transition(current, BroadcastStatus.PAUSED)
         broadcast.status = BroadcastStatus.PAUSED.value
         broadcast.status_reason = PAUSED_BY_OPERATOR

@@ -69,6 +69,12 @@ INVALID_EXAMPLES_IN_ERROR = 5
 INVALID_LOGGED = 5
 
 
+# How far ahead ``send_at`` may be, and how far behind the clock it may be (a client's
+# "now" that took a moment to arrive); a time within the grace is sent at once.
+MAX_SCHEDULE_AHEAD = timedelta(days=90)
+SCHEDULE_GRACE = timedelta(seconds=5)
+
+
 # Lists longer than this are normalized chunk by chunk while earlier chunks are inserted.
 STREAM_CHUNK = 10_000
 
@@ -80,6 +86,7 @@ async def create_broadcast(
     idempotency_key_header: str | None,
 ) -> CreateResult:
     """Accept a broadcast and return the proof of what was queued (or an earlier twin)."""
+    _check_send_at(ctx, body)
     if not body.recipients:
         raise NoRecipients(
             "No recipients were given",
@@ -194,12 +201,15 @@ async def _create_unclaimed(
         broadcast.invalid_recipients_count = len(preparer.invalid)
         broadcast.duplicates_removed = preparer.duplicates_removed
         broadcast.invalid_recipients = invalid_sample
-        ensure_transition(BroadcastStatus.ACCEPTED, BroadcastStatus.QUEUED)
-        await repo.set_status(broadcast, BroadcastStatus.QUEUED, now)
+        # With a send_at it waits as scheduled; the dispatcher queues it when it is due.
+        status = BroadcastStatus.QUEUED if body.send_at is None else BroadcastStatus.SCHEDULED
+        broadcast.send_at = body.send_at
+        ensure_transition(BroadcastStatus.ACCEPTED, status)
+        await repo.set_status(broadcast, status, now)
         accepted = BroadcastAccepted(
             broadcast_id=broadcast.id,
             job_id=job_id(broadcast.id),
-            status=BroadcastStatus.QUEUED,
+            status=status,
             session_id=wa_session.session_id,
             total_recipients=preparer.valid_count,
             queued_count=preparer.valid_count,
@@ -213,6 +223,7 @@ async def _create_unclaimed(
             ],
             idempotent=False,
             connection_check=connection_check,
+            send_at=body.send_at,
         )
         if client_key is not None:
             await IdempotencyRepository(session).complete(
@@ -231,9 +242,29 @@ async def _create_unclaimed(
         invalid_recipients_count=accepted.invalid_recipients_count,
         duplicates_removed=accepted.duplicates_removed,
         connection_check=connection_check,
+        status=accepted.status.value,
+        send_at=None if body.send_at is None else body.send_at.isoformat(),
         first_invalid=_masked_examples(preparer),
     )
     return CreateResult(202, accepted)
+
+
+def _check_send_at(ctx: AppContext, body: BroadcastCreate) -> None:
+    """A ``send_at`` (with an offset: the schema refuses a naive one) must be from now
+    (less ``SCHEDULE_GRACE``) to ``MAX_SCHEDULE_AHEAD`` ahead, by the app's clock."""
+    if body.send_at is None:
+        return
+    now = ctx.clock.now()
+    if body.send_at < now - SCHEDULE_GRACE:
+        raise ValidationFailed(
+            "send_at: must not be in the past",
+            details={"field": "send_at", "now": now.isoformat()},
+        )
+    if body.send_at > now + MAX_SCHEDULE_AHEAD:
+        raise ValidationFailed(
+            f"send_at: must be at most {MAX_SCHEDULE_AHEAD.days} days ahead",
+            details={"field": "send_at", "now": now.isoformat()},
+        )
 
 
 async def _stream_recipients(
@@ -275,6 +306,9 @@ def _fingerprint(
         # The same text with another template (or none) is another broadcast.
         template = json.dumps(body.template.model_dump(), sort_keys=True, ensure_ascii=False)
         content = f"{content}\x00template:{template}"
+    if body.send_at is not None:
+        # The same message at another time is another broadcast.
+        content = f"{content}\x00send_at:{body.send_at.isoformat()}"
     return idempotency.content_fingerprint(
         tenant.tenant_id, wa_session.session_id, content, preparer.sorted_phones()
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -141,6 +142,23 @@ class BroadcastCreate(BaseModel):
         default=False,
         description="Send even if an identical broadcast was accepted in the last 10 minutes.",
     )
+    send_at: AwareDatetime | None = Field(
+        default=None,
+        # An ISO 8601 string is what JSON has for a time; strict mode would refuse it.
+        strict=False,
+        description=(
+            "Send at this time (ISO 8601 with an offset, e.g. 2026-12-24T09:00:00+02:00) "
+            "instead of at once: the broadcast waits as `scheduled`. Not in the past "
+            "(a few seconds' grace), at most 90 days ahead."
+        ),
+        examples=["2026-12-24T09:00:00+02:00"],
+    )
+
+    @field_validator("send_at")
+    @classmethod
+    def _send_at_utc(cls, value: datetime | None) -> datetime | None:
+        # One instant, one spelling: the same time with another offset is the same request.
+        return None if value is None else value.astimezone(UTC)
 
     @field_validator("message")
     @classmethod
@@ -206,6 +224,9 @@ class BroadcastAccepted(BaseModel):
     items: list[RecipientItem] = Field(description="The first 100 stored recipients.")
     idempotent: bool = Field(description="True when this returns an earlier broadcast.")
     connection_check: Literal["connected", "unknown"]
+    send_at: datetime | None = Field(
+        default=None, description="When a `scheduled` broadcast is queued (None: at once)."
+    )
 
 
 class BroadcastOut(BaseModel):
@@ -225,6 +246,9 @@ class BroadcastOut(BaseModel):
     invalid_recipients_count: int
     duplicates_removed: int
     created_at: datetime
+    send_at: datetime | None = Field(
+        default=None, description="When a `scheduled` broadcast is queued (None: at once)."
+    )
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None

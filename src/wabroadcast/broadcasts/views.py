@@ -57,6 +57,7 @@ def broadcast_out(b: WhatsAppBroadcast) -> BroadcastOut:
         invalid_recipients_count=b.invalid_recipients_count,
         duplicates_removed=b.duplicates_removed,
         created_at=b.created_at,
+        send_at=b.send_at,
         queued_at=b.queued_at,
         started_at=b.started_at,
         finished_at=b.finished_at,
@@ -113,5 +114,6 @@ async def replay(
         ],
         idempotent=True,
         connection_check="connected" if broadcast.connection_check == "connected" else "unknown",
+        send_at=broadcast.send_at,
     )
     return CreateResult(http_status, body)

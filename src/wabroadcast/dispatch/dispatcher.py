@@ -200,10 +200,13 @@ class Dispatcher:
         raise RuntimeError("dispatcher did not become idle")
 
     async def tick(self, *, recover: bool = True) -> None:
-        """One pass: recover orphans (if ``recover``), the providers' background work (the
-        simulator's receipts) and early receipts, then start slots for sessions with work."""
+        """One pass: recover orphans (if ``recover``), queue scheduled broadcasts that are
+        due, the providers' background work (the simulator's receipts) and early receipts,
+        then start slots for sessions with work."""
         if recover:
             await self.recover_orphans()
+        async with self.ctx.database.transaction() as db:
+            await LifecycleRepository(db).queue_due(self.ctx.clock.now())
         await self.note_cancelled()
         for plugin in PLUGINS.values():
             if plugin.background is not None:

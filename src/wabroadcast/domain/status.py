@@ -16,6 +16,7 @@ from wabroadcast.domain.errors import InvalidStatusTransition
 
 class BroadcastStatus(StrEnum):
     ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
     QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"
@@ -39,7 +40,11 @@ _B = BroadcastStatus
 _R = RecipientStatus
 
 BROADCAST_TRANSITIONS: dict[BroadcastStatus, frozenset[BroadcastStatus]] = {
-    _B.ACCEPTED: frozenset({_B.QUEUED, _B.CANCELLED}),
+    # Accepted with a ``send_at``: it waits as scheduled instead of being queued.
+    _B.ACCEPTED: frozenset({_B.QUEUED, _B.SCHEDULED, _B.CANCELLED}),
+    # The dispatcher queues it once its ``send_at`` has come; an operator may cancel it
+    # before. No edge to paused: resuming would queue it before its time.
+    _B.SCHEDULED: frozenset({_B.QUEUED, _B.CANCELLED}),
     _B.QUEUED: frozenset({_B.RUNNING, _B.PAUSED, _B.CANCELLED}),
     _B.RUNNING: frozenset({_B.PAUSED, _B.COMPLETED, _B.PARTIAL, _B.FAILED, _B.CANCELLED}),
     # A paused broadcast whose last sends in flight were written has nothing left to
@@ -79,7 +84,8 @@ SETTLED_BROADCAST_STATUSES = frozenset({_B.COMPLETED, _B.PARTIAL, _B.FAILED})
 # Nothing more is sent for these (an operator cannot resume them; "retry failed" may
 # run a settled one again).
 FINAL_BROADCAST_STATUSES = SETTLED_BROADCAST_STATUSES | {_B.CANCELLED}
-ACTIVE_BROADCAST_STATUSES = frozenset({_B.QUEUED, _B.RUNNING, _B.PAUSED})
+# Not finished: a scheduled broadcast holds its session and counts as active.
+ACTIVE_BROADCAST_STATUSES = frozenset({_B.SCHEDULED, _B.QUEUED, _B.RUNNING, _B.PAUSED})
 PENDING_RECIPIENT_STATUSES = frozenset({_R.QUEUED, _R.SENDING})
 
 AnyStatus = BroadcastStatus | RecipientStatus

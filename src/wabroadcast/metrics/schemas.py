@@ -37,7 +37,9 @@ class TenantMetricsOut(BaseModel):
         ge=0,
         description="Recipients delivered (delivered_at; read ones included) in the same window.",
     )
-    active_broadcasts: int = Field(ge=0, description="Broadcasts queued, running or paused.")
+    active_broadcasts: int = Field(
+        ge=0, description="Broadcasts scheduled, queued, running or paused."
+    )
     generated_at: datetime = Field(description="When these numbers were computed (UTC).")
     cached: bool = Field(
         description="True when this is an earlier answer, at most WABROADCAST_METRICS_CACHE_S old."

@@ -221,7 +221,7 @@ class _Exposition(Collector):
         yield pending
         active = GaugeMetricFamily(
             "wabroadcast_active_broadcasts",
-            "The tenant's broadcasts that are queued, running or paused.",
+            "The tenant's broadcasts that are scheduled, queued, running or paused.",
             labels=["tenant_id"],
         )
         for tenant_id, count in sorted(self.database.active_broadcasts_by_tenant.items()):

@@ -97,7 +97,8 @@ class SessionRepository:
         return result.scalar_one_or_none()
 
     async def active_broadcasts(self, session_id: str) -> int:
-        """Broadcasts on the session that are not finished (accepted, queued, running, paused)."""
+        """Broadcasts on the session that are not finished (accepted, scheduled, queued,
+        running, paused)."""
         finished = sorted(status.value for status in FINAL_BROADCAST_STATUSES)
         result = await self.session.execute(
             select(func.count())

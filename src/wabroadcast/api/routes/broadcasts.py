@@ -35,6 +35,24 @@ from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 
 router = APIRouter(prefix="/api/whatsapp/broadcasts", tags=["broadcasts"])
 
+# ``multipart/form-data``: the recipients as a CSV file (see the README's "CSV files").
+CSV_UPLOAD_BODY = {
+    "schema": {
+        "type": "object",
+        "required": ["file", "message"],
+        "properties": {
+            "file": {
+                "type": "string",
+                "format": "binary",
+                "description": "The recipients: a CSV file (a phone column, optional name, "
+                "lead_id); `,` `;` or tab, UTF-8 or UTF-16.",
+            },
+            "message": {"type": "string", "description": "The text to send."},
+            "session_id": {"type": "string", "description": "Default: the tenant's default."},
+        },
+    }
+}
+
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size.")]
 Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page.")]
 
@@ -57,6 +75,9 @@ Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of
         ),
     },
     summary="Queue a broadcast and get proof of what was queued",
+    # The multipart variant is served by ``broadcast_uploads`` (same path and method);
+    # its body is documented here, on the one operation OpenAPI allows.
+    openapi_extra={"requestBody": {"content": {"multipart/form-data": CSV_UPLOAD_BODY}}},
 )
 async def create_broadcast(
     body: BroadcastCreate,

@@ -47,6 +47,8 @@ _FINISHING_SQL = f"status IN ({', '.join(repr(status.value) for status in FINISH
 # only an operator's "retry failed" runs again (``broadcasts.control.retry_failed``).
 RUNNING_FROM = tuple(sorted(sources_of(BroadcastStatus.RUNNING) - SETTLED_BROADCAST_STATUSES))
 PAUSED_FROM = tuple(sorted(sources_of(BroadcastStatus.PAUSED)))
+# Where a broadcast waits for its ``send_at`` before it is queued.
+DUE_FROM = (BroadcastStatus.SCHEDULED.value,)
 # Final statuses of any number of broadcasts in one statement (PostgreSQL): a JSON
 # array of [id, status].
 FINISH_POSTGRES = text(
@@ -102,6 +104,27 @@ class LifecycleRepository:
                 sent_count=int(sent),
                 failed_count=int(failed),
             )
+
+    async def queue_due(self, now: datetime) -> list[int]:
+        """Scheduled broadcasts whose ``send_at`` has come are queued, in one statement;
+        their ids. Claims then take their recipients like any queued broadcast's."""
+        ensure_transition(BroadcastStatus.SCHEDULED, BroadcastStatus.QUEUED)
+        result = await self.session.execute(
+            update(B)
+            .where(B.status.in_(DUE_FROM), B.send_at <= now)
+            .values(status=BroadcastStatus.QUEUED.value, queued_at=now, updated_at=now)
+            .returning(B.id, B.session_id, B.send_at)
+        )
+        queued = []
+        for broadcast_id, session_id, send_at in result.all():
+            queued.append(int(broadcast_id))
+            log.info(
+                f"{BROADCAST_TAG} scheduled time reached",
+                broadcast_id=int(broadcast_id),
+                session_id=session_id,
+                send_at=send_at.isoformat() if send_at is not None else None,
+            )
+        return queued
 
     async def pause_session_broadcasts(
         self, session_id: str, reason: str, now: datetime
