@@ -91,6 +91,7 @@ class Dispatcher:
         self.stopping = asyncio.Event()
         self._purged = float("-inf")
         self._pending_looked_at = float("-inf")
+        self._scheduled_looked_at = float("-inf")
         # Claims, results and lease releases of all slots, each grouped.
         self.writer = ResultWriter(ctx, self.close_out)
         self.claimer = ClaimBatcher(ctx, self.worker_id, self.claim_limit)
@@ -205,8 +206,12 @@ class Dispatcher:
         then start slots for sessions with work."""
         if recover:
             await self.recover_orphans()
-        async with self.ctx.database.transaction() as db:
-            await LifecycleRepository(db).queue_due(self.ctx.clock.now())
+        now = self.ctx.clock.now()
+        since = now.timestamp() - self._scheduled_looked_at
+        if not 0 <= since < self.tuning.scheduled_every_s:  # due, or the clock went back
+            async with self.ctx.database.transaction() as db:
+                await LifecycleRepository(db).queue_due(now)
+            self._scheduled_looked_at = now.timestamp()
         await self.note_cancelled()
         for plugin in PLUGINS.values():
             if plugin.background is not None:

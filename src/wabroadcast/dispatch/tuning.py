@@ -41,3 +41,5 @@ class Tuning:
     purge_every_s: float = 300.0
     # Receipts that came before their send was recorded are looked at this often.
     pending_receipts_every_s: float = 1.0
+    # Scheduled broadcasts are looked at this often (by the app clock: tests move it).
+    scheduled_every_s: float = 1.0
