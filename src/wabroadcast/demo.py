@@ -85,7 +85,7 @@ async def run_demo(port: int | None = None) -> None:
             state = await api.follow(client, console, proof["broadcast_id"])
             await api.print_summary(client, console, state)
     console.print(f"Dashboard: [bold]{base_url}/[/]  (sign in with the API key below)")
-    console.print(f"OpenAPI: {base_url}/openapi.json")
+    console.print(f"API docs: {base_url}/docs  (OpenAPI: {base_url}/openapi.json)")
     console.print(f"Tenant {tenant.tenant_id}, session {tenant.session_id}")
     console.print(f"API key: [bold]{tenant.api_key}[/]")
     console.print("Try:")

@@ -32,8 +32,6 @@ from wabroadcast.observability.logging import get_logger
 
 log = get_logger("wabroadcast.api")
 
-# Whole seconds a client should wait before retrying while the database is down.
-DATABASE_RETRY_AFTER = DatabaseUnavailable.retry_after_s or 5
 # PostgreSQL SQLSTATE classes that mean "the server is unreachable or shedding load"
 # (connection exception, insufficient resources, system error), and the 57P codes
 # of an administrator or crash shutdown. Anything else is the query's own fault.
@@ -72,6 +70,11 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 async def app_error_response(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
+    return render(exc)
+
+
+def render(exc: AppError) -> JSONResponse:
+    """The envelope of a catalogued error, with the headers its code calls for."""
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else {}
     retry_after = exc.retry_after()
     if retry_after is not None:
@@ -179,16 +182,11 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 def _database_unavailable_response() -> JSONResponse:
-    error = DatabaseUnavailable(
-        "The database is unavailable; retry shortly.",
-        details={"retry_after_seconds": DATABASE_RETRY_AFTER},
-    )
-    return envelope(
-        error.http_status,
-        error.error_code,
-        error.message,
-        error.details,
-        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    return render(
+        DatabaseUnavailable(
+            "The database is unavailable; retry shortly.",
+            details={"retry_after_seconds": DatabaseUnavailable.retry_after_s},
+        )
     )
 
 
