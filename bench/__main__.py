@@ -17,7 +17,8 @@ def main() -> None:
     for backend in backends:
         bench_ingest.run(backend)
     for backend in backends:
-        bench_dispatch.run_dispatch_recipients_per_s(backend)
+        plain_rate = bench_dispatch.run_dispatch_recipients_per_s(backend)
+        bench_dispatch.run_personal_dispatch_cost(backend, plain_rate)
     if "postgres" in backends:
         bench_dispatch.run_fanout_msgs_per_s("postgres")
         bench_dispatch.run_worker_peak_rss_mb("postgres")

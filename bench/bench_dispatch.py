@@ -133,6 +133,8 @@ class Shape:
     recipients_per_session: int
     latency_ms: int
     deliver_after_ms: int | None  # None: the simulator sends no "delivered" receipts
+    # Each recipient has its own text (a personal message, rendered when it was accepted).
+    personal: bool = False
 
     @property
     def total(self) -> int:
@@ -141,6 +143,14 @@ class Shape:
 
 DISPATCH = Shape(
     sessions=8, max_concurrency=2, recipients_per_session=5000, latency_ms=0, deliver_after_ms=None
+)
+DISPATCH_PERSONAL = Shape(
+    sessions=8,
+    max_concurrency=2,
+    recipients_per_session=5000,
+    latency_ms=0,
+    deliver_after_ms=None,
+    personal=True,
 )
 FANOUT = Shape(
     sessions=1000,
@@ -268,12 +278,21 @@ async def seed(
                 )
             ).all()
             broadcasts = [(int(row[0]), str(row[1])) for row in created]
+            texts = personal_texts(phones) if shape.personal else None
             if database.is_sqlite:
-                await insert_recipients(db, broadcasts, tenant_id, phones, now)
+                await insert_recipients(db, broadcasts, tenant_id, phones, now, texts)
             else:
-                await copy_recipients(db, broadcasts, tenant_id, phones, now)
+                await copy_recipients(db, broadcasts, tenant_id, phones, now, texts)
     finally:
         await database.dispose()
+
+
+def personal_texts(phones: Sequence[str]) -> list[str]:
+    """What a ``Hello {{name}}, …`` message renders to for each recipient: a text each."""
+    return [
+        f"Hello Customer {n}, your order {phone[-6:]} is ready for pickup at our store."
+        for n, phone in enumerate(phones)
+    ]
 
 
 async def insert_recipients(
@@ -282,6 +301,7 @@ async def insert_recipients(
     tenant_id: int,
     phones: Sequence[str],
     now: datetime,
+    texts: Sequence[str] | None = None,
 ) -> None:
     for broadcast_id, session_id in broadcasts:
         await db.execute(
@@ -293,13 +313,14 @@ async def insert_recipients(
                     "session_id": session_id,
                     "raw_input": phone,
                     "phone": phone,
+                    "rendered_message": None if texts is None else texts[n],
                     "status": RecipientStatus.QUEUED.value,
                     "attempts": 0,
                     "next_attempt_at": now,
                     "queued_at": now,
                     "updated_at": now,
                 }
-                for phone in phones
+                for n, phone in enumerate(phones)
             ],
         )
 
@@ -310,6 +331,7 @@ async def copy_recipients(
     tenant_id: int,
     phones: Sequence[str],
     now: datetime,
+    texts: Sequence[str] | None = None,
 ) -> None:
     """COPY with the column list of broadcasts/repository/broadcasts.py ``_copy_recipients``."""
     stamp = now.isoformat()
@@ -317,10 +339,11 @@ async def copy_recipients(
     raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
     columns = (
-        "broadcast_id, tenant_id, session_id, raw_input, phone, lead_id, name, status, "
-        "attempts, next_attempt_at, queued_at, updated_at"
+        "broadcast_id, tenant_id, session_id, raw_input, phone, lead_id, name, "
+        "rendered_message, status, attempts, next_attempt_at, queued_at, updated_at"
     )
-    tail = f"\t\\N\t\\N\t{RecipientStatus.QUEUED.value}\t0\t{stamp}\t{stamp}\t{stamp}\n"
+    tail = f"\t{RecipientStatus.QUEUED.value}\t0\t{stamp}\t{stamp}\t{stamp}\n"
+    own = ["\\N"] * len(phones) if texts is None else list(texts)
     async with (
         driver.cursor() as cursor,
         cursor.copy(f"COPY whatsapp_broadcast_recipients ({columns}) FROM STDIN") as copy,
@@ -328,8 +351,12 @@ async def copy_recipients(
         for broadcast_id, session_id in broadcasts:
             head = f"{broadcast_id}\t{tenant_id}\t{session_id}\t"
             for start in range(0, len(phones), COPY_CHUNK):
-                chunk = phones[start : start + COPY_CHUNK]
-                await copy.write("".join(f"{head}{p}\t{p}{tail}" for p in chunk).encode())
+                chunk = zip(
+                    phones[start : start + COPY_CHUNK], own[start : start + COPY_CHUNK], strict=True
+                )
+                await copy.write(
+                    "".join(f"{head}{p}\t{p}\t\\N\t\\N\t{t}{tail}" for p, t in chunk).encode()
+                )
 
 
 def prepare(url: str, shape: Shape) -> None:
@@ -470,9 +497,11 @@ def runs_note(rates: Sequence[float]) -> str:
     )
 
 
-def run_dispatch_recipients_per_s(backend: str, shape: Shape = DISPATCH) -> None:
-    """``dispatch_recipients_per_s_<backend>``: zero-latency sends of one worker process."""
-    name = f"dispatch_recipients_per_s_{backend}"
+def run_dispatch_recipients_per_s(backend: str, shape: Shape = DISPATCH) -> float:
+    """``dispatch_recipients_per_s_<backend>``: zero-latency sends of one worker process
+    (``dispatch_personal_…`` when each recipient has its own text)."""
+    kind = "dispatch_personal" if shape.personal else "dispatch"
+    name = f"{kind}_recipients_per_s_{backend}"
     runs: list[tuple[float, float]] = []
     for _ in range(RUNS):
         with scratch_database(backend) as url:
@@ -485,6 +514,14 @@ def run_dispatch_recipients_per_s(backend: str, shape: Shape = DISPATCH) -> None
         f"while sending in the best ({1_000_000 * cores / rate:.0f} µs CPU per recipient)"
     )
     report(name, rate, "recipients/s")
+    return rate
+
+
+def run_personal_dispatch_cost(backend: str, plain_rate: float) -> None:
+    """``dispatch_personal_cost_pct_<backend>``: how much longer dispatch takes when every
+    recipient has its own text (a personal message) than with one text for all."""
+    personal_rate = run_dispatch_recipients_per_s(backend, DISPATCH_PERSONAL)
+    report(f"dispatch_personal_cost_pct_{backend}", (plain_rate / personal_rate - 1) * 100, "%")
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,7 +163,8 @@ def show(
     url: Url = DEFAULT_URL,
     api_key: ApiKey = None,
 ) -> None:
-    """A broadcast's status, counts and failure reasons."""
+    """A broadcast's status, counts, what it waits for, its estimated finish and failure
+    reasons."""
     from rich.console import Console
 
     async def work(http: httpx.AsyncClient) -> int:
@@ -172,6 +173,9 @@ def show(
             echo_json(state)
             return 0
         typer.echo(state_line(state))
+        waiting = api.waiting_line(state)
+        if waiting:
+            typer.echo(waiting)
         await api.print_summary(http, Console(), state)
         return 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,7 @@ def read_csv_recipients(path: Path, region: str = "IL") -> list[dict[str, Any]]:
     dashboard's upload; ``region`` only helps find a phone column whose header is unknown.
 
     Raises ``CsvNotText`` or ``NoPhoneColumn`` (``ValidationFailed``) for a file it cannot
-    use. The rows' other columns (``variables``) are not sent: personalization is not built
-    yet, and the API's recipients carry phone, lead_id and name only.
+    use. The file's other columns become each recipient's ``variables``.
     """
     return [row.recipient() for row in import_csv(path.read_bytes(), region).rows]
 
@@ -79,14 +79,58 @@ async def follow(
         sent = progress.add_task("sent", total=total)
         delivered = progress.add_task("delivered", total=total)
         failed = progress.add_task("failed", total=total)
+        shown_line: str | None = None
         while True:
             progress.update(sent, completed=state["sent_count"])
             progress.update(delivered, completed=state["delivered_count"])
             progress.update(failed, completed=state["failed_count"])
             if state["status"] in STOP_STATUSES:
                 return state
+            line = waiting_line(state)
+            if line and line != shown_line:
+                progress.console.print(line, highlight=False)
+                shown_line = line
             await asyncio.sleep(poll_s)
             state = await _get(client, broadcast_id)
+
+
+# How ``waiting_line`` says each ``waiting_reason`` of the API.
+WAITING_REASONS = {
+    "scheduled": "scheduled",
+    "behind_broadcast": "behind broadcast",
+    "paused": "paused",
+    "not_connected": "the WhatsApp session is not connected",
+    "pace": "the session's sending pace",
+}
+
+
+def waiting_line(state: dict[str, Any], now: datetime | None = None) -> str | None:
+    """``waiting: behind broadcast 12 · estimated finish 14:05 UTC``: why an active
+    broadcast is not sending and when it should be done; None when it says neither."""
+    reason, finish = state.get("waiting_reason"), state.get("estimated_finish_at")
+    if not reason and not finish:
+        return None
+    now = now or datetime.now(UTC)
+    if reason:
+        said = WAITING_REASONS.get(reason, reason)
+        if reason == "behind_broadcast" and state.get("waiting_for_broadcast_id"):
+            said += f" {state['waiting_for_broadcast_id']}"
+        if reason == "scheduled" and state.get("send_at"):
+            said += f" for {_clock_time(state['send_at'], now)}"
+        parts = [f"waiting: {said}"]
+    else:
+        parts = ["sending"]
+    if finish:
+        parts.append(f"estimated finish {_clock_time(finish, now)}")
+    return " · ".join(parts)
+
+
+def _clock_time(value: str, now: datetime) -> str:
+    """``14:05 UTC`` today, ``2026-12-07 14:05 UTC`` on another day."""
+    at = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    return at.strftime(
+        "%H:%M UTC" if at.date() == now.astimezone(UTC).date() else "%Y-%m-%d %H:%M UTC"
+    )
 
 
 async def call(

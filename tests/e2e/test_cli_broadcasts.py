@@ -43,11 +43,16 @@ def test_pause_show_list_resume_cancel_from_the_cli(server: Server) -> None:
     )
     assert code == 0, err
     broadcast_id = documents(out)[0]["broadcast_id"]
+    code, out, err = run(server, "broadcasts", "show", str(broadcast_id))
+    assert code == 0, err
+    assert out.splitlines()[1].startswith("sending · estimated finish "), out
 
     code, out, err = run(server, "broadcasts", "pause", str(broadcast_id))
     assert code == 0, err
     assert out.startswith(f"broadcast {broadcast_id}: paused (")
     assert "Paused by hand" in out
+    code, out, err = run(server, "broadcasts", "show", str(broadcast_id))
+    assert (code, out.splitlines()[1]) == (0, "waiting: paused"), err
     code, out, _ = run(server, "broadcasts", "show", str(broadcast_id), "--json")
     assert (code, json.loads(out)["status"]) == (0, "paused")
     code, out, _ = run(server, "broadcasts", "list", "--status", "paused")

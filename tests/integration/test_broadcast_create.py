@@ -51,8 +51,18 @@ async def test_accepts_and_returns_proof_of_stored_rows(
         {"input": "hello", "reason": "invalid_format"},
     ]
     assert proof["items"] == [
-        {"phone": "+972502345678", "lead_id": 1, "status": "queued"},
-        {"phone": "+972523456789", "lead_id": None, "status": "queued"},
+        {
+            "phone": "+972502345678",
+            "lead_id": 1,
+            "status": "queued",
+            "message_preview": "Sale starts tomorrow",
+        },
+        {
+            "phone": "+972523456789",
+            "lead_id": None,
+            "status": "queued",
+            "message_preview": "Sale starts tomorrow",
+        },
     ]
     assert proof["idempotent"] is False
     assert proof["connection_check"] == "connected"
@@ -101,7 +111,9 @@ async def test_every_spelling_of_one_number_counts_once(
     proof = response.json()
     assert proof["total_recipients"] == 1
     assert proof["duplicates_removed"] == len(spellings) - 1
-    assert proof["items"] == [{"phone": "+972502345678", "lead_id": None, "status": "queued"}]
+    assert proof["items"] == [
+        {"phone": "+972502345678", "lead_id": None, "status": "queued", "message_preview": "hi"}
+    ]
 
 
 async def test_tenant_region_decides_numbers_without_country_code(

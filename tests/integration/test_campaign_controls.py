@@ -62,6 +62,11 @@ async def test_pause_starts_nothing_new_and_resume_sends_the_rest(
         "paused",
         PAUSED_BY_OPERATOR,
     )
+    # The answer says why it waits, like a read of it does.
+    assert (paused.json()["waiting_reason"], paused.json()["estimated_finish_at"]) == (
+        "paused",
+        None,
+    )
     # Pausing again changes nothing.
     again = await post(client, tenant, f"{broadcast_id}/pause")
     assert (again.status_code, again.json()["status"]) == (200, "paused")
@@ -105,6 +110,8 @@ async def test_a_pause_mid_broadcast_holds_the_rest_until_resumed(
     await scenario(client, tenant, fail_numbers={})
     running = await post(client, tenant, f"{broadcast_id}/resume")
     assert running.json()["status"] == "running"
+    assert running.json()["waiting_reason"] is None
+    assert running.json()["estimated_finish_at"] is not None
     # Paused by hand while running: nothing more goes out.
     assert (await post(client, tenant, f"{broadcast_id}/pause")).json()["status_reason"] == (
         PAUSED_BY_OPERATOR

@@ -53,6 +53,10 @@ async def test_get_broadcast_has_every_documented_field(
         "started_at": None,
         "finished_at": None,
         "updated_at": "2026-11-28T12:00:00Z",
+        # Three sends at the simulator's default pace (tests/integration/test_estimates.py).
+        "estimated_finish_at": "2026-11-28T12:00:01.875000Z",
+        "waiting_reason": None,
+        "waiting_for_broadcast_id": None,
     }
 
 

@@ -28,7 +28,7 @@ def test_semicolons_with_lead_ids_and_other_columns_as_variables() -> None:
     assert result.delimiter == ";"
     assert result.rows == [
         ImportedRow("052-345-6789", "Noa", 7, {"City": "Haifa", "Plan": "gold"}),
-        ImportedRow("0533456789", "Dan", None, {"City": "TLV", "Plan": ""}),
+        ImportedRow("0533456789", "Dan", None, {"City": "TLV"}),  # blank: lacking
     ]
 
 
@@ -154,9 +154,14 @@ def test_rows_without_a_phone_and_blank_lines_are_skipped() -> None:
     assert rows("phone\n") == []
 
 
-def test_the_recipient_object_leaves_variables_out() -> None:
+def test_the_recipient_object_carries_the_other_columns_as_variables() -> None:
     row = ImportedRow("0523456789", "Noa", 7, {"City": "Haifa"})
-    assert row.recipient() == {"phone": "0523456789", "lead_id": 7, "name": "Noa"}
+    assert row.recipient() == {
+        "phone": "0523456789",
+        "lead_id": 7,
+        "name": "Noa",
+        "variables": {"City": "Haifa"},
+    }
     assert ImportedRow("0523456789", None, None, {}).recipient() == {"phone": "0523456789"}
 
 

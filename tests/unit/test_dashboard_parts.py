@@ -126,6 +126,6 @@ def test_a_draft_lists_pasted_numbers_then_csv_rows() -> None:
     rows = import_csv("\ufeffname,phone,lead_id\r\nNoa,052-345-6789,7\r\nDan,,8\r\n", "IL").rows
     draft = Draft(message="hi", pasted="0502345678", csv_rows=rows)
     assert [tuple(r) for r in draft.recipient_inputs()] == [
-        ("0502345678", None, None),
-        ("052-345-6789", 7, "Noa"),
+        ("0502345678", None, None, None),
+        ("052-345-6789", 7, "Noa", None),
     ]

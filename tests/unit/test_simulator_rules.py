@@ -42,7 +42,10 @@ def test_csv_with_a_header_or_bare_phones(tmp_path: Path) -> None:
     ]
     bare = tmp_path / "b.csv"
     bare.write_text("0502345678\n\n+972 52 345 6789,ignored\n")
-    assert read_csv_recipients(bare) == [{"phone": "0502345678"}, {"phone": "+972 52 345 6789"}]
+    assert read_csv_recipients(bare) == [
+        {"phone": "0502345678"},
+        {"phone": "+972 52 345 6789", "variables": {"column_2": "ignored"}},
+    ]
     empty = tmp_path / "c.csv"
     empty.write_text("")
     assert read_csv_recipients(empty) == []

@@ -10,6 +10,7 @@ transaction so no error path leaves a row behind.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -19,21 +20,25 @@ from wabroadcast.broadcasts.connection_check import check_connection
 from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
 from wabroadcast.broadcasts.repository.idempotency import IdempotencyRepository
 from wabroadcast.broadcasts.schemas import (
+    MAX_MESSAGE_CHARS,
     BroadcastAccepted,
     BroadcastCreate,
     InvalidRecipient,
+    MissingVariable,
     RecipientItem,
 )
 from wabroadcast.broadcasts.views import (
     ITEMS_IN_PROOF,
     CreateResult,
     job_id,
+    message_preview,
     replay,
 )
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppBroadcast
 from wabroadcast.domain import idempotency
 from wabroadcast.domain.errors import (
+    MissingVariables,
     NoRecipients,
     NoValidRecipients,
     TooManyRecipients,
@@ -41,6 +46,7 @@ from wabroadcast.domain.errors import (
 )
 from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.recipients import (
+    PersonalMessageFailed,
     RecipientLike,
     RecipientPreparer,
     ValidRecipient,
@@ -51,6 +57,7 @@ from wabroadcast.domain.status import (
     RecipientStatus,
     ensure_transition,
 )
+from wabroadcast.domain.templating import InvalidTemplate, MessageTemplate, compiled
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.providers.registry import plugin_for
 from wabroadcast.sessions.config import SessionInfo
@@ -87,6 +94,7 @@ async def create_broadcast(
 ) -> CreateResult:
     """Accept a broadcast and return the proof of what was queued (or an earlier twin)."""
     _check_send_at(ctx, body)
+    template = message_template(body.message)
     if not body.recipients:
         raise NoRecipients(
             "No recipients were given",
@@ -114,11 +122,30 @@ async def create_broadcast(
         if replay is not None:
             return replay
     try:
-        return await _create_unclaimed(ctx, tenant, wa_session, body, client_key)
+        return await _create_unclaimed(ctx, tenant, wa_session, body, template, client_key)
+    except PersonalMessageFailed as exc:
+        if client_key is not None:
+            await release_client_key(ctx, tenant, client_key)
+        raise ValidationFailed(
+            f"message: cannot be made for {exc.phone}: {exc.reason}",
+            details={"field": "message", "phone": exc.phone, "reason": exc.reason},
+        ) from exc
     except BaseException:
         if client_key is not None:
             await release_client_key(ctx, tenant, client_key)
         raise
+
+
+def message_template(message: str) -> MessageTemplate:
+    """The message compiled as a personal template; a syntax error is the client's 422."""
+    try:
+        return compiled(message)
+    except InvalidTemplate as exc:
+        where = "" if exc.line is None else f" (line {exc.line})"
+        raise ValidationFailed(
+            f"message: {exc.reason}{where}",
+            details={"field": "message", "line": exc.line, "reason": exc.reason},
+        ) from exc
 
 
 async def _create_unclaimed(
@@ -126,6 +153,7 @@ async def _create_unclaimed(
     tenant: TenantContext,
     wa_session: SessionInfo,
     body: BroadcastCreate,
+    template: MessageTemplate,
     client_key: ClientKey | None,
 ) -> CreateResult:
     recipients = body.recipients
@@ -138,8 +166,11 @@ async def _create_unclaimed(
     if len(recipients) <= STREAM_CHUNK or (
         dedupe_by_content and await _recent_same_message(ctx, tenant, wa_session, body.message)
     ):
-        prepared = await asyncio.to_thread(prepare_recipients, recipients, region)
+        prepared = await asyncio.to_thread(
+            prepare_recipients, recipients, region, template, MAX_MESSAGE_CHARS
+        )
         _require_valid(prepared[0], tenant, wa_session)
+        _require_variables(prepared[0], body)
         if dedupe_by_content:
             existing = await _find_twin(
                 ctx, tenant, _fingerprint(prepared[0], tenant, wa_session, body)
@@ -163,8 +194,11 @@ async def _create_unclaimed(
             if prepared is None and await repo.has_recent_same_message(
                 tenant.tenant_id, wa_session.session_id, body.message, _window_start(ctx)
             ):
-                prepared = await asyncio.to_thread(prepare_recipients, recipients, region)
+                prepared = await asyncio.to_thread(
+                    prepare_recipients, recipients, region, template, MAX_MESSAGE_CHARS
+                )
                 _require_valid(prepared[0], tenant, wa_session)
+                _require_variables(prepared[0], body)
             if prepared is not None:
                 fingerprint = _fingerprint(prepared[0], tenant, wa_session, body)
                 twin = await _find_twin_in(repo, ctx, tenant, fingerprint)
@@ -185,8 +219,16 @@ async def _create_unclaimed(
             )
         )
         if prepared is None:
-            preparer = await _stream_recipients(repo, broadcast, recipients, region, now)
+            preparer = await _stream_recipients(
+                repo,
+                broadcast,
+                recipients,
+                RecipientPreparer(region, template, MAX_MESSAGE_CHARS),
+                now,
+            )
             _require_valid(preparer, tenant, wa_session)
+            # Known only once every recipient is rendered: refusing now rolls back the rows.
+            _require_variables(preparer, body)
         else:
             preparer, valid = prepared
             await repo.add_recipients(broadcast, valid, now)
@@ -201,6 +243,8 @@ async def _create_unclaimed(
         broadcast.invalid_recipients_count = len(preparer.invalid)
         broadcast.duplicates_removed = preparer.duplicates_removed
         broadcast.invalid_recipients = invalid_sample
+        missing = preparer.missing.report()
+        broadcast.missing_variables = missing or None
         # With a send_at it waits as scheduled; the dispatcher queues it when it is due.
         status = BroadcastStatus.QUEUED if body.send_at is None else BroadcastStatus.SCHEDULED
         broadcast.send_at = body.send_at
@@ -217,8 +261,14 @@ async def _create_unclaimed(
             invalid_recipients_count=len(preparer.invalid),
             invalid_recipients=[InvalidRecipient(**r) for r in invalid_sample],
             duplicates_removed=preparer.duplicates_removed,
+            missing_variables=[MissingVariable(**m) for m in missing],
             items=[
-                RecipientItem(phone=r.phone, lead_id=r.lead_id, status=RecipientStatus.QUEUED)
+                RecipientItem(
+                    phone=r.phone,
+                    lead_id=r.lead_id,
+                    status=RecipientStatus.QUEUED,
+                    message_preview=message_preview(r.message or body.message),
+                )
                 for r in preparer.first_valid[:ITEMS_IN_PROOF]
             ],
             idempotent=False,
@@ -241,6 +291,7 @@ async def _create_unclaimed(
         queued_count=accepted.queued_count,
         invalid_recipients_count=accepted.invalid_recipients_count,
         duplicates_removed=accepted.duplicates_removed,
+        missing_variables={m.variable: m.count for m in accepted.missing_variables},
         connection_check=connection_check,
         status=accepted.status.value,
         send_at=None if body.send_at is None else body.send_at.isoformat(),
@@ -271,7 +322,7 @@ async def _stream_recipients(
     repo: BroadcastRepository,
     broadcast: WhatsAppBroadcast,
     recipients: Sequence[str | RecipientLike],
-    region: str,
+    preparer: RecipientPreparer,
     now: datetime,
 ) -> RecipientPreparer:
     """Normalize chunk k+1 in a thread while chunk k is being inserted.
@@ -279,7 +330,6 @@ async def _stream_recipients(
     Normalization is Python CPU and the insert is mostly database CPU, so on
     PostgreSQL the two overlap on separate cores instead of adding up.
     """
-    preparer = RecipientPreparer(region)
     chunks = [recipients[i : i + STREAM_CHUNK] for i in range(0, len(recipients), STREAM_CHUNK)]
     pending = asyncio.ensure_future(asyncio.to_thread(preparer.add, chunks[0]))
     try:
@@ -309,6 +359,12 @@ def _fingerprint(
     if body.send_at is not None:
         # The same message at another time is another broadcast.
         content = f"{content}\x00send_at:{body.send_at.isoformat()}"
+    if preparer.template is not None:
+        # A personal message is the same broadcast only if everyone's text is the same.
+        texts = hashlib.sha256()
+        for phone, text in preparer.sorted_texts():
+            texts.update(f"{phone}\x00{text}\x00".encode())
+        content = f"{content}\x00texts:{texts.hexdigest()}"
     return idempotency.content_fingerprint(
         tenant.tenant_id, wa_session.session_id, content, preparer.sorted_phones()
     )
@@ -343,6 +399,17 @@ def _require_valid(
                 for r in preparer.invalid[:INVALID_EXAMPLES_IN_ERROR]
             ],
         },
+    )
+
+
+def _require_variables(preparer: RecipientPreparer, body: BroadcastCreate) -> None:
+    if not body.strict_variables or not preparer.missing.counts:
+        return
+    missing = preparer.missing.report()
+    names = ", ".join(m["variable"] for m in missing)
+    raise MissingVariables(
+        f"message: some recipients lack {names}; nothing was stored",
+        details={"field": "message", "missing_variables": missing},
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from wabroadcast.broadcasts.estimating import read_lines, with_estimates
 from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
 from wabroadcast.broadcasts.schemas import (
     BroadcastOut,
@@ -31,7 +32,9 @@ async def get_broadcast(ctx: AppContext, tenant: TenantContext, broadcast_id: in
         broadcast = await BroadcastRepository(session).get(tenant.tenant_id, broadcast_id)
         if broadcast is None:
             raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
-        return broadcast_out(broadcast)
+        shown = [broadcast_out(broadcast)]
+        lines = await read_lines(session, ctx, tenant.tenant_id, shown)
+    return (await with_estimates(ctx, lines, shown))[0]
 
 
 async def list_broadcasts(
@@ -47,7 +50,11 @@ async def list_broadcasts(
         rows = await BroadcastRepository(session).list_page(
             tenant.tenant_id, status=status, before_id=before_id, limit=limit
         )
-        return [broadcast_out(b) for b in rows], page_cursor([b.id for b in rows], limit)
+        shown = [broadcast_out(b) for b in rows]
+        lines = await read_lines(session, ctx, tenant.tenant_id, shown)
+    return await with_estimates(ctx, lines, shown), page_cursor(
+        [b.broadcast_id for b in shown], limit
+    )
 
 
 async def list_recipients(
@@ -62,7 +69,10 @@ async def list_recipients(
     after_id = decode_cursor(cursor)
     async with ctx.database.transaction() as session:
         repo = BroadcastRepository(session)
-        if await repo.get(tenant.tenant_id, broadcast_id) is None:
+        broadcast = await repo.get(tenant.tenant_id, broadcast_id)
+        if broadcast is None:
             raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
         rows = await repo.recipients(broadcast_id, status=status, after_id=after_id, limit=limit)
-        return [recipient_out(r) for r in rows], page_cursor([r.id for r in rows], limit)
+        return [recipient_out(r, broadcast.message) for r in rows], page_cursor(
+            [r.id for r in rows], limit
+        )

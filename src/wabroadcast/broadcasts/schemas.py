@@ -23,6 +23,9 @@ from wabroadcast.domain.recipients import first_unstorable, is_storable_text
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 
 MAX_MESSAGE_CHARS = 4096
+MAX_VARIABLES = 50
+MAX_VARIABLE_NAME = 64
+MAX_VARIABLE_CHARS = 1000
 
 UNSTORABLE_MESSAGE = "must not contain NUL characters or unpaired surrogates"
 UNSTORABLE_JSON_MESSAGE = (
@@ -86,6 +89,21 @@ class RecipientIn(BaseModel):
     # 2**53 - 1: the largest integer every JSON client (JavaScript included) keeps exact.
     lead_id: int | None = Field(default=None, ge=0, le=2**53 - 1)
     name: str | None = Field(default=None, max_length=200)
+    variables: (
+        dict[
+            Annotated[str, StringConstraints(min_length=1, max_length=MAX_VARIABLE_NAME)],
+            Annotated[str, StringConstraints(max_length=MAX_VARIABLE_CHARS)] | int | float | bool,
+        ]
+        | None
+    ) = Field(
+        default=None,
+        max_length=MAX_VARIABLES,
+        description=(
+            "Free fields for the message: `{{variables.city}}` or `{{city}}` in it is "
+            "replaced by this recipient's `city`."
+        ),
+        examples=[{"city": "Haifa", "order": "A-1042"}],
+    )
 
     # No per-field validators here: BroadcastCreate scans every recipient at once,
     # which keeps a 100,000-recipient request cheap.
@@ -124,7 +142,17 @@ class BroadcastCreate(BaseModel):
     # client bug to report, not something to guess at.
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    message: str = Field(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        description=(
+            "The text, the same for everyone or personal: `{{name}}`, `{{lead_id}}`, "
+            "`{{variables.x}}` (or `{{x}}`) are filled in per recipient, "
+            '`{{name|default("friend")}}` gives a default, `{% if x %}…{% endif %}` a '
+            "condition (a sandboxed Jinja2 template: no loops or calls)."
+        ),
+        examples=['Hello {{name|default("friend")}}, your order {{order}} is ready'],
+    )
     recipients: list[StrictStr | RecipientIn] = Field(
         description="Phone numbers (any common spelling) or recipient objects."
     )
@@ -141,6 +169,13 @@ class BroadcastCreate(BaseModel):
     allow_duplicate: bool = Field(
         default=False,
         description="Send even if an identical broadcast was accepted in the last 10 minutes.",
+    )
+    strict_variables: bool = Field(
+        default=False,
+        description=(
+            "Refuse the broadcast (422 MISSING_VARIABLES, nothing stored) when the message "
+            "uses a field some recipient lacks, instead of sending it empty."
+        ),
     )
     send_at: AwareDatetime | None = Field(
         default=None,
@@ -200,6 +235,15 @@ class RecipientItem(BaseModel):
     phone: str
     lead_id: int | None
     status: RecipientStatus
+    message_preview: str = Field(
+        description="The first 100 characters of the text this recipient gets."
+    )
+
+
+class MissingVariable(BaseModel):
+    variable: str = Field(examples=["name"])
+    count: int = Field(description="Recipients who lack it (they get it empty).")
+    phones: list[str] = Field(description="The first 5 of them.")
 
 
 class InvalidRecipient(BaseModel):
@@ -221,6 +265,10 @@ class BroadcastAccepted(BaseModel):
     invalid_recipients_count: int
     invalid_recipients: list[InvalidRecipient] = Field(description="At most 20 examples.")
     duplicates_removed: int
+    missing_variables: list[MissingVariable] = Field(
+        default_factory=list,
+        description="Fields the message uses that some recipients lack, most often first.",
+    )
     items: list[RecipientItem] = Field(description="The first 100 stored recipients.")
     idempotent: bool = Field(description="True when this returns an earlier broadcast.")
     connection_check: Literal["connected", "unknown"]
@@ -253,6 +301,29 @@ class BroadcastOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    estimated_finish_at: datetime | None = Field(
+        default=None,
+        description=(
+            "When an active broadcast should have sent its last recipient: its session's "
+            "interval between sends times the recipients still queued of the broadcasts "
+            "ahead of it on that session plus its own (a scheduled one from `send_at`). "
+            "None when finished, cancelled, paused or the session is not connected."
+        ),
+    )
+    waiting_reason: str | None = Field(
+        default=None,
+        description=(
+            "Why an active broadcast is not sending now (None: it is sending): "
+            "`scheduled` (waits for `send_at`), `behind_broadcast` (an older broadcast "
+            "on the same session goes first, see `waiting_for_broadcast_id`), `paused`, "
+            "`not_connected` (the session's WhatsApp is not connected), `pace` (the "
+            "session's next allowed send is more than 10 seconds away)."
+        ),
+    )
+    waiting_for_broadcast_id: int | None = Field(
+        default=None,
+        description="With `behind_broadcast`: the broadcast the session is sending first.",
+    )
 
 
 class RecipientOut(BaseModel):
@@ -260,6 +331,7 @@ class RecipientOut(BaseModel):
     phone: str
     lead_id: int | None
     name: str | None
+    rendered_message: str = Field(description="Exactly the text sent to this recipient.")
     status: RecipientStatus
     attempts: int
     error_code: str | None

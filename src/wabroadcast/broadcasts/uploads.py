@@ -37,15 +37,15 @@ class CsvUpload:
 def upload_body(upload: CsvUpload, region: str) -> BroadcastCreate:
     """The JSON variant's body for this upload; a file or field it cannot use is a
     ``ValidationFailed`` (``NO_PHONE_COLUMN``, ``CSV_NOT_TEXT`` or ``VALIDATION_ERROR``).
-
-    The rows' ``variables`` (their other columns) are not sent on: personalization is
-    not built yet, and a recipient carries phone, lead_id and name only.
+    The file's other columns become each recipient's ``variables``.
     """
     imported = import_csv(upload.data, region)
     document: dict[str, Any] = {
         "message": upload.message,
         "recipients": [
-            row.phone if row.name is None and row.lead_id is None else row.recipient()
+            row.phone
+            if row.name is None and row.lead_id is None and not row.variables
+            else row.recipient()
             for row in imported.rows
         ],
     }

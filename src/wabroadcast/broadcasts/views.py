@@ -9,6 +9,7 @@ from wabroadcast.broadcasts.schemas import (
     BroadcastAccepted,
     BroadcastOut,
     InvalidRecipient,
+    MissingVariable,
     RecipientItem,
     RecipientOut,
 )
@@ -23,6 +24,9 @@ log = get_logger("wabroadcast.broadcasts")
 
 
 ITEMS_IN_PROOF = 100
+
+# How much of each recipient's text the proof shows.
+PREVIEW_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +69,19 @@ def broadcast_out(b: WhatsAppBroadcast) -> BroadcastOut:
     )
 
 
-def recipient_out(r: WhatsAppBroadcastRecipient) -> RecipientOut:
+def message_preview(text: str) -> str:
+    """The first PREVIEW_CHARS characters of a text, "…" marking a cut."""
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def recipient_out(r: WhatsAppBroadcastRecipient, message: str) -> RecipientOut:
+    """A recipient as clients see it; ``message`` is its broadcast's text."""
     return RecipientOut(
         recipient_id=r.id,
         phone=r.phone,
         lead_id=r.lead_id,
         name=r.name,
+        rendered_message=message if r.rendered_message is None else r.rendered_message,
         status=RecipientStatus(r.status),
         attempts=r.attempts,
         error_code=r.error_code,
@@ -108,8 +119,14 @@ async def replay(
         invalid_recipients_count=broadcast.invalid_recipients_count,
         invalid_recipients=[InvalidRecipient(**r) for r in broadcast.invalid_recipients],
         duplicates_removed=broadcast.duplicates_removed,
+        missing_variables=[MissingVariable(**m) for m in broadcast.missing_variables or []],
         items=[
-            RecipientItem(phone=r.phone, lead_id=r.lead_id, status=RecipientStatus(r.status))
+            RecipientItem(
+                phone=r.phone,
+                lead_id=r.lead_id,
+                status=RecipientStatus(r.status),
+                message_preview=message_preview(r.rendered_message or broadcast.message),
+            )
             for r in items
         ],
         idempotent=True,

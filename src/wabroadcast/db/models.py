@@ -162,6 +162,8 @@ class WhatsAppBroadcast(Base):
     invalid_recipients_count: Mapped[int] = mapped_column(Integer, default=0)
     duplicates_removed: Mapped[int] = mapped_column(Integer, default=0)
     invalid_recipients: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Fields a personal message uses that some recipients lack (None: none lacking).
+    missing_variables: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     queued_count: Mapped[int] = mapped_column(Integer, default=0)
     sending_count: Mapped[int] = mapped_column(Integer, default=0)
     sent_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -229,6 +231,8 @@ class WhatsAppBroadcastRecipient(Base):
     phone: Mapped[str] = mapped_column(String(16))
     lead_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # This recipient's own text when the message is personal (None: the broadcast's text).
+    rendered_message: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -97,16 +97,14 @@ class ImportedRow(NamedTuple):
     variables: dict[str, str]
 
     def recipient(self) -> dict[str, Any]:
-        """The API's recipient object: phone, and name and lead_id when present.
-
-        ``variables`` are left out: personalization (variables in the message) is not
-        built yet and the request models take phone, name and lead_id only.
-        """
+        """The API's recipient object: phone, and name, lead_id and variables when present."""
         item: dict[str, Any] = {"phone": self.phone}
         if self.lead_id is not None:
             item["lead_id"] = self.lead_id
         if self.name is not None:
             item["name"] = self.name
+        if self.variables:
+            item["variables"] = self.variables
         return item
 
 
@@ -237,6 +235,7 @@ def _read(
         lead_id = int(lead_text) if lead_text.isdecimal() and lead_text.isascii() else None
         if lead_id is not None and lead_id > MAX_LEAD_ID:
             lead_id = None
-        variables = {column: row[i] for i, column in others if i < size}
+        # A blank cell is a value the recipient lacks, as if the column were not there.
+        variables = {column: row[i] for i, column in others if i < size and row[i].strip()}
         imported.append(ImportedRow(phone, name, lead_id, variables))
     return CsvImport(imported, delimiter, header, columns, phone_at)

@@ -213,6 +213,16 @@ class CsvNotText(ValidationFailed):
     when = "an uploaded CSV file that is not UTF-8 or UTF-16 text"
 
 
+class MissingVariables(ValidationFailed):
+    """A personal message whose fields some recipients lack, with ``strict_variables``."""
+
+    error_code = "MISSING_VARIABLES"
+    when = (
+        "`strict_variables` and some recipients lack a field the message uses; "
+        "`details.missing_variables` names them (count, 5 phones)"
+    )
+
+
 class IdempotencyKeyMismatch(AppError):
     error_code = "IDEMPOTENCY_KEY_MISMATCH"
     http_status = 422
@@ -310,6 +320,7 @@ CATALOGUE: tuple[type[AppError], ...] = (
     ValidationFailed,
     NoPhoneColumn,
     CsvNotText,
+    MissingVariables,
     IdempotencyKeyMismatch,
     RateLimited,
     InternalError,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
 from wabroadcast.domain.phones import InvalidPhone, normalize_phone
+from wabroadcast.domain.templating import MessageTemplate, MissingTally, RenderFailed, Scalar
 
 INPUT_ECHO_CHARS = 64
 FIRST_VALID_KEPT = 100
@@ -28,6 +29,8 @@ class RecipientLike(Protocol):
     def lead_id(self) -> int | None: ...
     @property
     def name(self) -> str | None: ...
+    @property
+    def variables(self) -> Mapping[str, Scalar] | None: ...
 
 
 # NamedTuples, not frozen dataclasses: 100,000 of each are built per request
@@ -38,6 +41,7 @@ class RecipientInput(NamedTuple):
     phone: str
     lead_id: int | None = None
     name: str | None = None
+    variables: Mapping[str, Scalar] | None = None
 
 
 class ValidRecipient(NamedTuple):
@@ -45,6 +49,9 @@ class ValidRecipient(NamedTuple):
     phone: str
     lead_id: int | None
     name: str | None
+    # The recipient's own text when the message is personal (else None: the
+    # broadcast's text is sent as it is).
+    message: str | None = None
 
 
 class RejectedRecipient(NamedTuple):
@@ -85,6 +92,11 @@ def first_unstorable(items: Sequence[str | RecipientLike]) -> tuple[int, str | N
             return n, "phone"
         if item.name is not None and search(item.name):
             return n, "name"
+        if item.variables and any(
+            search(key) or (isinstance(value, str) and search(value))
+            for key, value in item.variables.items()
+        ):
+            return n, "variables"
     return None
 
 
@@ -93,11 +105,29 @@ def echo_input(raw: str) -> str:
     return raw if len(raw) <= INPUT_ECHO_CHARS else raw[: INPUT_ECHO_CHARS - 1] + "…"
 
 
-class RecipientPreparer:
-    """Normalizes phones to E.164 chunk by chunk, keeping the first occurrence of each number."""
+class PersonalMessageFailed(ValueError):
+    """The message cannot be made for one recipient (an error in it, or too long)."""
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, phone: str, reason: str) -> None:
+        super().__init__(f"for {phone}: {reason}")
+        self.phone = phone
+        self.reason = reason
+
+
+class RecipientPreparer:
+    """Normalizes phones to E.164 chunk by chunk, keeping the first occurrence of each number,
+    and renders each one's own text when the message is personal."""
+
+    def __init__(
+        self, region: str, template: MessageTemplate | None = None, max_chars: int = 4096
+    ) -> None:
         self.region = region
+        # Only a personal message is rendered per recipient.
+        self.template = template if template is not None and template.is_personal else None
+        self.max_chars = max_chars
+        self.missing = MissingTally()
+        # What identifies the personal texts (phone and text, sorted by phone at the end).
+        self._texts: list[tuple[str, str]] = []
         self.invalid: list[RejectedRecipient] = []
         self.duplicates_removed = 0
         self.first_valid: list[ValidRecipient] = []
@@ -110,6 +140,10 @@ class RecipientPreparer:
     def sorted_phones(self) -> list[str]:
         """Every valid, unique E.164 number so far, sorted (what identifies the audience)."""
         return sorted(self._seen)
+
+    def sorted_texts(self) -> list[tuple[str, str]]:
+        """(phone, its text) of every valid recipient of a personal message, by phone."""
+        return sorted(self._texts)
 
     def reason_counts(self) -> dict[str, int]:
         return dict(Counter(r.reason for r in self.invalid))
@@ -126,6 +160,9 @@ class RecipientPreparer:
         region = self.region
         normalize = normalize_phone
         duplicates = 0
+        personal = self.template is not None
+        # Each valid recipient's variables, for a personal message.
+        variables: list[Mapping[str, Scalar] | None] = []
         for item in items:
             if isinstance(item, str):
                 raw, lead_id, name = item, None, None
@@ -142,16 +179,54 @@ class RecipientPreparer:
                 continue
             seen.add(e164)
             valid.append(ValidRecipient(echoed, e164, lead_id, name))
+            if personal:
+                variables.append(None if isinstance(item, str) else item.variables)
+        if personal:
+            valid = self._render(valid, variables)
         self.duplicates_removed += duplicates
         room = FIRST_VALID_KEPT - len(self.first_valid)
         if room > 0:
             self.first_valid.extend(valid[:room])
         return valid
 
+    def _render(
+        self, valid: list[ValidRecipient], variables: list[Mapping[str, Scalar] | None]
+    ) -> list[ValidRecipient]:
+        """The recipients with their own texts; what each lacked is tallied."""
+        template = self.template
+        assert template is not None
+        render, tally, texts, max_chars = (
+            template.render,
+            self.missing.add,
+            self._texts,
+            self.max_chars,
+        )
+        rendered: list[ValidRecipient] = []
+        for recipient, own in zip(valid, variables, strict=True):
+            try:
+                text, missing = render(recipient.name, recipient.lead_id, own)
+            except RenderFailed as exc:
+                raise PersonalMessageFailed(recipient.phone, str(exc)) from exc
+            if not text.strip():
+                raise PersonalMessageFailed(recipient.phone, "its text would be empty")
+            if len(text) > max_chars:
+                raise PersonalMessageFailed(
+                    recipient.phone,
+                    f"its text would be {len(text)} characters; at most {max_chars}",
+                )
+            if missing:
+                tally(recipient.phone, missing)
+            texts.append((recipient.phone, text))
+            rendered.append(recipient._replace(message=text))
+        return rendered
+
 
 def prepare_recipients(
-    items: Iterable[str | RecipientLike], region: str
+    items: Iterable[str | RecipientLike],
+    region: str,
+    template: MessageTemplate | None = None,
+    max_chars: int = 4096,
 ) -> tuple[RecipientPreparer, list[ValidRecipient]]:
     """The whole list at once: the preparer (counts, invalid) and every valid recipient."""
-    preparer = RecipientPreparer(region)
+    preparer = RecipientPreparer(region, template, max_chars)
     return preparer, preparer.add(items)

@@ -64,7 +64,8 @@ class SendOutcome(StrEnum):
 class OutgoingMessage(NamedTuple):
     """One message to one E.164 number, under the id that makes a repeat harmless.
 
-    ``text`` is always the broadcast's message; ``template`` (``{"name", "language",
+    ``text`` is the broadcast's message (for a personal message, the recipient's own
+    text); ``template`` (``{"name", "language",
     "components"?}``), when the broadcast carries one, is what a provider that has
     templates (the Cloud API) sends instead. This and ``SendResult`` are named
     tuples, not frozen dataclasses: one of each is made per message sent, and a

@@ -49,13 +49,13 @@ class Draft:
     csv_rows: list[ImportedRow] = field(default_factory=list)
 
     def recipient_inputs(self) -> list[RecipientInput]:
-        """Pasted numbers first, then the CSV's rows, in the order given.
-
-        A row's ``variables`` (its other columns) are not sent on: personalization is
-        not built yet, and the API's recipients carry phone, lead_id and name only.
-        """
+        """Pasted numbers first, then the CSV's rows (their other columns as variables),
+        in the order given."""
         pasted = [RecipientInput(phone) for phone in split_pasted(self.pasted)]
-        uploaded = [RecipientInput(row.phone, row.lead_id, row.name) for row in self.csv_rows]
+        uploaded = [
+            RecipientInput(row.phone, row.lead_id, row.name, row.variables or None)
+            for row in self.csv_rows
+        ]
         return pasted + uploaded
 
 

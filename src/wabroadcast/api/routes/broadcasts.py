@@ -10,6 +10,7 @@ from wabroadcast.api.deps import BroadcastId, Ctx, CurrentTenant
 from wabroadcast.api.routes import tenant_errors
 from wabroadcast.api.schemas import Page
 from wabroadcast.broadcasts import control, create, reads
+from wabroadcast.broadcasts.estimating import estimated
 from wabroadcast.broadcasts.schemas import (
     BroadcastAccepted,
     BroadcastCreate,
@@ -149,7 +150,9 @@ async def get_broadcast(broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTena
 async def cancel_broadcast(
     broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant
 ) -> BroadcastOut:
-    return await control.cancel_broadcast(ctx, tenant, broadcast_id)
+    return await estimated(
+        ctx, tenant.tenant_id, await control.cancel_broadcast(ctx, tenant, broadcast_id)
+    )
 
 
 @router.post(
@@ -170,7 +173,9 @@ async def cancel_broadcast(
 async def resume_broadcast(
     broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant
 ) -> BroadcastOut:
-    return await control.resume_broadcast(ctx, tenant, broadcast_id)
+    return await estimated(
+        ctx, tenant.tenant_id, await control.resume_broadcast(ctx, tenant, broadcast_id)
+    )
 
 
 @router.post(
@@ -190,7 +195,9 @@ async def resume_broadcast(
 async def pause_broadcast(
     broadcast_id: BroadcastId, ctx: Ctx, tenant: CurrentTenant
 ) -> BroadcastOut:
-    return await control.pause_broadcast(ctx, tenant, broadcast_id)
+    return await estimated(
+        ctx, tenant.tenant_id, await control.pause_broadcast(ctx, tenant, broadcast_id)
+    )
 
 
 @router.post(

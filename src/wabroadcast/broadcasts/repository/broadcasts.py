@@ -22,6 +22,7 @@ _RECIPIENT_COPY_COLUMNS = (
     "phone",
     "lead_id",
     "name",
+    "rendered_message",
     "status",
     "attempts",
     "next_attempt_at",
@@ -91,6 +92,7 @@ class BroadcastRepository:
                 "phone": r.phone,
                 "lead_id": r.lead_id,
                 "name": r.name,
+                "rendered_message": r.message,
                 "status": status,
                 "attempts": 0,
                 "next_attempt_at": at,
@@ -122,6 +124,8 @@ class BroadcastRepository:
             + ("\\N" if r.lead_id is None else str(r.lead_id))
             + "\t"
             + ("\\N" if r.name is None else copy_text(r.name))
+            + "\t"
+            + ("\\N" if r.message is None else copy_text(r.message))
             + constant_tail
             for r in recipients
         ]

@@ -78,7 +78,8 @@ CLAIM_POSTGRES = text(
             FOR UPDATE SKIP LOCKED
         ) AS due
     ))
-    RETURNING r.id, r.broadcast_id, r.phone, r.attempts, r.client_message_id, r.next_attempt_at
+    RETURNING r.id, r.broadcast_id, r.phone, r.attempts, r.client_message_id, r.next_attempt_at,
+        r.rendered_message
     )
     SELECT * FROM claimed ORDER BY id
     """  # noqa: S608 (only constants are formatted in)
@@ -162,8 +163,17 @@ class ClaimRepository:
                 if not batch:
                     continue
                 claimed[session_id] += [
-                    Claimed(rid, broadcast_id, phone, message, attempts, cmid, due_at, template)
-                    for rid, _, phone, attempts, cmid, due_at in batch
+                    Claimed(
+                        rid,
+                        broadcast_id,
+                        phone,
+                        message if own is None else own,
+                        attempts,
+                        cmid,
+                        due_at,
+                        template,
+                    )
+                    for rid, _, phone, attempts, cmid, due_at, own in batch
                 ]
                 counts[broadcast_id] = {
                     (RecipientStatus.QUEUED, RecipientStatus.SENDING): len(batch)
@@ -179,7 +189,7 @@ class ClaimRepository:
     ) -> dict[int, list[Any]]:
         """Due recipients of each (broadcast, epoch, limit) committed as ``sending``, by
         broadcast: rows of (id, broadcast id, phone, attempts, client message id, due
-        at), in id order."""
+        at, own text of a personal message), in id order."""
         if is_postgres(self.session):
             result = await self.session.execute(
                 CLAIM_POSTGRES,
@@ -230,7 +240,13 @@ class ClaimRepository:
                 updated_at=now,
             )
             .returning(
-                R.id, R.broadcast_id, R.phone, R.attempts, R.client_message_id, R.next_attempt_at
+                R.id,
+                R.broadcast_id,
+                R.phone,
+                R.attempts,
+                R.client_message_id,
+                R.next_attempt_at,
+                R.rendered_message,
             )
             .execution_options(synchronize_session=False)
         )

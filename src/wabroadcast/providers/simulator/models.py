@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from wabroadcast.db.models import Base, BigId, UTCDateTime
@@ -78,6 +78,8 @@ class SimulatorSend(Base):
     client_message_id: Mapped[str] = mapped_column(String(64))
     provider_message_id: Mapped[str] = mapped_column(String(64))
     repeat: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The text WhatsApp was asked to deliver (None: a provider template was sent).
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())

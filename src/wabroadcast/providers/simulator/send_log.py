@@ -252,6 +252,7 @@ class SendLog:
                     code,
                     deliver_at(scenario, outcome, repeat, now) if outcome else None,
                     answer_due,
+                    message.text,
                 )
             )
             sends.append(LoggedSend(message, None, provider_message_id, repeat, outcome, code))

@@ -54,6 +54,7 @@ class SimulatedSend(BaseModel):
     client_message_id: str
     provider_message_id: str
     repeat: bool = Field(description="A repeated client message id: not delivered again.")
+    text: str | None = Field(description="The text this send asked WhatsApp to deliver.")
     outcome: str | None = Field(
         description=(
             "null while the send is in flight. One whose caller died before logging its "
@@ -140,6 +141,7 @@ async def list_sends(
                 client_message_id=r.client_message_id,
                 provider_message_id=r.provider_message_id,
                 repeat=r.repeat,
+                text=r.text,
                 outcome=r.outcome,
                 error_code=r.error_code,
                 started_at=r.started_at,

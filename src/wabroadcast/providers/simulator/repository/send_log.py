@@ -47,6 +47,7 @@ SEND_COLUMNS = (
     "error_code",
     "deliver_at",
     "answer_due_at",
+    "text",
 )
 
 
@@ -56,11 +57,11 @@ INSERT_SENDS_POSTGRES = text(
     """
     INSERT INTO simulator_sends (id, session_id, phone, client_message_id,
         provider_message_id, repeat, started_at, finished_at, outcome, error_code, deliver_at,
-        answer_due_at)
+        answer_due_at, text)
     SELECT CAST(e ->> 0 AS bigint), e ->> 1, e ->> 2, e ->> 3, e ->> 4, CAST(e ->> 5 AS boolean),
         to_timestamp(CAST(e ->> 6 AS float8)), to_timestamp(CAST(e ->> 7 AS float8)),
         e ->> 8, e ->> 9, to_timestamp(CAST(e ->> 10 AS float8)),
-        to_timestamp(CAST(e ->> 11 AS float8))
+        to_timestamp(CAST(e ->> 11 AS float8)), e ->> 12
     FROM json_array_elements(CAST(:sends AS json)) AS e
     """
 )
@@ -335,6 +336,7 @@ class SendLogRepository:
                             *row[7:9],
                             _epoch(row[9]),
                             _epoch(row[10]),
+                            row[11],
                         ]
                         for send_id, row in zip(ids, rows, strict=True)
                     ]
