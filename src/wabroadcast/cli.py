@@ -228,7 +228,15 @@ def worker_command(
 
 @app.command()
 def send(
-    message: Annotated[str, typer.Option(help="The text to send.")],
+    message: Annotated[
+        str,
+        typer.Option(
+            help=(
+                "The text to send; {{name}}, {{lead_id}}, {{x}} (a CSV column) and "
+                '{{name|default("friend")}} are filled in per recipient.'
+            )
+        ),
+    ],
     to: Annotated[
         list[str] | None, typer.Option("--to", help="A recipient's phone; repeat for more.")
     ] = None,
@@ -238,7 +246,10 @@ def send(
             "--csv",
             exists=True,
             dir_okay=False,
-            help="CSV (, ; or tab) with a phone column, and optional name and lead_id columns.",
+            help=(
+                "CSV (, ; or tab) with a phone column, and optional name and lead_id columns; "
+                "the other columns are variables for the message ({{City}})."
+            ),
         ),
     ] = None,
     wait: Annotated[
@@ -263,6 +274,10 @@ def send(
     idempotency_key: Annotated[
         str | None, typer.Option(help="Makes retrying this command safe.")
     ] = None,
+    strict_variables: Annotated[
+        bool,
+        typer.Option(help="Refuse the broadcast if a recipient lacks a field the message uses."),
+    ] = False,
 ) -> None:
     """Post a broadcast through the API and print its proof; --wait follows it to the end."""
     from rich.console import Console
@@ -288,6 +303,8 @@ def send(
     body: dict[str, object] = {"message": message, "recipients": recipients}
     if session_id:
         body["session_id"] = session_id
+    if strict_variables:
+        body["strict_variables"] = True
 
     async def run() -> int:
         headers = {"Authorization": f"Bearer {api_key}"}

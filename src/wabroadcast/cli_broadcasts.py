@@ -92,9 +92,11 @@ def proof_lines(proof: dict[str, Any]) -> list[str]:
         + (" (an identical broadcast already existed)" if proof.get("idempotent") else "")
     ]
     items: list[dict[str, Any]] = proof.get("items") or []
+    personal = len({item.get("message_preview") for item in items}) > 1
     for item in items[:FIRST_ITEMS]:
         lead = f" lead {item['lead_id']}" if item.get("lead_id") is not None else ""
-        lines.append(f"  {item['phone']}{lead}: {item['status']}")
+        text = f" {item['message_preview']!r}" if personal else ""
+        lines.append(f"  {item['phone']}{lead}: {item['status']}{text}")
     if len(items) > FIRST_ITEMS:
         lines.append(f"  … and {len(items) - FIRST_ITEMS} more")
     invalid: list[dict[str, Any]] = (proof.get("invalid_recipients") or [])[:FIRST_ITEMS]
@@ -102,6 +104,15 @@ def proof_lines(proof: dict[str, Any]) -> list[str]:
         lines.append(f"  invalid: {bad['input']!r} ({bad['reason']})")
     if proof["invalid_recipients_count"] > len(invalid):
         lines.append(f"  … and {proof['invalid_recipients_count'] - len(invalid)} more invalid")
+    for missing in proof.get("missing_variables") or []:
+        phones = list(missing["phones"]) + (
+            ["…"] if missing["count"] > len(missing["phones"]) else []
+        )
+        lines.append(
+            f"  missing {missing['variable']}: {missing['count']} "
+            f"{'recipient gets' if missing['count'] == 1 else 'recipients get'} it empty "
+            f"({', '.join(phones)})"
+        )
     return lines
 
 

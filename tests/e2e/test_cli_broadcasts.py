@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -120,3 +121,25 @@ def test_send_wait_exits_3_when_not_all_sent_and_retry_failed_skips_final_failur
     no_key = cli("broadcasts", "list", "--url", server.base_url, env=server.env)
     assert no_key.returncode != 0
     assert "WABROADCAST_API_KEY" in no_key.stderr
+
+
+def test_send_csv_personal_message_shows_each_text_and_strict_refuses(
+    server: Server, tmp_path: Path
+) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text("Name,Phone Number,City\nDana,050-234-5678,Haifa\nNoa,052-345-6789,\n")
+    message = "Hi {{name}}, see you in {{City}}"
+    code, out, err = run(
+        server, "send", "--message", message, "--csv", str(people), "--strict-variables"
+    )
+    assert code == 1, out
+    assert err.startswith("error: 422 MISSING_VARIABLES: "), err
+    assert err.count("\n") == 1
+
+    code, out, err = run(server, "send", "--message", message, "--csv", str(people))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].endswith(": 2 queued, 0 invalid, 0 duplicates removed"), out
+    assert "  +972502345678: queued 'Hi Dana, see you in Haifa'" in lines
+    assert "  +972523456789: queued 'Hi Noa, see you in '" in lines
+    assert "  missing City: 1 recipient gets it empty (+972523456789)" in lines

@@ -150,3 +150,16 @@ def test_rendering_any_recipient_data_never_fails_and_fills_the_fields(
         assert rendered.text.endswith(f" {variables['k']} {variables['k']}")
     else:
         assert rendered.missing == ("k",)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{" + "(" * 2000 + "name" + ")" * 2000 + "}}",
+        "{{ name" + "|upper" * 1000 + " }}",
+        "{% if " + "not " * 1300 + "vip %}x{% endif %}",
+    ],
+)
+def test_a_message_nested_thousands_deep_is_refused_not_crashed(source: str) -> None:
+    with pytest.raises(InvalidTemplate, match="nests too deeply"):
+        MessageTemplate(source)

@@ -31,6 +31,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 MISSING_EXAMPLES = 5
 
 RESERVED = frozenset({"name", "lead_id", "variables"})
+_NO_VARIABLES: Mapping[str, Scalar] = {}
 
 FILTERS = frozenset(
     {
@@ -104,6 +105,9 @@ class MessageTemplate:
             self._template = _ENVIRONMENT.from_string(source) if self.is_personal else None
         except TemplateSyntaxError as exc:
             raise InvalidTemplate(exc.message or "invalid template", exc.lineno) from exc
+        except (RecursionError, SyntaxError) as exc:
+            # Brackets, operators or filters nested thousands deep: no message needs that.
+            raise InvalidTemplate("the message nests too deeply", None) from exc
 
     def render(
         self,
@@ -114,10 +118,12 @@ class MessageTemplate:
         """The text one recipient gets, and what it lacked."""
         if self._template is None:
             return Rendered(self.source, ())
+        # The sandbox is immutable: the template can read the recipient's mapping but
+        # never change it, so it is passed as it is, not copied.
         context: dict[str, Any] = {}
         if variables:
             context.update((k, v) for k, v in variables.items() if k not in RESERVED)
-        context["variables"] = dict(variables) if variables else {}
+        context["variables"] = variables or _NO_VARIABLES
         if name:
             context["name"] = name
         if lead_id is not None:
@@ -128,11 +134,11 @@ class MessageTemplate:
             text = self._template.render(context)
         except TemplateError as exc:
             raise RenderFailed(exc.message or type(exc).__name__) from exc
-        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+        except (TypeError, ValueError, ArithmeticError, LookupError, RecursionError) as exc:
             raise RenderFailed(str(exc) or type(exc).__name__) from exc
         finally:
             _missing.reset(token)
-        return Rendered(text, tuple(dict.fromkeys(missing)))
+        return Rendered(text, tuple(dict.fromkeys(missing)) if missing else ())
 
 
 @functools.lru_cache(maxsize=256)
