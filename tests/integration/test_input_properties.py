@@ -119,8 +119,27 @@ PHONES = st.one_of(
     st.from_regex(r"\A\+?[0-9 ()\-]{0,16}\Z"),
     TEXT,
 )
+# Personal messages: fields, defaults, conditions, and what a template may not do.
+TEMPLATE_MESSAGES = st.sampled_from(
+    [
+        "Hi {{ name }}",
+        "{{ variables.x|default('y') }} {{ x }}",
+        "{% if name %}a{% else %}b{% endif %}{{ lead_id }}",
+        "{{ name|upper|truncate(5) }}",
+        "{{",
+        "{% for c in name %}{% endfor %}",
+        "{{ name.__class__ }}",
+        "{{ lead_id + 1 }}",
+        "{{ name ~ x ~ variables }}",
+        "{#",
+    ]
+)
+VARIABLES = st.dictionaries(
+    TEXT, st.one_of(TEXT, INTEGERS, st.floats(), st.booleans(), JSON_VALUES), max_size=3
+)
 MESSAGES = st.one_of(
     st.sampled_from(["hi", "Sale \U0001f600", "שלום", "\u200bhi\u200e"]),
+    TEMPLATE_MESSAGES,
     TEXT,
     st.integers(min_value=4094, max_value=4098).map(lambda n: "x" * n),
 )
@@ -131,6 +150,7 @@ RECIPIENT_OBJECTS = st.fixed_dictionaries(
         "phone": either(PHONES),
         "name": either(NAMES),
         "lead_id": either(INTEGERS),
+        "variables": either(VARIABLES),
         "extra": JSON_VALUES,
     },
 )
@@ -144,7 +164,14 @@ TEMPLATES = either(
         optional={"components": either(st.lists(st.dictionaries(TEXT, JSON_VALUES), max_size=2))},
     )
 )
-KNOWN_KEYS = {"message", "recipients", "session_id", "template", "allow_duplicate"}
+KNOWN_KEYS = {
+    "message",
+    "recipients",
+    "session_id",
+    "template",
+    "allow_duplicate",
+    "strict_variables",
+}
 UNKNOWN_KEYS = st.dictionaries(
     TEXT.filter(lambda key: key not in KNOWN_KEYS), JSON_VALUES, min_size=1, max_size=2
 )
@@ -156,6 +183,7 @@ OBJECT_BODIES = st.builds(
             "session_id": either(st.sampled_from([None, "business_1", "meta_1", "nope"])),
             "template": TEMPLATES,
             "allow_duplicate": either(st.booleans()),
+            "strict_variables": either(st.booleans()),
         },
     ),
     st.one_of(st.just({}), st.just({}), UNKNOWN_KEYS),
@@ -258,7 +286,10 @@ async def test_any_broadcast_body_is_never_a_5xx_and_a_4xx_stores_nothing(
 # lead ids, session ids and keys, so the later stages (storage, idempotency) are fuzzed.
 ACCEPTABLE_BODIES = st.fixed_dictionaries(
     {
-        "message": st.text(CHARS, max_size=12).map(lambda text: "m" + text),
+        "message": st.one_of(
+            st.text(CHARS, max_size=12).map(lambda text: "m" + text),
+            st.tuples(TEMPLATE_MESSAGES, st.text(CHARS, max_size=6)).map("".join),
+        ),
         "recipients": st.lists(
             st.one_of(
                 VALID_PHONES,
@@ -267,6 +298,14 @@ ACCEPTABLE_BODIES = st.fixed_dictionaries(
                     optional={
                         "name": st.one_of(st.none(), NAMES),
                         "lead_id": st.one_of(st.none(), INTEGERS),
+                        "variables": st.one_of(
+                            st.none(),
+                            st.dictionaries(
+                                st.text(CHARS, min_size=1, max_size=8),
+                                st.one_of(TEXT, INTEGERS, st.booleans()),
+                                max_size=3,
+                            ),
+                        ),
                     },
                 ),
             ),
@@ -277,6 +316,7 @@ ACCEPTABLE_BODIES = st.fixed_dictionaries(
     optional={
         "session_id": st.one_of(st.sampled_from([None, "business_1", "meta_1"]), TEXT),
         "allow_duplicate": st.booleans(),
+        "strict_variables": st.booleans(),
         "template": st.fixed_dictionaries(
             {"name": st.just("order_update"), "language": st.just("he")},
             optional={"components": st.lists(st.dictionaries(TEXT, JSON_VALUES), max_size=2)},
