@@ -39,6 +39,18 @@ async def post(
     return await client.post(URL, json=body, headers=tenant.headers)
 
 
+async def refused(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, body: dict[str, Any]
+) -> dict[str, Any]:
+    """The 422 envelope of a create that must store nothing."""
+    before = await row_counts(ctx)
+    response = await post(client, tenant, body)
+    assert response.status_code == 422, response.text
+    assert await row_counts(ctx) == before
+    error: dict[str, Any] = response.json()
+    return error
+
+
 PEOPLE: list[dict[str, Any]] = [
     {"phone": "050-234-5678", "name": "Dana", "variables": {"order": "A-1", "city": "Haifa"}},
     {"phone": "+972 52 345 6789", "variables": {"order": "A-2", "city": "Eilat"}},
@@ -77,20 +89,17 @@ async def test_each_recipient_gets_its_own_text_and_what_is_shown_is_what_was_se
 async def test_strict_variables_refuses_and_stores_nothing(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
-    before = await row_counts(ctx)
-    response = await post(
+    error = await refused(
         client,
         tenant,
+        ctx,
         {"message": "Hi {{name}} {{city}}", "recipients": PEOPLE, "strict_variables": True},
     )
-    assert response.status_code == 422, response.text
-    error = response.json()
     assert error["error_code"] == "MISSING_VARIABLES"
     assert error["details"]["missing_variables"] == [
         {"variable": "city", "count": 1, "phones": ["+972533456789"]},
         {"variable": "name", "count": 1, "phones": ["+972523456789"]},
     ]
-    assert await row_counts(ctx) == before
 
     # Everyone has what the message uses: strict accepts it.
     response = await post(
@@ -110,15 +119,13 @@ async def test_strict_refusal_of_a_streamed_list_rolls_every_row_back(
         {"phone": phone, "name": f"P{n}"} for n, phone in enumerate(il_numbers(STREAM_CHUNK + 5))
     ]
     del people[-1]["name"]
-    before = await row_counts(ctx)
-    response = await post(
+    error = await refused(
         client,
         tenant,
+        ctx,
         {"message": "Hi {{name}}", "recipients": people, "strict_variables": True},
     )
-    assert response.status_code == 422, response.text
-    assert response.json()["details"]["missing_variables"][0]["count"] == 1
-    assert await row_counts(ctx) == before
+    assert error["details"]["missing_variables"][0]["count"] == 1
 
     response = await post(client, tenant, {"message": "Hi {{name}}", "recipients": people})
     assert response.status_code == 202, response.text
@@ -144,36 +151,29 @@ async def test_strict_refusal_of_a_streamed_list_rolls_every_row_back(
 async def test_a_message_that_is_no_safe_template_is_refused(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, message: str, says: str
 ) -> None:
-    before = await row_counts(ctx)
-    response = await post(client, tenant, {"message": message, "recipients": PEOPLE})
-    assert response.status_code == 422, response.text
-    error = response.json()
+    error = await refused(client, tenant, ctx, {"message": message, "recipients": PEOPLE})
     assert error["error_code"] == "VALIDATION_ERROR"
     assert error["message"].startswith("message: ")
     assert says in error["message"]
-    assert await row_counts(ctx) == before
 
 
 async def test_a_text_that_cannot_be_made_for_someone_is_refused_naming_them(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
-    before = await row_counts(ctx)
-    response = await post(
+    error = await refused(
         client,
         tenant,
+        ctx,
         {
             "message": "{{ name }}",
             "recipients": [{"phone": "0502345678", "name": "Dana"}, "0523456789"],
         },
     )
-    assert response.status_code == 422, response.text
-    error = response.json()
     assert error["details"] == {
         "field": "message",
         "phone": "+972523456789",
         "reason": "its text would be empty",
     }
-    assert await row_counts(ctx) == before
 
 
 async def test_the_same_template_with_other_data_is_another_broadcast(
