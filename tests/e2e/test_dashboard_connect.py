@@ -118,15 +118,17 @@ def test_connect_a_phone_by_qr_code_without_reloading(
 
     # The phone scanned it: the page flips to connected, still without a reload.
     gateway.emit("phone", {"connection": "open"}, user=USER)
-    expect(link.get_by_text("Connected as \u2066+972501234567\u2069.")).to_be_visible()
+    expect(link.get_by_text("Connected as \u2066+972 50-123-4567\u2069.")).to_be_visible()
     expect(link).to_have_attribute("data-link-state", "connected")
     expect(page.locator("img[data-qr]")).to_have_count(0)
     assert page.evaluate("window.notReloaded") is True
-    expect(page.locator("#live-announcer")).to_have_text("Connected as \u2066+972501234567\u2069.")
+    expect(page.locator("#live-announcer")).to_have_text(
+        "Connected as \u2066+972 50-123-4567\u2069."
+    )
     expect(link.get_by_role("link", name="Back to sessions")).to_be_visible()
     screenshot(page, "connect_connected")
     page.get_by_role("link", name="עברית").click()
-    expect(link.get_by_text("מחובר בתור \u2066+972501234567\u2069.")).to_be_visible()
+    expect(link.get_by_text("מחובר בתור \u2066+972 50-123-4567\u2069.")).to_be_visible()
     screenshot(page, "connect_connected_he")
     page.get_by_role("link", name="English").click()
 

@@ -262,7 +262,7 @@ async def test_submit_shows_the_proof_and_a_resubmission_creates_nothing(
     proof = await browser.get(location)
     text = text_of(proof)
     assert "Broadcast accepted" in text
-    assert "2 recipients queued, 1 invalid (not stored), 1 duplicates removed" in text
+    assert "2 recipients queued, 1 invalid (not stored), 1 duplicate removed" in text
     assert 'data-proof="queued_count">2<' in proof.text
     assert "Sale\ntomorrow" in proof.text
     replayed = await browser.get(again.headers["location"])
@@ -580,7 +580,9 @@ async def test_resume_a_paused_broadcast_from_its_page(
     forged = await browser.post(f"/broadcasts/{broadcast_id}/resume")
     assert forged.status_code == 403
     await scenario(client, tenant, fail_numbers={})
-    response = await browser.post(f"/broadcasts/{broadcast_id}/resume", data={"csrf_token": csrf})
+    response = await browser.post(
+        f"/broadcasts/{broadcast_id}/resume", data={"csrf_token": csrf, "confirm": "yes"}
+    )
     assert response.headers["location"] == f"/broadcasts/{broadcast_id}?notice=resumed"
     shown = await browser.get(response.headers["location"])
     assert "The broadcast was resumed" in shown.text
@@ -588,7 +590,9 @@ async def test_resume_a_paused_broadcast_from_its_page(
     await drain(ctx, clock)
     body = await broadcast(client, tenant, broadcast_id)
     assert (body["status"], body["sent_count"]) == ("completed", 3)
-    again = await browser.post(f"/broadcasts/{broadcast_id}/resume", data={"csrf_token": csrf})
+    again = await browser.post(
+        f"/broadcasts/{broadcast_id}/resume", data={"csrf_token": csrf, "confirm": "yes"}
+    )
     assert again.headers["location"] == (
         f"/broadcasts/{broadcast_id}?notice=finished_before_resume"
     )

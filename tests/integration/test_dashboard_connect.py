@@ -333,7 +333,7 @@ async def test_connect_shows_the_qr_code_then_connected_then_logged_out(
     gateway.wait_for_state("phone", "connected")
     connected = await browser.get("/sessions/phone/connect/live")
     assert 'data-link-state="connected"' in connected.text
-    assert "Connected as \u2066+972501234567\u2069." in text_of(connected)
+    assert "Connected as \u2066+972 50-123-4567\u2069." in text_of(connected)
     assert "data:image/png" not in connected.text
     listed = await browser.get("/sessions")
     assert 'data-session-id="phone"' in listed.text

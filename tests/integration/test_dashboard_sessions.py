@@ -522,14 +522,14 @@ async def test_deleting_needs_a_confirmation_and_a_session_without_active_broadc
     assert in_use.status_code == 409
     assert 'data-error-code="SESSION_IN_USE"' in in_use.text
     assert (
-        "The session has 1 active broadcast(s): cancel them or wait for them to finish "
+        "The session has 1 active broadcast: cancel it or wait for it to finish "
         "before deleting it" in text_of(in_use)
     )
     browser.cookies.set("wab_lang", "he")
     hebrew = await browser.post(
         "/sessions/second/delete", data={"csrf_token": csrf, "confirm": "yes"}
     )
-    assert "החיבור לא נמחק. יש בו 1 תפוצות פעילות" in text_of(hebrew)
+    assert "החיבור לא נמחק. יש בו תפוצה פעילה אחת" in text_of(hebrew)
     browser.cookies.set("wab_lang", "en")
     await api_session(client, tenant, "second")
 

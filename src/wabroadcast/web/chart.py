@@ -14,7 +14,7 @@ from wabroadcast.web.metrics_source import MinuteCounts
 
 WIDTH = 900
 HEIGHT = 180
-TOP = 16
+TOP = 34  # room above the top grid line for its label, at phone sizes too
 BOTTOM = 152  # the x axis; labels go below it
 BAR_GAP = 2
 TICK_EVERY = 15  # minutes between x-axis labels

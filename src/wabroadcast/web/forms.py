@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
 
 from starlette.datastructures import FormData, UploadFile
 
@@ -20,6 +21,8 @@ from wabroadcast.domain.recipients import RecipientInput
 MAX_FIELD_BYTES = 16 * 1024 * 1024
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 _SEPARATORS = re.compile(r"[,;\r\n]+")
+# The widest offsets in use are UTC-12:00 and UTC+14:00.
+MAX_OFFSET_MINUTES = 14 * 60
 
 
 class DraftProblem(AppError):
@@ -47,6 +50,11 @@ class Draft:
     idempotency_key: str | None = None
     csv_filename: str | None = None
     csv_rows: list[ImportedRow] = field(default_factory=list)
+    # The schedule field as typed (a local date-time) and the browser's offset from UTC
+    # in minutes (set by dashboard.js; empty without JavaScript: the time is UTC).
+    send_at_local: str = ""
+    send_at_offset: str = ""
+    send_at: datetime | None = None
 
     def recipient_inputs(self) -> list[RecipientInput]:
         """Pasted numbers first, then the CSV's rows (their other columns as variables),
@@ -69,6 +77,22 @@ def _text(form: FormData, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def scheduled_time(local: str, offset_minutes: str) -> datetime | None:
+    """The instant a person chose in the schedule field: ``local`` (``2026-12-24T09:00``)
+    at ``offset_minutes`` east of UTC (empty: UTC). None when no time was chosen; a
+    ``DraftProblem`` when either cannot be read."""
+    if not local.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(local.strip())
+        minutes = int(offset_minutes) if offset_minutes.strip() else 0
+    except ValueError as exc:
+        raise DraftProblem("error.send_at_unreadable") from exc
+    if moment.tzinfo is not None or abs(minutes) > MAX_OFFSET_MINUTES:
+        raise DraftProblem("error.send_at_unreadable")
+    return moment.replace(tzinfo=timezone(timedelta(minutes=minutes)))
+
+
 async def read_draft(form: FormData, region: str) -> Draft:
     """The draft in ``form``; a CSV that is too large, not text or without a phone column
     is a ``DraftProblem``. ``region`` is the tenant's, for finding the phone column."""
@@ -78,7 +102,14 @@ async def read_draft(form: FormData, region: str) -> Draft:
         message=_text(form, "message").replace("\r\n", "\n"),
         pasted=_text(form, "recipients"),
         idempotency_key=key or None,
+        send_at_local=_text(form, "send_at")[:40],
+        send_at_offset=_text(form, "send_at_offset")[:8],
     )
+    try:
+        typed = replace(typed, send_at=scheduled_time(typed.send_at_local, typed.send_at_offset))
+    except DraftProblem as exc:
+        exc.draft = typed
+        raise
     upload = form.get("csv_file")
     if not isinstance(upload, UploadFile) or not upload.filename:
         return typed

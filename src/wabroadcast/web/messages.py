@@ -46,7 +46,7 @@ def describe(exc: AppError, t: Translator) -> Problem:
         examples = exc.details.get("examples", [])
         return Problem(
             code,
-            t("error.no_valid", count=exc.details.get("invalid_count", 0)),
+            t.plural("error.no_valid", int(exc.details.get("invalid_count", 0))),
             reasons=[(t.or_raw("reason.", str(r)), int(n)) for r, n in reasons.items()],
             examples=[(str(e["input"]), t.or_raw("reason.", str(e["reason"]))) for e in examples],
         )

@@ -1,9 +1,10 @@
 """What each dashboard page shows, gathered from the services the API uses.
 
 Route handlers call one function here and render its result; nothing here
-writes SQL or knows about HTML. Creating, cancelling and resuming go through the
-same service functions as ``POST /api/whatsapp/broadcasts`` and its routes,
-so the dashboard gets the same validation, idempotency and connection check.
+writes SQL or knows about HTML. Creating, cancelling, pausing, resuming and
+retrying go through the same service functions as ``POST /api/whatsapp/broadcasts``
+and its routes, so the dashboard gets the same validation, idempotency and
+connection check.
 """
 
 from __future__ import annotations
@@ -12,33 +13,48 @@ import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
 from wabroadcast.broadcasts import control, create, reads
+from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
+from wabroadcast.broadcasts.repository.retries import RetryRepository
 from wabroadcast.broadcasts.schemas import (
     MAX_MESSAGE_CHARS,
     BroadcastCreate,
     BroadcastOut,
+    InvalidRecipient,
+    MissingVariable,
     RecipientIn,
     RecipientOut,
 )
 from wabroadcast.context import AppContext
-from wabroadcast.domain.errors import IdempotencyKeyInUse
-from wabroadcast.domain.recipients import RejectedRecipient, prepare_recipients
+from wabroadcast.domain.errors import BroadcastNotFound, IdempotencyKeyInUse, ValidationFailed
+from wabroadcast.domain.failures import may_pass
+from wabroadcast.domain.recipients import (
+    PersonalMessageFailed,
+    RejectedRecipient,
+    ValidRecipient,
+    prepare_recipients,
+)
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
+from wabroadcast.domain.templating import MessageTemplate
 from wabroadcast.sessions import service as sessions
 from wabroadcast.sessions.schemas import SessionStatusOut
 from wabroadcast.tenants.service import TenantContext
 from wabroadcast.web import metrics_source
 from wabroadcast.web.chart import Chart, minute_chart
 from wabroadcast.web.forms import Draft, DraftProblem
+from wabroadcast.web.rendering import bidi
 
 BROADCASTS_PER_PAGE = 20
 RECIPIENTS_PER_PAGE = 50
+# Paused broadcasts looked at to tell whether WhatsApp is holding the session's sends.
+PAUSED_LOOKED_AT = 20
 EXPORT_PAGE = 500
 PREVIEW_EXAMPLES = 10
+PREVIEW_SAMPLES = 5
 # A second submission of the same form waits this long for the first to finish.
 KEY_IN_USE_WAIT_S = 0.25
 KEY_IN_USE_TRIES = 60
@@ -47,6 +63,7 @@ KEY_IN_USE_TRIES = 60
 @dataclass(frozen=True, slots=True)
 class Overview:
     connection: SessionStatusOut
+    account_hold: BroadcastOut | None
     metrics: metrics_source.TileMetrics
     chart: Chart
     broadcasts: list[BroadcastOut]
@@ -54,11 +71,24 @@ class Overview:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryChoice:
+    """A failure code among a broadcast's failed recipients, and how many have it."""
+
+    code: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class BroadcastDetail:
     connection: SessionStatusOut
+    account_hold: BroadcastOut | None
     broadcast: BroadcastOut
     recipients: list[RecipientOut]
     next_cursor: str | None
+    invalid_inputs: list[InvalidRecipient]
+    missing_variables: list[MissingVariable]
+    retry_choices: list[RetryChoice]
+    retryable_count: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +100,10 @@ class Preview:
     examples: list[RejectedRecipient]
     too_many: bool
     max_recipients: int
+    # A personal message: the first recipients' own texts, and the fields some lack.
+    personal: bool = False
+    samples: list[ValidRecipient] = field(default_factory=list)
+    missing: list[MissingVariable] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -87,6 +121,24 @@ async def connection(ctx: AppContext, tenant: TenantContext) -> SessionStatusOut
     return await sessions.session_status(ctx, tenant, None)
 
 
+async def account_hold(
+    ctx: AppContext, tenant: TenantContext, session: SessionStatusOut
+) -> BroadcastOut | None:
+    """A broadcast of ``session`` that WhatsApp's refusal of the account paused (not one
+    paused by hand): while there is one, the session is connected but not sending."""
+    paused, _ = await reads.list_broadcasts(
+        ctx, tenant, status=BroadcastStatus.PAUSED, cursor=None, limit=PAUSED_LOOKED_AT
+    )
+    return next(
+        (
+            b
+            for b in paused
+            if b.session_id == session.session_id and b.status_reason != control.PAUSED_BY_OPERATOR
+        ),
+        None,
+    )
+
+
 async def overview(
     ctx: AppContext,
     tenant: TenantContext,
@@ -97,8 +149,10 @@ async def overview(
     broadcasts, next_cursor = await reads.list_broadcasts(
         ctx, tenant, status=status, cursor=cursor, limit=BROADCASTS_PER_PAGE
     )
+    state = await connection(ctx, tenant)
     return Overview(
-        connection=await connection(ctx, tenant),
+        connection=state,
+        account_hold=await account_hold(ctx, tenant, state),
         metrics=await metrics_source.tenant_metrics(ctx, tenant),
         chart=minute_chart(await metrics_source.sends_per_minute(ctx, tenant)),
         broadcasts=broadcasts,
@@ -118,18 +172,67 @@ async def broadcast_detail(
     recipients, next_cursor = await reads.list_recipients(
         ctx, tenant, broadcast_id, status=status, cursor=cursor, limit=RECIPIENTS_PER_PAGE
     )
+    invalid_inputs, missing, failed_codes = await _inputs_and_failures(ctx, tenant, broadcast_id)
+    # Every code that a "retry failed" naming it would send again (UNKNOWN_OUTCOME too).
+    choices = [
+        RetryChoice(code, count)
+        for code, count in sorted(failed_codes.items(), key=lambda item: (-item[1], item[0] or ""))
+        if code is not None and may_pass(code, frozenset({code}))
+    ]
+    state = await connection(ctx, tenant)
     return BroadcastDetail(
-        connection=await connection(ctx, tenant),
+        connection=state,
+        account_hold=await account_hold(ctx, tenant, state),
         broadcast=broadcast,
         recipients=recipients,
         next_cursor=next_cursor,
+        invalid_inputs=invalid_inputs,
+        missing_variables=missing,
+        retry_choices=choices,
+        retryable_count=sum(n for code, n in failed_codes.items() if may_pass(code)),
     )
 
 
+async def _inputs_and_failures(
+    ctx: AppContext, tenant: TenantContext, broadcast_id: int
+) -> tuple[list[InvalidRecipient], list[MissingVariable], dict[str | None, int]]:
+    """What the broadcast's proof said (its first 20 invalid inputs, the fields some
+    recipients lacked) and its failed recipients' error codes with their counts.
+
+    Read through the broadcast repositories here because ``broadcasts.reads`` has no
+    function for them yet (``BroadcastOut`` carries none of them).
+    """
+    async with ctx.database.transaction() as session:
+        broadcast = await BroadcastRepository(session).get(tenant.tenant_id, broadcast_id)
+        if broadcast is None:
+            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        invalid = [InvalidRecipient(**item) for item in broadcast.invalid_recipients]
+        missing = [MissingVariable(**item) for item in broadcast.missing_variables or []]
+        codes = (
+            await RetryRepository(session).failed_codes(broadcast_id)
+            if broadcast.failed_count
+            else {}
+        )
+    return invalid, missing, codes
+
+
 async def preview(ctx: AppContext, tenant: TenantContext, draft: Draft) -> Preview:
-    """What sending this draft would queue: valid, invalid (and why), duplicates."""
+    """What sending this draft would queue: valid, invalid (and why), duplicates, and for
+    a personal message what the first recipients get and which fields some lack.
+
+    The message is compiled and rendered by the same code as on creation, so the texts
+    shown are the texts that would be sent.
+    """
     inputs = draft.recipient_inputs()
-    preparer, _ = await asyncio.to_thread(prepare_recipients, inputs, tenant.default_region)
+    template = _template_of(draft) if draft.message.strip() else None
+    try:
+        preparer, _ = await asyncio.to_thread(
+            prepare_recipients, inputs, tenant.default_region, template, MAX_MESSAGE_CHARS
+        )
+    except PersonalMessageFailed as exc:
+        raise DraftProblem(
+            "error.personal_failed", draft=draft, phone=bidi(exc.phone), detail=bidi(exc.reason)
+        ) from exc
     return Preview(
         valid_count=preparer.valid_count,
         invalid_count=len(preparer.invalid),
@@ -138,18 +241,36 @@ async def preview(ctx: AppContext, tenant: TenantContext, draft: Draft) -> Previ
         examples=preparer.invalid[:PREVIEW_EXAMPLES],
         too_many=len(inputs) > ctx.settings.max_recipients,
         max_recipients=ctx.settings.max_recipients,
+        personal=template is not None and template.is_personal,
+        samples=preparer.first_valid[:PREVIEW_SAMPLES],
+        missing=[MissingVariable(**item) for item in preparer.missing.report()],
     )
+
+
+def _template_of(draft: Draft) -> MessageTemplate:
+    """The draft's message compiled as create compiles it; a mistake in it is a sentence."""
+    try:
+        return create.message_template(draft.message)
+    except ValidationFailed as exc:
+        line = exc.details.get("line")
+        raise DraftProblem(
+            "error.template_invalid",
+            draft=draft,
+            detail=bidi(exc.details.get("reason", exc.message)),
+            line=line if line is not None else "?",
+        ) from exc
 
 
 def broadcast_body(draft: Draft) -> BroadcastCreate:
     """The API's request body for this draft; what a person must fix is a ``DraftProblem``."""
     recipients: list[str | RecipientIn] = []
     for index, recipient in enumerate(draft.recipient_inputs()):
-        if recipient.lead_id is None and recipient.name is None:
+        if recipient.lead_id is None and recipient.name is None and not recipient.variables:
             recipients.append(recipient.phone)
             continue
         try:
-            recipients.append(RecipientIn.model_validate(recipient._asdict()))
+            given = {key: value for key, value in recipient._asdict().items() if value is not None}
+            recipients.append(RecipientIn.model_validate(given))
         except ValidationError as exc:
             error = exc.errors()[0]
             field = ".".join(str(part) for part in error["loc"])
@@ -157,7 +278,7 @@ def broadcast_body(draft: Draft) -> BroadcastCreate:
                 "error.recipient_invalid", detail=f"#{index + 1} {field}: {error['msg']}"
             ) from exc
     try:
-        return BroadcastCreate(message=draft.message, recipients=recipients)
+        return BroadcastCreate(message=draft.message, recipients=recipients, send_at=draft.send_at)
     except ValidationError as exc:
         error = exc.errors()[0]
         if error["type"] == "string_too_long":
@@ -179,12 +300,32 @@ async def submit(ctx: AppContext, tenant: TenantContext, draft: Draft) -> Submit
     stored, it waits for it instead of failing.
     """
     body = broadcast_body(draft)
-    for _ in range(KEY_IN_USE_TRIES - 1):
-        try:
-            return await _create(ctx, tenant, body, draft.idempotency_key)
-        except IdempotencyKeyInUse:
-            await asyncio.sleep(KEY_IN_USE_WAIT_S)
-    return await _create(ctx, tenant, body, draft.idempotency_key)
+    try:
+        for _ in range(KEY_IN_USE_TRIES - 1):
+            try:
+                return await _create(ctx, tenant, body, draft.idempotency_key)
+            except IdempotencyKeyInUse:
+                await asyncio.sleep(KEY_IN_USE_WAIT_S)
+        return await _create(ctx, tenant, body, draft.idempotency_key)
+    except ValidationFailed as exc:
+        field_name = exc.details.get("field")
+        if field_name == "message" and "phone" in exc.details:
+            raise DraftProblem(
+                "error.personal_failed",
+                draft=draft,
+                phone=bidi(exc.details["phone"]),
+                detail=bidi(exc.details.get("reason", exc.message)),
+            ) from exc
+        if field_name == "message" and "line" in exc.details:
+            _template_of(draft)  # raises the sentence for the same mistake
+        if body.send_at is None or field_name != "send_at":
+            raise
+        too_early = body.send_at < ctx.clock.now()
+        raise DraftProblem(
+            "error.send_at_past" if too_early else "error.send_at_too_far",
+            draft=draft,
+            days=create.MAX_SCHEDULE_AHEAD.days,
+        ) from exc
 
 
 async def _create(
@@ -200,6 +341,18 @@ async def cancel(ctx: AppContext, tenant: TenantContext, broadcast_id: int) -> B
 
 async def resume(ctx: AppContext, tenant: TenantContext, broadcast_id: int) -> BroadcastOut:
     return await control.resume_broadcast(ctx, tenant, broadcast_id)
+
+
+async def pause(ctx: AppContext, tenant: TenantContext, broadcast_id: int) -> BroadcastOut:
+    return await control.pause_broadcast(ctx, tenant, broadcast_id)
+
+
+async def retry_failed(
+    ctx: AppContext, tenant: TenantContext, broadcast_id: int, error_code: str | None
+) -> int:
+    """Queue failed recipients again (only those with ``error_code``, if given); how many."""
+    codes = [error_code] if error_code else None
+    return (await control.retry_failed(ctx, tenant, broadcast_id, codes)).requeued
 
 
 CSV_COLUMNS = (

@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -19,11 +20,13 @@ from urllib.parse import quote, urlencode
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from phonenumbers import NumberParseException, PhoneNumberFormat, format_number, parse
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from wabroadcast import __version__
+from wabroadcast.broadcasts.control import PAUSED_BY_OPERATOR
 from wabroadcast.broadcasts.schemas import BroadcastOut
 from wabroadcast.domain.errors import AppError
 from wabroadcast.domain.status import (
@@ -112,6 +115,25 @@ def utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def compact_utc(moment: datetime, now: datetime | None, previous: datetime | None = None) -> str:
+    """A time to read in a column of times: the date only when it is not today's (UTC) and
+    not the date of the time shown just before it; dashboard.js does the same in local time."""
+    at = moment.astimezone(UTC)
+    same_day = [m.astimezone(UTC).date() for m in (now, previous) if m is not None]
+    if at.date() in same_day:
+        return at.strftime("%H:%M:%S UTC")
+    return at.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@lru_cache(maxsize=4096)
+def international(phone: str) -> str:
+    """A stored (E.164) phone as people write it: ``+972 50-234-5678``; as given if unparsable."""
+    try:
+        return str(format_number(parse(phone, None), PhoneNumberFormat.INTERNATIONAL))
+    except NumberParseException:
+        return phone
+
+
 def number(value: int) -> str:
     return f"{value:,}"
 
@@ -132,10 +154,16 @@ def amount(value: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A broadcast's progress bar: widths in percent of its recipients."""
+    """A broadcast's progress bar: widths in percent of its recipients.
+
+    ``done`` counts recipients that were really tried (sent or failed); cancelled ones
+    are shown apart, so a broadcast cancelled before sending reads "0/3 · 3 cancelled"
+    rather than as complete.
+    """
 
     total: int
     done: int
+    cancelled_count: int
     percent: int
     sent: float
     failed: float
@@ -144,7 +172,7 @@ class Progress:
 
 def progress_of(broadcast: BroadcastOut) -> Progress:
     total = broadcast.total_recipients
-    done = broadcast.sent_count + broadcast.failed_count + broadcast.cancelled_count
+    done = broadcast.sent_count + broadcast.failed_count
 
     def share(count: int) -> float:
         return round(100 * count / total, 3) if total else 0.0
@@ -152,6 +180,7 @@ def progress_of(broadcast: BroadcastOut) -> Progress:
     return Progress(
         total=total,
         done=done,
+        cancelled_count=broadcast.cancelled_count,
         percent=int(100 * done // total) if total else 0,
         sent=share(broadcast.sent_count),
         failed=share(broadcast.failed_count),
@@ -165,6 +194,21 @@ def isolated(text: str) -> str:
     return f"\u2066{text}\u2069"
 
 
+_ISOLATES = {"ltr": "\u2066", "rtl": "\u2067", None: "\u2068"}
+
+
+def bidi(value: object, direction: str | None = None) -> str:
+    """``value`` as an island inside a translated sentence, laid out in ``direction``
+    (``rtl``/``ltr``; None: its own first strong character's), so its full stop stays at
+    its end: a Hebrew reason that starts with "WhatsApp" is still a right-to-left one."""
+    return f"{_ISOLATES.get(direction, _ISOLATES[None])}{value}\u2069"
+
+
+def paused_by_hand(status_reason: str | None) -> bool:
+    """Whether an operator paused the broadcast (not WhatsApp refusing the account)."""
+    return status_reason == PAUSED_BY_OPERATOR
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("wabroadcast.web", "templates"),
@@ -174,12 +218,21 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        iso=iso, utc=utc_text, number=number, amount=amount, plain=plain_number, isolated=isolated
+        iso=iso,
+        utc=utc_text,
+        compact_utc=compact_utc,
+        number=number,
+        amount=amount,
+        plain=plain_number,
+        isolated=isolated,
+        bidi=bidi,
+        phone=international,
     )
     env.globals.update(
         static_url=static_url,
         url=url,
         progress_of=progress_of,
+        paused_by_hand=paused_by_hand,
         broadcast_statuses=[s.value for s in BroadcastStatus],
         recipient_statuses=[s.value for s in RecipientStatus],
         final_statuses={s.value for s in FINAL_BROADCAST_STATUSES},
@@ -236,7 +289,15 @@ class PageView:
             visitor=self.visitor,
             csrf_token=self.visitor.csrf_token if self.visitor else "",
             here=quote(path, safe="/?=&"),
-            **{"connection": None, "live_page": False, "live_url": "", "nav": "", **context},
+            **{
+                "connection": None,
+                "account_hold": None,
+                "now": None,
+                "live_page": False,
+                "live_url": "",
+                "nav": "",
+                **context,
+            },
         )
         return HTMLResponse(
             html,

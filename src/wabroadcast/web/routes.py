@@ -10,6 +10,7 @@ import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from starlette.datastructures import FormData
 from starlette.responses import Response, StreamingResponse
 
 from wabroadcast.api.deps import Ctx
@@ -52,6 +53,15 @@ NOTICES = {
     "already_finished": "cancel.finished",
     "resumed": "resume.done",
     "finished_before_resume": "resume.finished",
+    "paused": "control.pause.done",
+    "finished_before_pause": "control.pause.finished",
+    "finished_before_retry": "control.retry.finished",
+}
+# The controls on a broadcast's page, each confirmed by a tick: the sentence asking for it.
+UNCONFIRMED = {
+    "pause": "control.pause.unconfirmed",
+    "resume": "control.resume.unconfirmed",
+    "retry-failed": "control.retry.unconfirmed",
 }
 
 
@@ -102,7 +112,7 @@ async def sign_in(request: Request, ctx: Ctx, view: AnonymousView) -> Response:
     new = await sessions.sign_in(ctx, api_key if isinstance(api_key, str) else "", address)
     if isinstance(new, sessions.TooManyFailures):
         minutes = new.minutes
-        wait = view.t("signin.too_many_1" if minutes == 1 else "signin.too_many", minutes=minutes)
+        wait = view.t.plural("signin.too_many", minutes)
         response = _sign_in_form(request, view, next_path, status_code=429, error=wait)
         response.headers["Retry-After"] = str(new.retry_after_s)
         return response
@@ -153,6 +163,8 @@ async def overview(
         live_template="overview_live.html",
         page=page,
         connection=page.connection,
+        account_hold=page.account_hold,
+        now=ctx.clock.now(),
         status_filter=status.value if status else "",
         cursor=cursor or "",
         live_page=True,
@@ -173,15 +185,17 @@ async def _new_form(
     preview: pages.Preview | None = None,
     new_key: bool = False,
 ) -> Response:
+    tenant = view.signed_in.tenant
+    state = await pages.connection(ctx, tenant)
+    hold = await pages.account_hold(ctx, tenant, state)
     if view.live:
-        return view.render(
-            "connection_live.html", connection=await pages.connection(ctx, view.signed_in.tenant)
-        )
+        return view.render("connection_live.html", connection=state, account_hold=hold)
     key = draft.idempotency_key if draft.idempotency_key and not new_key else None
     return view.render(
         "new_broadcast.html",
         status_code=status_code,
-        connection=await pages.connection(ctx, view.signed_in.tenant),
+        connection=state,
+        account_hold=hold,
         draft=draft,
         idempotency_key=key or "web-" + secrets.token_urlsafe(18),
         problem=problem,
@@ -253,6 +267,44 @@ async def submit_broadcast(request: Request, ctx: Ctx, view: SignedInView) -> Re
 # --- one broadcast -------------------------------------------------------------
 
 
+async def _broadcast_view(
+    ctx: Ctx,
+    view: PageView,
+    broadcast_id: int,
+    *,
+    status: RecipientStatus | None = None,
+    cursor: str | None = None,
+    created: bool = False,
+    replayed: bool = False,
+    notice: str | None = None,
+    unconfirmed: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    page = await pages.broadcast_detail(
+        ctx, view.signed_in.tenant, broadcast_id, status=status, cursor=cursor
+    )
+    return view.render(
+        "broadcast.html",
+        status_code=status_code,
+        live_template="broadcast_live.html",
+        page=page,
+        b=page.broadcast,
+        connection=page.connection,
+        account_hold=page.account_hold,
+        now=ctx.clock.now(),
+        status_filter=status.value if status else "",
+        cursor=cursor or "",
+        created=created,
+        replayed=replayed,
+        notice=notice,
+        unconfirmed=unconfirmed,
+        live_page=True,
+        # Shown at a control's address (a refused POST), it refreshes from its own.
+        live_url=f"/broadcasts/{broadcast_id}" if unconfirmed else "",
+        nav="overview",
+    )
+
+
 @router.get("/broadcasts/{broadcast_id}")
 async def broadcast_page(
     broadcast_id: BroadcastId,
@@ -263,24 +315,40 @@ async def broadcast_page(
     created: bool = False,
     replayed: bool = False,
     notice: str | None = None,
+    requeued: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
-    page = await pages.broadcast_detail(
-        ctx, view.signed_in.tenant, broadcast_id, status=status, cursor=cursor
-    )
-    return view.render(
-        "broadcast.html",
-        live_template="broadcast_live.html",
-        page=page,
-        b=page.broadcast,
-        connection=page.connection,
-        status_filter=status.value if status else "",
-        cursor=cursor or "",
+    shown = view.t(NOTICES[notice]) if notice in NOTICES else None
+    if notice == "requeued" and requeued is not None:
+        shown = view.t.plural("control.retry.done", requeued)
+    return await _broadcast_view(
+        ctx,
+        view,
+        broadcast_id,
+        status=status,
+        cursor=cursor,
         created=created,
         replayed=replayed,
-        notice=view.t(NOTICES[notice]) if notice in NOTICES else None,
-        live_page=True,
-        nav="overview",
+        notice=shown,
     )
+
+
+async def _confirmed_control(
+    request: Request, ctx: Ctx, view: PageView, broadcast_id: int, control: str
+) -> FormData | Response:
+    """The control's form if its box was ticked; else the page again, asking for the tick."""
+    form = await checked_form(request, view.signed_in)
+    if form.get("confirm") == "yes":
+        return form
+    unconfirmed = view.t(UNCONFIRMED[control], id=broadcast_id)
+    return await _broadcast_view(ctx, view, broadcast_id, unconfirmed=unconfirmed, status_code=400)
+
+
+@router.get("/broadcasts/{broadcast_id}/pause")
+@router.get("/broadcasts/{broadcast_id}/resume")
+@router.get("/broadcasts/{broadcast_id}/retry-failed")
+async def control_address(broadcast_id: BroadcastId) -> Response:
+    """The address a refused control was posted to (the language switch, a reload)."""
+    return see_other(f"/broadcasts/{broadcast_id}")
 
 
 @router.post("/broadcasts/{broadcast_id}/cancel")
@@ -295,16 +363,50 @@ async def cancel_broadcast(
     return see_other(url(f"/broadcasts/{broadcast_id}", notice="cancelled"))
 
 
+@router.post("/broadcasts/{broadcast_id}/pause")
+async def pause_broadcast(
+    broadcast_id: BroadcastId, request: Request, ctx: Ctx, view: SignedInView
+) -> Response:
+    """Stop starting sends (those already handed over finish); confirmed by a tick."""
+    form = await _confirmed_control(request, ctx, view, broadcast_id, "pause")
+    if isinstance(form, Response):
+        return form
+    try:
+        await pages.pause(ctx, view.signed_in.tenant, broadcast_id)
+    except BroadcastFinished:
+        return see_other(url(f"/broadcasts/{broadcast_id}", notice="finished_before_pause"))
+    return see_other(url(f"/broadcasts/{broadcast_id}", notice="paused"))
+
+
 @router.post("/broadcasts/{broadcast_id}/resume")
 async def resume_broadcast(
     broadcast_id: BroadcastId, request: Request, ctx: Ctx, view: SignedInView
 ) -> Response:
-    await checked_form(request, view.signed_in)
+    form = await _confirmed_control(request, ctx, view, broadcast_id, "resume")
+    if isinstance(form, Response):
+        return form
     try:
         await pages.resume(ctx, view.signed_in.tenant, broadcast_id)
     except BroadcastFinished:
         return see_other(url(f"/broadcasts/{broadcast_id}", notice="finished_before_resume"))
     return see_other(url(f"/broadcasts/{broadcast_id}", notice="resumed"))
+
+
+@router.post("/broadcasts/{broadcast_id}/retry-failed")
+async def retry_failed(
+    broadcast_id: BroadcastId, request: Request, ctx: Ctx, view: SignedInView
+) -> Response:
+    """Queue failed recipients again (all that may pass, or those of one code)."""
+    form = await _confirmed_control(request, ctx, view, broadcast_id, "retry-failed")
+    if isinstance(form, Response):
+        return form
+    chosen = form.get("error_code")
+    code = chosen.strip()[:64] if isinstance(chosen, str) and chosen.strip() else None
+    try:
+        requeued = await pages.retry_failed(ctx, view.signed_in.tenant, broadcast_id, code)
+    except BroadcastFinished:
+        return see_other(url(f"/broadcasts/{broadcast_id}", notice="finished_before_retry"))
+    return see_other(url(f"/broadcasts/{broadcast_id}", notice="requeued", requeued=requeued))
 
 
 @router.get("/broadcasts/{broadcast_id}/failed.csv")

@@ -385,6 +385,6 @@ def describe(exc: AppError, t: Translator, plugin: ProviderPlugin | None) -> Ses
         return SessionProblem(code, t("sessions.error.webhook_key", provider=title))
     if isinstance(exc, SessionInUse):
         return SessionProblem(
-            code, t("sessions.error.in_use", count=exc.details.get("active_broadcasts", "?"))
+            code, t.plural("sessions.error.in_use", int(exc.details.get("active_broadcasts", 0)))
         )
     return SessionProblem(code, t("sessions.error.other", message=exc.message))

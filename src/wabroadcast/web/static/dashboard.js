@@ -6,22 +6,91 @@
   var LIVE_HEADER = "X-Live-Refresh";
   var FRAGMENT_HEADER = "X-Fragment";
 
-  // Times arrive in UTC (readable without JavaScript); show them in the visitor's zone.
+  // Times arrive in UTC (readable without JavaScript); show them in the visitor's zone,
+  // compactly: the time alone when the day is today's, or the same as the time shown just
+  // before it in a group of times (a recipient's queued, sent, delivered...).
   function localizeTimes(root) {
     var lang = document.documentElement.lang || "en";
-    var format;
+    var full, timeOnly, dayOf;
     try {
-      format = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "medium" });
+      full = new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "medium" });
+      timeOnly = new Intl.DateTimeFormat(lang, { timeStyle: "medium" });
+      dayOf = new Intl.DateTimeFormat("en-CA", { year: "numeric", month: "2-digit", day: "2-digit" });
     } catch (error) {
       return;
     }
-    root.querySelectorAll("time[datetime]").forEach(function (element) {
+    var today = dayOf.format(new Date());
+    function momentOf(element) {
       var moment = new Date(element.getAttribute("datetime"));
-      if (!isNaN(moment.getTime())) {
-        element.title = element.getAttribute("datetime");
-        element.textContent = format.format(moment);
+      return isNaN(moment.getTime()) ? null : moment;
+    }
+    root.querySelectorAll("time[datetime]").forEach(function (element) {
+      var moment = momentOf(element);
+      if (!moment) {
+        return;
       }
+      var day = dayOf.format(moment);
+      var sameDay = day === today;
+      var group = element.closest("[data-time-group]");
+      if (group && !sameDay) {
+        var times = Array.prototype.slice.call(group.querySelectorAll("time[datetime]"));
+        var before = times.indexOf(element) > 0 ? momentOf(times[times.indexOf(element) - 1]) : null;
+        sameDay = before !== null && dayOf.format(before) === day;
+      }
+      element.title = full.format(moment);
+      element.textContent = (sameDay ? timeOnly : full).format(moment);
     });
+  }
+
+  // A status filter that applies itself when another status is chosen (its button is
+  // only there, in <noscript>, for browsers without JavaScript).
+  function setUpAutoSubmit(root) {
+    root.querySelectorAll("form[data-auto-submit] select").forEach(function (select) {
+      select.addEventListener("change", function () {
+        if (select.form.requestSubmit) {
+          select.form.requestSubmit();
+        } else {
+          select.form.submit();
+        }
+      });
+    });
+  }
+
+  function offsetText(minutes) {
+    var sign = minutes < 0 ? "\u2212" : "+";
+    var whole = Math.abs(minutes);
+    var hours = String(Math.floor(whole / 60)).padStart(2, "0");
+    return "UTC" + sign + hours + ":" + String(whole % 60).padStart(2, "0");
+  }
+
+  // The schedule field is a local date-time: send the browser's offset from UTC for that
+  // date with it (without JavaScript the server reads it as UTC, as the page says).
+  function setUpSchedule(form) {
+    var input = form.querySelector("input[data-offset-field]");
+    if (!input) {
+      return;
+    }
+    var name = input.dataset.offsetField;
+    function offsetFor(value) {
+      var local = value ? new Date(value) : null;
+      return local && !isNaN(local.getTime()) ? String(-local.getTimezoneOffset()) : "";
+    }
+    form.addEventListener("formdata", function (event) {
+      event.formData.set(name, offsetFor(input.value));
+    });
+    var note = form.querySelector("[data-zone-note]");
+    if (note && note.dataset.localText) {
+      var zone = "";
+      try {
+        zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+      } catch (error) {
+        zone = "";
+      }
+      var offset = offsetText(-new Date().getTimezoneOffset());
+      // Isolated, so a Latin zone name keeps a Hebrew sentence's full stop at its end.
+      var named = zone ? zone + " (" + offset + ")" : offset;
+      note.textContent = note.dataset.localText.replace("{zone}", "\u2068" + named + "\u2069");
+    }
   }
 
   // Something inside a region that is about to be replaced, found again by what it points at.
@@ -58,9 +127,20 @@
         }
         var active = document.activeElement;
         var key = current.contains(active) ? focusKey(active) : null;
+        // A confirmation box ticked a moment ago stays ticked in the fresh region.
+        var ticked = Array.prototype.map.call(
+          current.querySelectorAll("input[type=checkbox][id]:checked"),
+          function (box) { return box.id; }
+        );
         lastHtml[incoming.id] = incoming.outerHTML;
         var replacement = document.importNode(incoming, true);
         current.replaceWith(replacement);
+        ticked.forEach(function (id) {
+          var box = replacement.querySelector("#" + CSS.escape(id));
+          if (box) {
+            box.checked = true;
+          }
+        });
         localizeTimes(replacement);
         replacement.querySelectorAll("form[data-submit-once]").forEach(setUpSubmitOnce);
         var news = replacement.dataset.announce;
@@ -281,7 +361,9 @@
     var form = document.getElementById("new-broadcast");
     if (form) {
       setUpBroadcastForm(form);
+      setUpSchedule(form);
     }
+    setUpAutoSubmit(document);
     setUpCopyButtons(document);
     document.querySelectorAll("form[data-submit-once]").forEach(setUpSubmitOnce);
   });
