@@ -290,10 +290,13 @@ async def test_the_header_says_when_whatsapp_holds_the_account_and_reasons_are_t
     broadcast_id = created.json()["broadcast_id"]
     await drain(ctx, clock)
     assert (await broadcast(client, tenant, broadcast_id))["status"] == "paused"
-    page = await browser.get("/")
-    assert 'data-state="held"' in page.text
-    assert "WhatsApp connected, sending paused" in page.text
-    assert f'data-account-hold="{broadcast_id}"' in page.text
+    # Every page's header says so, the sessions pages too.
+    for path in ("/", "/sessions", "/sessions/new", f"/sessions/{tenant.session_id}/edit"):
+        page = await browser.get(path)
+        assert page.status_code == 200, path
+        assert 'data-state="held"' in page.text, path
+        assert "WhatsApp connected, sending paused" in page.text, path
+        assert f'data-account-hold="{broadcast_id}"' in page.text, path
 
     browser.cookies.set("wab_lang", "he")
     hebrew = await browser.get(f"/broadcasts/{broadcast_id}")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from wabroadcast.broadcasts.estimating import read_lines, with_estimates
 from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
+from wabroadcast.broadcasts.repository.retries import RetryRepository
 from wabroadcast.broadcasts.schemas import (
     BroadcastOut,
+    InvalidRecipient,
+    MissingVariable,
     RecipientOut,
 )
 from wabroadcast.broadcasts.views import (
@@ -76,3 +79,23 @@ async def list_recipients(
         return [recipient_out(r, broadcast.message) for r in rows], page_cursor(
             [r.id for r in rows], limit
         )
+
+
+async def proof_details(
+    ctx: AppContext, tenant: TenantContext, broadcast_id: int
+) -> tuple[list[InvalidRecipient], list[MissingVariable], dict[str | None, int]]:
+    """What the broadcast's proof said that ``BroadcastOut`` leaves out (its first 20
+    invalid inputs, the fields some recipients lacked), and its failed recipients' error
+    codes with their counts (what a "retry failed" may name)."""
+    async with ctx.database.transaction() as session:
+        broadcast = await BroadcastRepository(session).get(tenant.tenant_id, broadcast_id)
+        if broadcast is None:
+            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
+        invalid = [InvalidRecipient(**item) for item in broadcast.invalid_recipients]
+        missing = [MissingVariable(**item) for item in broadcast.missing_variables or []]
+        codes = (
+            await RetryRepository(session).failed_codes(broadcast_id)
+            if broadcast.failed_count
+            else {}
+        )
+    return invalid, missing, codes

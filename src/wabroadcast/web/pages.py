@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from wabroadcast.broadcasts import control, create, reads
-from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
-from wabroadcast.broadcasts.repository.retries import RetryRepository
 from wabroadcast.broadcasts.schemas import (
     MAX_MESSAGE_CHARS,
     BroadcastCreate,
@@ -30,7 +28,7 @@ from wabroadcast.broadcasts.schemas import (
     RecipientOut,
 )
 from wabroadcast.context import AppContext
-from wabroadcast.domain.errors import BroadcastNotFound, IdempotencyKeyInUse, ValidationFailed
+from wabroadcast.domain.errors import IdempotencyKeyInUse, ValidationFailed
 from wabroadcast.domain.failures import may_pass
 from wabroadcast.domain.recipients import (
     PersonalMessageFailed,
@@ -172,7 +170,7 @@ async def broadcast_detail(
     recipients, next_cursor = await reads.list_recipients(
         ctx, tenant, broadcast_id, status=status, cursor=cursor, limit=RECIPIENTS_PER_PAGE
     )
-    invalid_inputs, missing, failed_codes = await _inputs_and_failures(ctx, tenant, broadcast_id)
+    invalid_inputs, missing, failed_codes = await reads.proof_details(ctx, tenant, broadcast_id)
     # Every code that a "retry failed" naming it would send again (UNKNOWN_OUTCOME too).
     choices = [
         RetryChoice(code, count)
@@ -191,29 +189,6 @@ async def broadcast_detail(
         retry_choices=choices,
         retryable_count=sum(n for code, n in failed_codes.items() if may_pass(code)),
     )
-
-
-async def _inputs_and_failures(
-    ctx: AppContext, tenant: TenantContext, broadcast_id: int
-) -> tuple[list[InvalidRecipient], list[MissingVariable], dict[str | None, int]]:
-    """What the broadcast's proof said (its first 20 invalid inputs, the fields some
-    recipients lacked) and its failed recipients' error codes with their counts.
-
-    Read through the broadcast repositories here because ``broadcasts.reads`` has no
-    function for them yet (``BroadcastOut`` carries none of them).
-    """
-    async with ctx.database.transaction() as session:
-        broadcast = await BroadcastRepository(session).get(tenant.tenant_id, broadcast_id)
-        if broadcast is None:
-            raise BroadcastNotFound("Broadcast not found", details={"broadcast_id": broadcast_id})
-        invalid = [InvalidRecipient(**item) for item in broadcast.invalid_recipients]
-        missing = [MissingVariable(**item) for item in broadcast.missing_variables or []]
-        codes = (
-            await RetryRepository(session).failed_codes(broadcast_id)
-            if broadcast.failed_count
-            else {}
-        )
-    return invalid, missing, codes
 
 
 async def preview(ctx: AppContext, tenant: TenantContext, draft: Draft) -> Preview:

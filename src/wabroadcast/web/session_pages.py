@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from wabroadcast.context import AppContext
 from wabroadcast.domain.errors import AppError, SessionNotFound
@@ -21,6 +22,7 @@ from wabroadcast.sessions import linking
 from wabroadcast.sessions import service as sessions
 from wabroadcast.sessions.schemas import LinkOut, SessionOut, SessionStatusOut
 from wabroadcast.tenants.service import TenantContext
+from wabroadcast.web import pages
 from wabroadcast.web.session_form import Submission, create_body, update_body
 
 # Every session on a page is checked at once, so the page waits about one
@@ -83,6 +85,14 @@ async def header_connection(ctx: AppContext, tenant: TenantContext) -> SessionSt
         return await sessions.session_status(ctx, tenant, None)
     except SessionNotFound:
         return None
+
+
+async def header(ctx: AppContext, tenant: TenantContext) -> dict[str, Any]:
+    """What every page's header shows: the default session's state, and the broadcast an
+    account-level refusal paused while that session is connected (None: none)."""
+    state = await header_connection(ctx, tenant)
+    hold = None if state is None else await pages.account_hold(ctx, tenant, state)
+    return {"connection": state, "account_hold": hold}
 
 
 async def _status(

@@ -26,7 +26,7 @@ from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.providers.registry import PLUGINS, plugin_for
 from wabroadcast.sessions.schemas import SESSION_ID_PATTERN, LinkOut, SessionOut
 from wabroadcast.tenants.service import TenantContext
-from wabroadcast.web import session_form, session_pages
+from wabroadcast.web import pages, session_form, session_pages
 from wabroadcast.web.auth import SignedInView, checked_form
 from wabroadcast.web.rendering import DashboardRoute, PageView, isolated, see_other, url
 from wabroadcast.web.session_form import SessionProblem
@@ -54,6 +54,9 @@ async def sessions_page(
         "sessions.html",
         page=page,
         connection=page.connection,
+        account_hold=None
+        if page.connection is None
+        else await pages.account_hold(ctx, view.signed_in.tenant, page.connection),
         plugins=session_pages.plugins(),
         cursor=cursor or "",
         notice=view.t(SESSION_NOTICES[notice]) if notice in SESSION_NOTICES else None,
@@ -75,7 +78,7 @@ async def _session_form(
     return view.render(
         "session_form.html",
         status_code=status_code,
-        connection=await session_pages.header_connection(ctx, view.signed_in.tenant),
+        **await session_pages.header(ctx, view.signed_in.tenant),
         plugin=plugin,
         fields=session_form.config_fields(plugin),
         values=values,
@@ -96,7 +99,7 @@ async def new_session(
         return view.render(
             "session_providers.html",
             status_code=200 if provider is None else 404,
-            connection=await session_pages.header_connection(ctx, view.signed_in.tenant),
+            **await session_pages.header(ctx, view.signed_in.tenant),
             plugins=session_pages.plugins(),
             unknown=provider,
             nav="sessions",
@@ -245,7 +248,7 @@ async def _connect_page(
         "link": link,
         "me": session_pages.linked_account(link.me) if link else None,
         "problem": problem,
-        "connection": await session_pages.header_connection(ctx, view.signed_in.tenant),
+        **await session_pages.header(ctx, view.signed_in.tenant),
     }
     if live or view.live:
         return view.render("session_connect_live.html", **values)
