@@ -314,7 +314,7 @@ def send(
                 if as_json:
                     cli_broadcasts.echo_json(proof)
                 else:
-                    typer.echo("\n".join(cli_broadcasts.proof_lines(proof)))
+                    typer.echo("\n".join(cli_broadcasts.proof_lines(proof, message)))
                 if wait:
                     if as_json:
                         state = await cli_broadcasts.wait_quietly(http, proof["broadcast_id"])

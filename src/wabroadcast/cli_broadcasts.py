@@ -18,6 +18,7 @@ import typer
 
 from wabroadcast import client as api
 from wabroadcast.cli_errors import one_line
+from wabroadcast.domain.templating import message_preview
 
 broadcasts_app = typer.Typer(help="List, show, pause, resume, cancel and retry broadcasts.")
 
@@ -83,8 +84,9 @@ def state_line(b: dict[str, Any]) -> str:
     return line
 
 
-def proof_lines(proof: dict[str, Any]) -> list[str]:
-    """A broadcast's proof in a few lines: what was queued, the first items, what was not."""
+def proof_lines(proof: dict[str, Any], message: str) -> list[str]:
+    """A broadcast's proof in a few lines: what was queued, the first items (with their own
+    text when ``message`` is personal), what was not."""
     lines = [
         f"broadcast {proof['broadcast_id']} {proof['status']} on {proof['session_id']}: "
         f"{proof['queued_count']} queued, {proof['invalid_recipients_count']} invalid, "
@@ -92,10 +94,11 @@ def proof_lines(proof: dict[str, Any]) -> list[str]:
         + (" (an identical broadcast already existed)" if proof.get("idempotent") else "")
     ]
     items: list[dict[str, Any]] = proof.get("items") or []
-    personal = len({item.get("message_preview") for item in items}) > 1
+    as_sent = message_preview(message)
     for item in items[:FIRST_ITEMS]:
         lead = f" lead {item['lead_id']}" if item.get("lead_id") is not None else ""
-        text = f" {item['message_preview']!r}" if personal else ""
+        own = item.get("message_preview", as_sent)
+        text = f" {own!r}" if own != as_sent else ""
         lines.append(f"  {item['phone']}{lead}: {item['status']}{text}")
     if len(items) > FIRST_ITEMS:
         lines.append(f"  … and {len(items) - FIRST_ITEMS} more")

@@ -143,3 +143,9 @@ def test_send_csv_personal_message_shows_each_text_and_strict_refuses(
     assert "  +972502345678: queued 'Hi Dana, see you in Haifa'" in lines
     assert "  +972523456789: queued 'Hi Noa, see you in '" in lines
     assert "  missing City: 1 recipient gets it empty (+972523456789)" in lines
+
+    # One recipient's own text shows too; a plain message's items show none.
+    code, out, err = run(server, "send", "--message", "Bye {{name}}", "--to", "0533456789")
+    assert (code, out.splitlines()[1]) == (0, "  +972533456789: queued 'Bye '"), err
+    code, out, err = run(server, "send", "--message", "Plain", "--to", "0543456789")
+    assert (code, out.splitlines()[1]) == (0, "  +972543456789: queued"), err

@@ -31,7 +31,6 @@ from wabroadcast.broadcasts.views import (
     ITEMS_IN_PROOF,
     CreateResult,
     job_id,
-    message_preview,
     replay,
 )
 from wabroadcast.context import AppContext
@@ -57,7 +56,12 @@ from wabroadcast.domain.status import (
     RecipientStatus,
     ensure_transition,
 )
-from wabroadcast.domain.templating import InvalidTemplate, MessageTemplate, compiled
+from wabroadcast.domain.templating import (
+    InvalidTemplate,
+    MessageTemplate,
+    compiled,
+    message_preview,
+)
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.providers.registry import plugin_for
 from wabroadcast.sessions.config import SessionInfo

@@ -18,15 +18,13 @@ from wabroadcast.domain.status import (
     BroadcastStatus,
     RecipientStatus,
 )
+from wabroadcast.domain.templating import message_preview
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 
 log = get_logger("wabroadcast.broadcasts")
 
 
 ITEMS_IN_PROOF = 100
-
-# How much of each recipient's text the proof shows.
-PREVIEW_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +65,6 @@ def broadcast_out(b: WhatsAppBroadcast) -> BroadcastOut:
         finished_at=b.finished_at,
         updated_at=b.updated_at,
     )
-
-
-def message_preview(text: str) -> str:
-    """The first PREVIEW_CHARS characters of a text, "…" marking a cut."""
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
 
 
 def recipient_out(r: WhatsAppBroadcastRecipient, message: str) -> RecipientOut:

@@ -29,6 +29,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # Phones kept per missing variable, to show the sender whom it concerns.
 MISSING_EXAMPLES = 5
+# How much of each recipient's text a proof shows.
+PREVIEW_CHARS = 100
 
 RESERVED = frozenset({"name", "lead_id", "variables"})
 _NO_VARIABLES: Mapping[str, Scalar] = {}
@@ -203,3 +205,8 @@ class MissingTally:
             {"variable": variable, "count": count, "phones": list(self.examples[variable])}
             for variable, count in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
         ]
+
+
+def message_preview(text: str) -> str:
+    """The first PREVIEW_CHARS characters of a text, "…" marking a cut (a proof's items)."""
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
