@@ -167,6 +167,7 @@ async def print_summary(client: httpx.AsyncClient, console: Console, state: dict
         ("failed", "failed_count"),
         ("still queued", "queued_count"),
         ("cancelled", "cancelled_count"),
+        ("skipped (opted out)", "skipped_count"),
         ("invalid (not stored)", "invalid_recipients_count"),
     ):
         table.add_row(label, str(state[key]))

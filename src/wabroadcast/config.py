@@ -111,6 +111,20 @@ class Settings(BaseSettings):
         min_length=16,
         description="When set, GET /metrics (Prometheus) requires Authorization: Bearer <token>.",
     )
+    webhook_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="Seconds a CRM endpoint has to answer a webhook delivery; then it is retried.",
+    )
+    webhook_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Seconds a worker holds a webhook delivery it is making; if the worker dies, "
+            "another makes it after this."
+        ),
+    )
 
 
 @lru_cache(maxsize=1)

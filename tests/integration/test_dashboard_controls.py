@@ -305,3 +305,30 @@ async def test_the_header_says_when_whatsapp_holds_the_account_and_reasons_are_t
     # The reason reads right to left although it starts with a Latin word.
     assert "סיבה: \u2067WhatsApp הגביל את החשבון הזה" in shown
     assert "+972 50-000-0000" in shown
+
+
+async def test_recipients_skipped_after_an_opt_out_are_counted_and_explained(
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    tenant: TenantFixture,
+    ctx: AppContext,
+    csrf: str,
+) -> None:
+    numbers = il_numbers(3)
+    created = await client.post(
+        API, json={"message": "before the stop", "recipients": numbers}, headers=tenant.headers
+    )
+    broadcast_id = created.json()["broadcast_id"]
+    opted = await client.post(
+        "/api/whatsapp/opt-outs", json={"phones": [numbers[1]]}, headers=tenant.headers
+    )
+    assert opted.json()["skipped_count"] == 1, opted.text
+    page = text_of(await browser.get(f"/broadcasts/{broadcast_id}"))
+    assert "Skipped (opted out) 1" in page
+    assert "skipped" in page
+    assert "Not sent: the number opted out." in page
+
+    browser.cookies.set("wab_lang", "he")
+    hebrew = text_of(await browser.get(f"/broadcasts/{broadcast_id}"))
+    assert "דולגו (הוסרו מהרשימה) 1" in hebrew
+    assert "לא נשלחה: המספר ביקש להסיר אותו מהרשימה." in hebrew

@@ -429,6 +429,7 @@ async def test_a_mixed_batch_keeps_every_counter_exact(
         "read_count": 2,
         "failed_count": 1,
         "cancelled_count": 0,
+        "skipped_count": 0,
     }
 
 

@@ -163,5 +163,6 @@ async def counts_match_rows(ctx: AppContext, broadcast_id: int) -> None:
         "read": b.read_count,
         "failed": b.failed_count,
         "cancelled": b.cancelled_count,
+        "skipped": b.skipped_count,
     }
     assert stored == {status: int(rows.get(status, 0)) for status in stored}

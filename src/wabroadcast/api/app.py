@@ -17,7 +17,9 @@ from wabroadcast.api.routes import (
     docs,
     health,
     metrics,
+    opt_outs,
     sessions,
+    webhook_subscriptions,
     webhooks,
 )
 from wabroadcast.clock import Clock, SystemClock
@@ -96,8 +98,13 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
         # Before broadcasts.router: it takes the multipart requests of the same route.
         broadcast_uploads.router,
         broadcasts.router,
+        # Before opt_outs.router, for the same reason.
+        opt_outs.upload_router,
+        opt_outs.router,
+        opt_outs.stop_words_router,
         sessions.router,
         webhooks.router,
+        webhook_subscriptions.router,
         metrics.router,
         health.router,
         docs.router,

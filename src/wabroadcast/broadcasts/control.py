@@ -12,6 +12,7 @@ from wabroadcast.broadcasts.views import (
     broadcast_out,
 )
 from wabroadcast.context import AppContext
+from wabroadcast.crm_webhooks.outbox import Outbox
 from wabroadcast.db.models import WhatsAppBroadcast
 from wabroadcast.domain.errors import (
     BroadcastFinished,
@@ -74,6 +75,7 @@ async def cancel_broadcast(
         broadcast.finished_at = now
         broadcast.updated_at = now
         await session.flush()
+        await Outbox(session).broadcasts_changed([broadcast_id], now)
         await session.refresh(broadcast)
         out = broadcast_out(broadcast)
     log.info(
@@ -157,6 +159,7 @@ async def pause_broadcast(
         broadcast.status_reason = PAUSED_BY_OPERATOR
         broadcast.updated_at = now
         await session.flush()
+        await Outbox(session).broadcasts_changed([broadcast_id], now)
         await session.refresh(broadcast)
         out = broadcast_out(broadcast)
     log.info(

@@ -34,9 +34,11 @@ from wabroadcast.broadcasts.views import (
     replay,
 )
 from wabroadcast.context import AppContext
+from wabroadcast.crm_webhooks.outbox import Outbox
 from wabroadcast.db.models import WhatsAppBroadcast
 from wabroadcast.domain import idempotency
 from wabroadcast.domain.errors import (
+    AllRecipientsOptedOut,
     MissingVariables,
     NoRecipients,
     NoValidRecipients,
@@ -63,6 +65,7 @@ from wabroadcast.domain.templating import (
     message_preview,
 )
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
+from wabroadcast.opt_outs.repository import OptOutRepository
 from wabroadcast.providers.registry import plugin_for
 from wabroadcast.sessions.config import SessionInfo
 from wabroadcast.sessions.service import resolve_session
@@ -222,19 +225,25 @@ async def _create_unclaimed(
                 updated_at=now,
             )
         )
+        # Read once the broadcast row is in: an opt-out being written now waits for this
+        # transaction, or was committed before this read (``OptOutRepository.lock_tenant``).
+        opted_out = await OptOutRepository(session).phones(tenant.tenant_id)
         if prepared is None:
             preparer = await _stream_recipients(
                 repo,
                 broadcast,
                 recipients,
-                RecipientPreparer(region, template, MAX_MESSAGE_CHARS),
+                RecipientPreparer(region, template, MAX_MESSAGE_CHARS, opted_out),
                 now,
             )
+            _require_some_not_opted_out(preparer)
             _require_valid(preparer, tenant, wa_session)
             # Known only once every recipient is rendered: refusing now rolls back the rows.
             _require_variables(preparer, body)
         else:
             preparer, valid = prepared
+            valid = preparer.apply_opt_outs(valid, opted_out)
+            _require_some_not_opted_out(preparer)
             await repo.add_recipients(broadcast, valid, now)
         broadcast.idempotency_key = idempotency.content_key(
             _fingerprint(preparer, tenant, wa_session, body),
@@ -247,6 +256,8 @@ async def _create_unclaimed(
         broadcast.invalid_recipients_count = len(preparer.invalid)
         broadcast.duplicates_removed = preparer.duplicates_removed
         broadcast.invalid_recipients = invalid_sample
+        broadcast.opted_out_count = preparer.opted_out_count
+        broadcast.opted_out = preparer.first_opted_out or None
         missing = preparer.missing.report()
         broadcast.missing_variables = missing or None
         # With a send_at it waits as scheduled; the dispatcher queues it when it is due.
@@ -254,6 +265,7 @@ async def _create_unclaimed(
         broadcast.send_at = body.send_at
         ensure_transition(BroadcastStatus.ACCEPTED, status)
         await repo.set_status(broadcast, status, now)
+        await Outbox(session).broadcasts_changed([broadcast.id], now)
         accepted = BroadcastAccepted(
             broadcast_id=broadcast.id,
             job_id=job_id(broadcast.id),
@@ -265,6 +277,8 @@ async def _create_unclaimed(
             invalid_recipients_count=len(preparer.invalid),
             invalid_recipients=[InvalidRecipient(**r) for r in invalid_sample],
             duplicates_removed=preparer.duplicates_removed,
+            opted_out_count=preparer.opted_out_count,
+            opted_out=preparer.first_opted_out,
             missing_variables=[MissingVariable(**m) for m in missing],
             items=[
                 RecipientItem(
@@ -295,6 +309,7 @@ async def _create_unclaimed(
         queued_count=accepted.queued_count,
         invalid_recipients_count=accepted.invalid_recipients_count,
         duplicates_removed=accepted.duplicates_removed,
+        opted_out_count=accepted.opted_out_count,
         missing_variables={m.variable: m.count for m in accepted.missing_variables},
         connection_check=connection_check,
         status=accepted.status.value,
@@ -402,6 +417,21 @@ def _require_valid(
                 {"input": r.input, "reason": r.reason}
                 for r in preparer.invalid[:INVALID_EXAMPLES_IN_ERROR]
             ],
+        },
+    )
+
+
+def _require_some_not_opted_out(preparer: RecipientPreparer) -> None:
+    """Every valid number opted out: nothing to send, nothing stored (the transaction
+    rolls back)."""
+    if preparer.valid_count or not preparer.opted_out_count:
+        return
+    raise AllRecipientsOptedOut(
+        "Every valid recipient has opted out; nothing was queued",
+        details={
+            "opted_out_count": preparer.opted_out_count,
+            "opted_out": preparer.first_opted_out,
+            "invalid_count": len(preparer.invalid),
         },
     )
 

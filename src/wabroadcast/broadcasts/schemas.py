@@ -265,6 +265,12 @@ class BroadcastAccepted(BaseModel):
     invalid_recipients_count: int
     invalid_recipients: list[InvalidRecipient] = Field(description="At most 20 examples.")
     duplicates_removed: int
+    opted_out_count: int = Field(
+        default=0, description="Valid numbers left out because they opted out (not queued)."
+    )
+    opted_out: list[str] = Field(
+        default_factory=list, description="The first 20 of them, in E.164."
+    )
     missing_variables: list[MissingVariable] = Field(
         default_factory=list,
         description="Fields the message uses that some recipients lack, most often first.",
@@ -291,8 +297,14 @@ class BroadcastOut(BaseModel):
     read_count: int
     failed_count: int
     cancelled_count: int
+    skipped_count: int = Field(
+        default=0, description="Queued recipients not sent because their number opted out."
+    )
     invalid_recipients_count: int
     duplicates_removed: int
+    opted_out_count: int = Field(
+        default=0, description="Numbers left out at creation because they had opted out."
+    )
     created_at: datetime
     send_at: datetime | None = Field(
         default=None, description="When a `scheduled` broadcast is queued (None: at once)."

@@ -56,8 +56,10 @@ def broadcast_out(b: WhatsAppBroadcast) -> BroadcastOut:
         read_count=b.read_count,
         failed_count=b.failed_count,
         cancelled_count=b.cancelled_count,
+        skipped_count=b.skipped_count,
         invalid_recipients_count=b.invalid_recipients_count,
         duplicates_removed=b.duplicates_removed,
+        opted_out_count=b.opted_out_count,
         created_at=b.created_at,
         send_at=b.send_at,
         queued_at=b.queued_at,
@@ -112,6 +114,8 @@ async def replay(
         invalid_recipients_count=broadcast.invalid_recipients_count,
         invalid_recipients=[InvalidRecipient(**r) for r in broadcast.invalid_recipients],
         duplicates_removed=broadcast.duplicates_removed,
+        opted_out_count=broadcast.opted_out_count,
+        opted_out=list(broadcast.opted_out or []),
         missing_variables=[MissingVariable(**m) for m in broadcast.missing_variables or []],
         items=[
             RecipientItem(

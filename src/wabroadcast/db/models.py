@@ -88,6 +88,8 @@ class Tenant(Base):
     previous_api_key_prefix: Mapped[str | None] = mapped_column(String(16))
     previous_key_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     key_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Inbound texts that opt their sender out (None: ``domain.stop_words.DEFAULT_STOP_WORDS``).
+    stop_words: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
 
 class RateLimitBucket(Base):
@@ -171,6 +173,11 @@ class WhatsAppBroadcast(Base):
     read_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     cancelled_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Queued recipients whose number opted out before their send.
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Numbers left out at creation because they had opted out (the first 20 listed).
+    opted_out_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    opted_out: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When a scheduled broadcast is queued (None: at once).
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -340,6 +347,26 @@ class InboundMessageRow(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class OptOut(Base):
+    """A number (E.164) a tenant must not message: no new broadcast queues it.
+
+    ``source`` says how it came: ``api``, ``import`` or ``inbound`` (a stop word).
+    """
+
+    __tablename__ = "whatsapp_opt_outs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "phone"),
+        Index("ix_whatsapp_opt_outs_tenant_id_id", "tenant_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    phone: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class DashboardSession(Base):
     """A browser signed in to the dashboard.
 
@@ -356,3 +383,99 @@ class DashboardSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class WebhookSubscription(Base):
+    """A tenant's CRM endpoint that wants some of our events, signed with its secret.
+
+    ``secret`` is one Fernet token (see ``crypto``): the signing secret is shown
+    once, when the subscription is made, and never readable from the database.
+    """
+
+    __tablename__ = "webhook_subscriptions"
+    __table_args__ = (Index("ix_webhook_subscriptions_tenant_id_id", "tenant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Deleted subscriptions stay for their deliveries' history; nothing more is owed them.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class WebhookSubscriptionEvent(Base):
+    """Which live subscription of a tenant wants which event: the one indexed lookup an
+    outbox write makes (no row, no write) on the dispatch path."""
+
+    __tablename__ = "webhook_subscription_events"
+
+    tenant_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(
+        ForeignKey("webhook_subscriptions.id"), primary_key=True
+    )
+
+
+class WebhookDelivery(Base):
+    """The outbox: one event owed to one subscription, written in the transaction of the
+    change it reports, then delivered (and retried) by a worker under a lease.
+
+    ``event_id`` names the event (the same for every subscription and every attempt);
+    deliveries of one broadcast to one subscription go out in ``id`` order.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_webhook_deliveries_pending_chain",
+            "subscription_id",
+            "broadcast_id",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_webhook_deliveries_subscription_id_id", "subscription_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(BigId)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id"))
+    event_id: Mapped[str] = mapped_column(String(40))
+    event_type: Mapped[str] = mapped_column(String(40))
+    broadcast_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # pending, delivered, failed (given up) or cancelled (its subscription deleted).
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookDeliveryAttempt(Base):
+    """One try of a delivery: the receiver's status code, or why there was none."""
+
+    __tablename__ = "webhook_delivery_attempts"
+    __table_args__ = (Index("ix_webhook_delivery_attempts_delivery_id_id", "delivery_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"))
+    tenant_id: Mapped[int] = mapped_column(BigId)
+    attempt: Mapped[int] = mapped_column(Integer)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)

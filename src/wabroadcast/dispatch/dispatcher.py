@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.repository.idempotency import IdempotencyRepository
 from wabroadcast.context import AppContext
+from wabroadcast.crm_webhooks.deliverer import WebhookDeliverer
 from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch import outcome, pacing
 from wabroadcast.dispatch.claims import ClaimBatcher
@@ -104,6 +105,10 @@ class Dispatcher:
         stop = stop or asyncio.Event()
         log.info(f"{BROADCAST_TAG} worker started", broadcast_id=None, worker_id=self.worker_id)
         renewer = asyncio.create_task(self._renew_until(stop), name="lease renewal")
+        # Every worker process also sends the CRM's webhooks from the outbox.
+        deliverer = asyncio.create_task(
+            WebhookDeliverer(self.ctx, self.worker_id).run(stop), name="crm webhooks"
+        )
         # Recipients of a dead worker become recoverable only when its lease expires,
         # so looking for them a few times per lease life is enough: the search reads
         # every recipient in flight, which with thousands of sessions is not cheap.
@@ -134,6 +139,9 @@ class Dispatcher:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+            if not stop.is_set():
+                deliverer.cancel()
+            await asyncio.gather(deliverer, return_exceptions=True)
             log.info(f"{BROADCAST_TAG} worker stopped", broadcast_id=None, worker_id=self.worker_id)
 
     async def _renew_until(self, stop: asyncio.Event) -> None:
@@ -365,7 +373,10 @@ class Dispatcher:
         repo = LifecycleRepository(db)
         await repo.sweep_cancelled(broadcast_ids, now)
         finished = [
-            (broadcast, final_broadcast_status(broadcast.sent, broadcast.failed))
+            (
+                broadcast,
+                final_broadcast_status(broadcast.sent, broadcast.failed, broadcast.skipped),
+            )
             for broadcast in await repo.finishable(broadcast_ids)
         ]
         await repo.finish_many(finished, now)

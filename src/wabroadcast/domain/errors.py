@@ -52,6 +52,15 @@ class NoValidRecipients(AppError):
     when = "every number invalid; `details` has the count, reasons with counts, 5 examples"
 
 
+class AllRecipientsOptedOut(AppError):
+    error_code = "ALL_RECIPIENTS_OPTED_OUT"
+    http_status = 400
+    when = (
+        "every valid number has opted out; `details` has `opted_out_count` and the first 20 "
+        "in `opted_out`"
+    )
+
+
 class WebhookMalformed(AppError):
     """A correctly signed webhook body that is not a document of the provider's."""
 
@@ -101,9 +110,19 @@ class SimulatorNotAvailable(NotFound):
     when = "a simulator route for a session of another provider"
 
 
+class OptOutNotFound(NotFound):
+    error_code = "OPT_OUT_NOT_FOUND"
+    when = "the number is not on the tenant's opt-out list"
+
+
 class ProviderNotFound(NotFound):
     error_code = "PROVIDER_NOT_FOUND"
     when = "a webhook for a provider this installation does not have"
+
+
+class WebhookSubscriptionNotFound(NotFound):
+    error_code = "WEBHOOK_SUBSCRIPTION_NOT_FOUND"
+    when = "no such webhook subscription (or a deleted one, or another tenant's)"
 
 
 class MethodNotAllowed(AppError):
@@ -168,6 +187,12 @@ class SessionNotLinkable(AppError):
     error_code = "NOT_LINKABLE"
     http_status = 409
     when = "connecting or logging out a session that is not linked by QR code"
+
+
+class TooManyWebhookSubscriptions(AppError):
+    error_code = "TOO_MANY_WEBHOOK_SUBSCRIPTIONS"
+    http_status = 409
+    when = "a tenant with 20 webhook subscriptions adding another; delete one first"
 
 
 class TooManyRecipients(AppError):
@@ -296,6 +321,7 @@ class NotReady(AppError):
 CATALOGUE: tuple[type[AppError], ...] = (
     NoRecipients,
     NoValidRecipients,
+    AllRecipientsOptedOut,
     WebhookMalformed,
     Unauthorized,
     WebhookUnauthorized,
@@ -304,7 +330,9 @@ CATALOGUE: tuple[type[AppError], ...] = (
     BroadcastNotFound,
     SessionNotFound,
     SimulatorNotAvailable,
+    OptOutNotFound,
     ProviderNotFound,
+    WebhookSubscriptionNotFound,
     MethodNotAllowed,
     NotAcceptable,
     BroadcastFinished,
@@ -314,6 +342,7 @@ CATALOGUE: tuple[type[AppError], ...] = (
     SessionInUse,
     WebhookKeyInUse,
     SessionNotLinkable,
+    TooManyWebhookSubscriptions,
     TooManyRecipients,
     PayloadTooLarge,
     UnsupportedMediaType,

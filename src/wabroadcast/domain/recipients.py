@@ -18,6 +18,8 @@ from wabroadcast.domain.templating import MessageTemplate, MissingTally, RenderF
 
 INPUT_ECHO_CHARS = 64
 FIRST_VALID_KEPT = 100
+# Opted-out numbers a proof lists (all are counted).
+OPTED_OUT_KEPT = 20
 
 
 class RecipientLike(Protocol):
@@ -116,12 +118,26 @@ class PersonalMessageFailed(ValueError):
 
 class RecipientPreparer:
     """Normalizes phones to E.164 chunk by chunk, keeping the first occurrence of each number,
-    and renders each one's own text when the message is personal."""
+    and renders each one's own text when the message is personal.
+
+    Numbers in ``opted_out`` (the tenant's opt-outs, E.164) are left out of what is
+    returned and counted apart; they still count in ``sorted_phones`` and
+    ``sorted_texts``, which identify what the client posted (its content twin), not
+    who is messaged.
+    """
 
     def __init__(
-        self, region: str, template: MessageTemplate | None = None, max_chars: int = 4096
+        self,
+        region: str,
+        template: MessageTemplate | None = None,
+        max_chars: int = 4096,
+        opted_out: frozenset[str] = frozenset(),
     ) -> None:
         self.region = region
+        self.opted_out = opted_out
+        self.opted_out_count = 0
+        # The first OPTED_OUT_KEPT of them, in input order.
+        self.first_opted_out: list[str] = []
         # Only a personal message is rendered per recipient.
         self.template = template if template is not None and template.is_personal else None
         self.max_chars = max_chars
@@ -135,7 +151,8 @@ class RecipientPreparer:
 
     @property
     def valid_count(self) -> int:
-        return len(self._seen)
+        """Valid, unique numbers that will be messaged (opted-out ones left out)."""
+        return len(self._seen) - self.opted_out_count
 
     def sorted_phones(self) -> list[str]:
         """Every valid, unique E.164 number so far, sorted (what identifies the audience)."""
@@ -183,11 +200,38 @@ class RecipientPreparer:
                 variables.append(None if isinstance(item, str) else item.variables)
         if personal:
             valid = self._render(valid, variables)
+        if self.opted_out:
+            valid = self.leave_out_opted_out(valid)
         self.duplicates_removed += duplicates
         room = FIRST_VALID_KEPT - len(self.first_valid)
         if room > 0:
             self.first_valid.extend(valid[:room])
         return valid
+
+    def apply_opt_outs(
+        self, valid: list[ValidRecipient], opted_out: frozenset[str]
+    ) -> list[ValidRecipient]:
+        """For a whole list prepared (one ``add``) before the opt-outs were known:
+        ``valid`` without the numbers in ``opted_out``, which are counted instead."""
+        if not opted_out:
+            return valid
+        self.opted_out = opted_out
+        kept = self.leave_out_opted_out(valid)
+        self.first_valid = kept[:FIRST_VALID_KEPT]
+        return kept
+
+    def leave_out_opted_out(self, valid: list[ValidRecipient]) -> list[ValidRecipient]:
+        """``valid`` without the numbers in ``opted_out``, which are counted instead."""
+        opted_out = self.opted_out
+        kept = [r for r in valid if r.phone not in opted_out]
+        if len(kept) == len(valid):
+            return valid
+        left_out = [r.phone for r in valid if r.phone in opted_out]
+        self.opted_out_count += len(left_out)
+        room = OPTED_OUT_KEPT - len(self.first_opted_out)
+        if room > 0:
+            self.first_opted_out.extend(left_out[:room])
+        return kept
 
     def _render(
         self, valid: list[ValidRecipient], variables: list[Mapping[str, Scalar] | None]
@@ -226,7 +270,8 @@ def prepare_recipients(
     region: str,
     template: MessageTemplate | None = None,
     max_chars: int = 4096,
+    opted_out: frozenset[str] = frozenset(),
 ) -> tuple[RecipientPreparer, list[ValidRecipient]]:
     """The whole list at once: the preparer (counts, invalid) and every valid recipient."""
-    preparer = RecipientPreparer(region, template, max_chars)
+    preparer = RecipientPreparer(region, template, max_chars, opted_out)
     return preparer, preparer.add(items)

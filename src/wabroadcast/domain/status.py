@@ -34,6 +34,8 @@ class RecipientStatus(StrEnum):
     READ = "read"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # Never sent: its number opted out while it waited (error_code ``opted_out``).
+    SKIPPED = "skipped"
 
 
 _B = BroadcastStatus
@@ -65,7 +67,7 @@ BROADCAST_TRANSITIONS: dict[BroadcastStatus, frozenset[BroadcastStatus]] = {
 }
 
 RECIPIENT_TRANSITIONS: dict[RecipientStatus, frozenset[RecipientStatus]] = {
-    _R.QUEUED: frozenset({_R.SENDING, _R.FAILED, _R.CANCELLED}),
+    _R.QUEUED: frozenset({_R.SENDING, _R.FAILED, _R.CANCELLED, _R.SKIPPED}),
     # A send with an unknown outcome may be retried (back to queued), and a
     # receipt may overtake the send's own response.
     _R.SENDING: frozenset({_R.QUEUED, _R.SENT, _R.DELIVERED, _R.READ, _R.FAILED}),
@@ -77,6 +79,8 @@ RECIPIENT_TRANSITIONS: dict[RecipientStatus, frozenset[RecipientStatus]] = {
     # operator's "retry failed" queues a failure that may pass again (``domain.failures``).
     _R.FAILED: frozenset({_R.QUEUED, _R.DELIVERED, _R.READ}),
     _R.CANCELLED: frozenset(),
+    # Final: an opt-out removed later is not a reason to message the number after all.
+    _R.SKIPPED: frozenset(),
 }
 
 # Outcomes of a broadcast that ran to its end; receipts may move it among them.
@@ -120,16 +124,17 @@ def sources_of(new: AnyStatus) -> frozenset[BroadcastStatus] | frozenset[Recipie
     return frozenset(s for s, targets in RECIPIENT_TRANSITIONS.items() if new in targets)
 
 
-def final_broadcast_status(sent: int, failed: int) -> BroadcastStatus:
+def final_broadcast_status(sent: int, failed: int, skipped: int = 0) -> BroadcastStatus:
     """The status a broadcast ends in once nothing is queued or sending.
 
     Computed from counts, never guessed: all sent -> completed, none sent ->
     failed, a mix -> partial. Cancelled recipients count as neither. ``sent``
-    counts sent, delivered and read. The same rule keeps a finished broadcast's
-    status in step with its counts when late receipts change them
-    (``broadcasts.repository.counts.resettle``).
+    counts sent, delivered and read. Skipped recipients (opted out) were left out on
+    purpose: with nothing failed they make it completed, even when none was sent.
+    The same rule keeps a finished broadcast's status in step with its counts when
+    late receipts change them (``broadcasts.repository.counts.resettle``).
     """
-    if sent and not failed:
+    if (sent or skipped) and not failed:
         return BroadcastStatus.COMPLETED
     if sent:
         return BroadcastStatus.PARTIAL

@@ -170,14 +170,18 @@ class ReceiptRepository:
 
     # --- messages people sent to our numbers ---------------------------------------
 
-    async def keep_inbound(self, rows: Sequence[dict[str, object]]) -> None:
-        """Store inbound messages; one a provider reports again is kept once."""
+    async def keep_inbound(self, rows: Sequence[dict[str, object]]) -> set[tuple[str, str]]:
+        """Store inbound messages; one a provider reports again is kept once. The
+        (session_id, provider_message_id) of those stored now, not seen before."""
         if not rows:
-            return
+            return set()
         table = table_of(InboundMessageRow)
         statement = (pg_insert(table) if self._is_postgres else sqlite_insert(table)).values(
             list(rows)
         )
-        await self.session.execute(
-            statement.on_conflict_do_nothing(index_elements=["session_id", "provider_message_id"])
+        result = await self.session.execute(
+            statement.on_conflict_do_nothing(
+                index_elements=["session_id", "provider_message_id"]
+            ).returning(table.c.session_id, table.c.provider_message_id)
         )
+        return {(str(session_id), str(message_id)) for session_id, message_id in result.all()}

@@ -25,6 +25,7 @@ from wabroadcast.domain.errors import (
     WebhookUnauthorized,
 )
 from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger
+from wabroadcast.opt_outs.effects import InboundText, opt_out_senders_of_stop_words
 from wabroadcast.providers.base import (
     InboundMessage,
     Receipt,
@@ -96,10 +97,12 @@ async def handle_webhook(
             raise WebhookUnauthorized(UNAUTHORIZED_MESSAGE)
         unknown: list[tuple[str, Receipt]] = []
         now = ctx.clock.now()
+        # Before the receipts: a stop word locks its tenant first, then broadcasts, in the
+        # order every opt-out takes them (``opt_outs.repository.OptOutRepository``).
+        await _keep_inbound(session, inbound, now)
         for session_id, receipts in accepted:
             result += await apply_receipts(session, session_id, receipts, now, unknown)
         await pending.keep(session, unknown, now)
-        await _keep_inbound(session, inbound, now)
         paused = await _pause_restricted(session, accepted, now)
     if paused:
         log.warning(
@@ -123,7 +126,9 @@ async def handle_webhook(
 async def _keep_inbound(
     session: AsyncSession, inbound: list[tuple[WhatsAppSession, InboundMessage]], now: datetime
 ) -> None:
-    await ReceiptRepository(session).keep_inbound(
+    """Store the inbound messages and act on the new ones (a stop word opts its sender
+    out), in the webhook's transaction: a message is never stored without its effect."""
+    new = await ReceiptRepository(session).keep_inbound(
         [
             {
                 "tenant_id": row.tenant_id,
@@ -136,6 +141,15 @@ async def _keep_inbound(
             }
             for row, message in inbound
         ]
+    )
+    await opt_out_senders_of_stop_words(
+        session,
+        [
+            InboundText(row.tenant_id, message.from_phone, message.text)
+            for row, message in inbound
+            if (row.id, message.provider_message_id) in new
+        ],
+        now,
     )
 
 

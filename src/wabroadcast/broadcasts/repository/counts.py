@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, text, update
+from sqlalchemy import and_, bindparam, case, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wabroadcast.crm_webhooks.outbox import Outbox
 from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.in_list import one_of
 from wabroadcast.db.models import UTCDateTime, WhatsAppBroadcast, table_of
@@ -29,12 +30,13 @@ COUNT_COLUMNS: dict[RecipientStatus, str] = {
     RecipientStatus.READ: "read_count",
     RecipientStatus.FAILED: "failed_count",
     RecipientStatus.CANCELLED: "cancelled_count",
+    RecipientStatus.SKIPPED: "skipped_count",
 }
 
 
 # The counters of any number of broadcasts in one statement (PostgreSQL): each row
 # takes its deltas from a JSON array of [id, queued, sending, sent, delivered, read,
-# failed, cancelled]. The rows are locked first, in id order, by SHIFT_LOCK_POSTGRES.
+# failed, cancelled, skipped]. The rows are locked first, in id order, by SHIFT_LOCK_POSTGRES.
 SHIFT_COUNTS_POSTGRES = text(
     """
     UPDATE whatsapp_broadcasts AS b
@@ -45,11 +47,13 @@ SHIFT_COUNTS_POSTGRES = text(
         read_count = b.read_count + d.read,
         failed_count = b.failed_count + d.failed,
         cancelled_count = b.cancelled_count + d.cancelled,
+        skipped_count = b.skipped_count + d.skipped,
         updated_at = :at
     FROM (
         SELECT (v ->> 0)::bigint AS id, (v ->> 1)::int AS queued, (v ->> 2)::int AS sending,
                (v ->> 3)::int AS sent, (v ->> 4)::int AS delivered, (v ->> 5)::int AS read,
-               (v ->> 6)::int AS failed, (v ->> 7)::int AS cancelled
+               (v ->> 6)::int AS failed, (v ->> 7)::int AS cancelled,
+               (v ->> 8)::int AS skipped
         FROM json_array_elements(CAST(:deltas AS json)) AS v
     ) AS d
     WHERE b.id = d.id
@@ -70,6 +74,7 @@ SHIFTED_COLUMNS = (
     "read_count",
     "failed_count",
     "cancelled_count",
+    "skipped_count",
 )
 
 
@@ -148,7 +153,10 @@ async def resettle(
     b = WhatsAppBroadcast
     sent = b.sent_count + b.delivered_count + b.read_count
     outcome = case(
-        (and_(sent > 0, b.failed_count == 0), BroadcastStatus.COMPLETED.value),
+        (
+            and_(or_(sent > 0, b.skipped_count > 0), b.failed_count == 0),
+            BroadcastStatus.COMPLETED.value,
+        ),
         (sent > 0, BroadcastStatus.PARTIAL.value),
         else_=BroadcastStatus.FAILED.value,
     )
@@ -163,4 +171,6 @@ async def resettle(
         .returning(b.id, b.status, sent, b.failed_count)
         .execution_options(synchronize_session=False)
     )
-    return [(int(i), str(status), int(n), int(f)) for i, status, n, f in result.all()]
+    moved = [(int(i), str(status), int(n), int(f)) for i, status, n, f in result.all()]
+    await Outbox(session).broadcasts_changed([broadcast_id for broadcast_id, *_ in moved], at)
+    return moved

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.repository.counts import shift_counts
 from wabroadcast.db.in_list import one_of
-from wabroadcast.db.models import WhatsAppBroadcastRecipient
+from wabroadcast.db.models import OptOut, WhatsAppBroadcastRecipient
 from wabroadcast.domain.status import RecipientStatus, ensure_transition
 
 R = WhatsAppBroadcastRecipient
@@ -40,6 +40,7 @@ class RetryRepository:
         resend for a repeat of the failed send. The provider message id and the failure
         time go too (a late receipt for the failed message no longer finds them); the
         error code and message stay as the last error until the next attempt's result.
+        A number that has opted out since stays failed: it is not messaged again.
         """
         ensure_transition(RecipientStatus.FAILED, RecipientStatus.QUEUED)
         named = sorted(code for code in codes if code is not None)
@@ -57,6 +58,7 @@ class RetryRepository:
                     R.broadcast_id == broadcast_id,
                     R.status == RecipientStatus.FAILED.value,
                     or_(*matches),
+                    ~exists().where(OptOut.tenant_id == R.tenant_id, OptOut.phone == R.phone),
                 )
                 .values(
                     status=RecipientStatus.QUEUED.value,

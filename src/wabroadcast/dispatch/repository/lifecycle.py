@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.repository.broadcasts import BroadcastRepository
+from wabroadcast.crm_webhooks.outbox import Outbox
 from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.in_list import one_of
 from wabroadcast.db.models import UTCDateTime, WhatsAppBroadcast, table_of
@@ -71,6 +72,7 @@ class Finishable:
     sent: int  # sent, delivered or read
     failed: int
     cancelled: int
+    skipped: int = 0
 
 
 class LifecycleRepository:
@@ -124,6 +126,7 @@ class LifecycleRepository:
                 session_id=session_id,
                 send_at=send_at.isoformat() if send_at is not None else None,
             )
+        await Outbox(self.session).broadcasts_changed(queued, now)
         return queued
 
     async def pause_session_broadcasts(
@@ -148,6 +151,7 @@ class LifecycleRepository:
                 .where(B.id.in_(paused), B.status.in_(PAUSED_FROM))
                 .values(status=BroadcastStatus.PAUSED.value, status_reason=reason, updated_at=now)
             )
+            await Outbox(self.session).broadcasts_changed(paused, now)
         return paused
 
     async def cancelled_among(self, broadcast_ids: Iterable[int]) -> set[int]:
@@ -182,6 +186,7 @@ class LifecycleRepository:
                 B.sent_count + B.delivered_count + B.read_count,
                 B.failed_count,
                 B.cancelled_count,
+                B.skipped_count,
             )
             .where(
                 one_of(self.session, B.id, ids),
@@ -193,8 +198,10 @@ class LifecycleRepository:
             .with_for_update()
         )
         return [
-            Finishable(int(broadcast_id), BroadcastStatus(status), int(sent), int(failed), int(c))
-            for broadcast_id, status, sent, failed, c in result.all()
+            Finishable(
+                int(broadcast_id), BroadcastStatus(status), int(sent), int(failed), int(c), int(k)
+            )
+            for broadcast_id, status, sent, failed, c, k in result.all()
         ]
 
     async def finish_many(
@@ -215,11 +222,12 @@ class LifecycleRepository:
                     "now": now,
                 },
             )
-            return
-        table = table_of(B)
-        await self.session.execute(
-            update(table)
-            .where(table.c.id == bindparam("bid"), text(_FINISHING_SQL))
-            .values(status=bindparam("final"), finished_at=now, updated_at=now),
-            [{"bid": broadcast.id, "final": status.value} for broadcast, status in finished],
-        )
+        else:
+            table = table_of(B)
+            await self.session.execute(
+                update(table)
+                .where(table.c.id == bindparam("bid"), text(_FINISHING_SQL))
+                .values(status=bindparam("final"), finished_at=now, updated_at=now),
+                [{"bid": broadcast.id, "final": status.value} for broadcast, status in finished],
+            )
+        await Outbox(self.session).broadcasts_changed([b.id for b, _ in finished], now)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ClauseElement
 
 from wabroadcast.broadcasts.repository.counts import shift_counts
+from wabroadcast.crm_webhooks.outbox import FailedRecipient, Outbox
 from wabroadcast.db.engine import is_postgres
 from wabroadcast.db.models import (
     SessionLease,
@@ -98,6 +99,7 @@ class ResultRepository:
         whose lease is gone, and never to ``sent``. Returns the broadcasts touched.
         """
         moves: Moves = {}
+        failures: list[FailedRecipient] = []
         rest: list[Result] = []
         sent: list[Result] = []
         for item in results:
@@ -125,12 +127,27 @@ class ResultRepository:
                 update(R)
                 .where(R.id == item.recipient_id, fence, R.status == RecipientStatus.SENDING.value)
                 .values(values)
-                .returning(R.id)
+                .returning(R.id, R.tenant_id, R.phone, R.lead_id)
                 .execution_options(synchronize_session=False)
             )
-            if result.first() is not None:
+            row = result.first()
+            if row is not None:
                 add_move(moves, item.broadcast_id, RecipientStatus.SENDING, item.status)
+                if item.status is RecipientStatus.FAILED:
+                    failures.append(
+                        FailedRecipient(
+                            int(row.tenant_id),
+                            item.broadcast_id,
+                            item.recipient_id,
+                            row.phone,
+                            row.lead_id,
+                            item.error_code,
+                            item.error_message,
+                        )
+                    )
         await shift_counts(self.session, moves, now)
+        # After the counts: the broadcasts are locked, so their events keep commit order.
+        await Outbox(self.session).recipients_failed(failures, now)
         return set(moves)
 
     async def _record_sent(self, sent: Sequence[Result], now: datetime, moves: Moves) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from wabroadcast.providers.base import Pace
 from wabroadcast.providers.cloud_api.config import SECRET_FIELDS, CloudApiConfig
+from wabroadcast.providers.cloud_api.inbound import inbound
 from wabroadcast.providers.cloud_api.provider import KIND, CloudApiProvider
 from wabroadcast.providers.cloud_api.webhook import parse, routing_keys, verify_subscription
 from wabroadcast.providers.plugin import ProviderPlugin, WebhookSpec
@@ -31,6 +32,7 @@ PLUGIN = ProviderPlugin(
             "X-Hub-Signature-256": "`sha256=<hex HMAC-SHA256 of the raw body, keyed with the "
             "Meta app's secret>`.",
         },
+        inbound=inbound,
     ),
     summary=(
         "Meta's official API: a WhatsApp Business number, templates outside the 24-hour window."

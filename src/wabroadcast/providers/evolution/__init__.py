@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from wabroadcast.providers.common import WHATSAPP_WEB_PACE, keyed_by_session_id
 from wabroadcast.providers.evolution.config import SECRET_FIELDS, EvolutionConfig
+from wabroadcast.providers.evolution.inbound import inbound
 from wabroadcast.providers.evolution.provider import KIND, EvolutionProvider
 from wabroadcast.providers.evolution.setup import register_webhook
 from wabroadcast.providers.evolution.webhook import SECRET_HEADER, parse, routing_keys
@@ -33,6 +34,7 @@ PLUGIN = ProviderPlugin(
             SECRET_HEADER: "the session's webhook secret, which wabroadcast registered with "
             "Evolution (`webhook/set`) when the session was saved.",
         },
+        inbound=inbound,
     ),
     prepare_session=register_webhook,
     summary=(

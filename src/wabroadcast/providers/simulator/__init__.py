@@ -82,6 +82,7 @@ PLUGIN = ProviderPlugin(
             "the session's webhook secret>`.",
         },
         body_model=webhook.SimulatorWebhookBody,
+        inbound=webhook.inbound,
     ),
     background=_deliver_receipts,
     router=_router,

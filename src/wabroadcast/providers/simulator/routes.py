@@ -13,6 +13,8 @@ from wabroadcast.providers.simulator import service as simulator_service
 from wabroadcast.providers.simulator.service import (
     ScenarioOut,
     ScenarioUpdate,
+    SimulatedInbound,
+    SimulatedInboundOut,
     SimulatedSendsPage,
 )
 
@@ -64,3 +66,16 @@ async def simulator_sends(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SimulatedSendsPage:
     return await simulator_service.list_sends(ctx, tenant, session_id, cursor=cursor, limit=limit)
+
+
+@router.post(
+    "/simulator/inbound",
+    response_model=SimulatedInboundOut,
+    responses=tenant_errors(SessionNotFound, SimulatorNotAvailable),
+    tags=["simulator"],
+    summary="Someone sends a message to the simulated number (delivered as a webhook)",
+)
+async def simulator_inbound(
+    message: SimulatedInbound, ctx: Ctx, tenant: CurrentTenant, session_id: SessionQuery = None
+) -> SimulatedInboundOut:
+    return await simulator_service.deliver_inbound(ctx, tenant, session_id, message)

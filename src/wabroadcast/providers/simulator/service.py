@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from wabroadcast.context import AppContext
 from wabroadcast.domain.errors import SimulatorNotAvailable
 from wabroadcast.pagination import decode_cursor, page_cursor
+from wabroadcast.providers.simulator import webhook
 from wabroadcast.providers.simulator.repository.scenarios import ScenarioRepository
 from wabroadcast.providers.simulator.repository.send_log import SendLogRepository
 from wabroadcast.providers.simulator.rules import KIND, Scenario, scenario_from_row
@@ -18,6 +20,24 @@ from wabroadcast.tenants.service import TenantContext
 
 E164 = Annotated[str, StringConstraints(pattern=r"^\+\d{10,15}$")]
 ErrorCode = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
+
+
+class SimulatedInbound(BaseModel):
+    """A message someone sends to the simulated number."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_phone: Annotated[str, StringConstraints(pattern=r"^\+?\d{6,15}$")] = Field(
+        alias="from", description="The sender's number in E.164 (digits, optional +)."
+    )
+    text: Annotated[str, StringConstraints(max_length=4096)] | None = None
+
+
+class SimulatedInboundOut(BaseModel):
+    success: bool = True
+    session_id: str
+    message_id: str = Field(description="The id the simulated WhatsApp gave the message.")
+    received_at: datetime
 
 
 class ScenarioOut(BaseModel):
@@ -156,6 +176,28 @@ async def list_sends(
             next_cursor=page_cursor([r.id for r in rows], limit),
             in_flight_high_water_mark=scenario.in_flight_high_water_mark,
         )
+
+
+async def deliver_inbound(
+    ctx: AppContext, tenant: TenantContext, session_id: str | None, message: SimulatedInbound
+) -> SimulatedInboundOut:
+    """Deliver a message to the session's number as a provider would: a signed call to
+    the simulator's webhook, through ``receipts.webhooks.handle_webhook`` like any
+    provider's (stored, and a stop word opts its sender out)."""
+    from wabroadcast.receipts.webhooks import handle_webhook
+
+    async with ctx.database.transaction() as session:
+        info = await resolve_session(session, tenant, session_id)
+    _require_simulator(info.provider, info.session_id)
+    message_id = f"sim-in-{secrets.token_hex(8)}"
+    now = ctx.clock.now()
+    body = webhook.inbound_body(message_id, message.from_phone, message.text, now)
+    headers = {
+        webhook.SESSION_HEADER: info.session_id,
+        webhook.SIGNATURE_HEADER: webhook.sign_simulator_webhook(info.webhook_secret, body),
+    }
+    await handle_webhook(ctx, KIND, headers, body)
+    return SimulatedInboundOut(session_id=info.session_id, message_id=message_id, received_at=now)
 
 
 def _require_simulator(provider: str, session_id: str) -> None:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from wabroadcast.providers.base import (
+    InboundMessage,
     Receipt,
     ReceiptStatus,
     SessionRef,
@@ -45,6 +46,18 @@ from wabroadcast.providers.common import (
 SESSION_HEADER = OWN_SESSION_HEADER
 SIGNATURE_HEADER = OWN_SIGNATURE_HEADER
 MAX_RECEIPTS = 1000
+
+
+def _time_in_range(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("at is out of range") from None
+    # Nothing real happens outside this range, and the extremes of the calendar
+    # overflow when converted to UTC for storage.
+    if not EARLIEST_TIME <= utc <= LATEST_TIME:
+        raise ValueError("at is out of range (2000-01-01 to 2200-01-01 UTC)")
+    return value
 
 
 class SimulatorReceiptIn(BaseModel):
@@ -68,15 +81,7 @@ class SimulatorReceiptIn(BaseModel):
     @field_validator("at")
     @classmethod
     def _in_range(cls, value: datetime) -> datetime:
-        try:
-            utc = value.astimezone(UTC)
-        except OverflowError:
-            raise ValueError("at is out of range") from None
-        # Nothing real happens outside this range, and the extremes of the calendar
-        # overflow when converted to UTC for storage.
-        if not EARLIEST_TIME <= utc <= LATEST_TIME:
-            raise ValueError("at is out of range (2000-01-01 to 2200-01-01 UTC)")
-        return value
+        return _time_in_range(value)
 
     @model_validator(mode="after")
     def _errors_only_on_failed(self) -> Self:
@@ -87,12 +92,37 @@ class SimulatorReceiptIn(BaseModel):
         return self
 
 
+class SimulatorInboundIn(BaseModel):
+    """A message someone sent to the simulated number, as the simulator posts it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+    message_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    from_phone: Annotated[str, StringConstraints(pattern=r"^\+?\d{6,15}$")] = Field(
+        alias="from", description="The sender's number, digits with an optional +."
+    )
+    text: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    at: AwareDatetime
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text_without_nul(cls, value: object) -> object:
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+    @field_validator("at")
+    @classmethod
+    def _in_range(cls, value: datetime) -> datetime:
+        return _time_in_range(value)
+
+
 class SimulatorWebhookBody(BaseModel):
-    """The document the simulator posts: up to 1000 receipts."""
+    """The document the simulator posts: up to 1000 receipts, and the messages people
+    sent to the number (none unless asked, ``POST /api/whatsapp/simulator/inbound``)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     receipts: list[SimulatorReceiptIn] = Field(max_length=MAX_RECEIPTS)
+    messages: list[SimulatorInboundIn] = Field(default_factory=list, max_length=MAX_RECEIPTS)
 
 
 # The ``X-Wabroadcast-Signature`` value for a body: ``sha256=<hex HMAC-SHA256>``.
@@ -107,6 +137,35 @@ def parse(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[
 
 
 verify_simulator_signature = check_own_signature
+
+
+def inbound(session: SessionRef, headers: Mapping[str, str], body: bytes) -> list[InboundMessage]:
+    """The messages a simulator call carries (the call is already authenticated by
+    ``parse``, which has refused a body that is not a document of ours)."""
+    try:
+        document = SimulatorWebhookBody.model_validate_json(body)
+    except ValidationError:
+        return []
+    return [
+        InboundMessage(
+            provider_message_id=item.message_id,
+            from_phone="+" + item.from_phone.removeprefix("+"),
+            text=item.text,
+            at=item.at,
+        )
+        for item in document.messages
+    ]
+
+
+def inbound_body(message_id: str, from_phone: str, text: str | None, at: datetime) -> bytes:
+    """The JSON document the simulator posts for one message sent to its number."""
+    document = SimulatorWebhookBody.model_validate(
+        {
+            "receipts": [],
+            "messages": [{"message_id": message_id, "from": from_phone, "text": text, "at": at}],
+        }
+    )
+    return document.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")
 
 
 def parse_simulator_webhook(secret: str, headers: Mapping[str, str], body: bytes) -> list[Receipt]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from wabroadcast.providers.common import WHATSAPP_WEB_PACE, keyed_by_session_id
 from wabroadcast.providers.plugin import ProviderPlugin, WebhookSpec
 from wabroadcast.providers.waha.config import SECRET_FIELDS, WahaConfig
+from wabroadcast.providers.waha.inbound import inbound
 from wabroadcast.providers.waha.provider import KIND, WahaProvider
 from wabroadcast.providers.waha.webhook import parse, routing_keys
 
@@ -32,6 +33,7 @@ PLUGIN = ProviderPlugin(
             "X-Webhook-Hmac": "`<hex HMAC-SHA512 of the raw body, keyed with the session's "
             "hmac_key>` (WAHA's webhook HMAC).",
         },
+        inbound=inbound,
     ),
     summary=(
         "A self-hosted WhatsApp Web gateway for a number paired by QR code; "

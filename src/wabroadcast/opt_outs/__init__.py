@@ -1,0 +1,1 @@
+"""Opt-outs: numbers a tenant must not message, from the API, CSV files and stop words."""
