@@ -31,6 +31,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wabroadcast.broadcasts.finishing import finish_done
 from wabroadcast.broadcasts.repository.idempotency import IdempotencyRepository
 from wabroadcast.context import AppContext
 from wabroadcast.crm_webhooks.deliverer import WebhookDeliverer
@@ -46,7 +47,6 @@ from wabroadcast.dispatch.retry import RetryPolicy
 from wabroadcast.dispatch.slot import SlotRunner
 from wabroadcast.dispatch.tuning import Tuning
 from wabroadcast.dispatch.writer import ResultWriter
-from wabroadcast.domain.status import final_broadcast_status
 from wabroadcast.observability import prometheus
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.providers.base import SendResult
@@ -370,26 +370,8 @@ class Dispatcher:
     async def close_out(self, db: AsyncSession, broadcast_ids: set[int]) -> None:
         """After results: cancel what a cancelled broadcast re-queued, finish what is done."""
         now = self.ctx.clock.now()
-        repo = LifecycleRepository(db)
-        await repo.sweep_cancelled(broadcast_ids, now)
-        finished = [
-            (
-                broadcast,
-                final_broadcast_status(broadcast.sent, broadcast.failed, broadcast.skipped),
-            )
-            for broadcast in await repo.finishable(broadcast_ids)
-        ]
-        await repo.finish_many(finished, now)
-        for broadcast, status in finished:
-            log.info(
-                f"{BROADCAST_TAG} finished",
-                broadcast_id=broadcast.id,
-                status=status.value,
-                queued_count=0,
-                sent_count=broadcast.sent,
-                failed_count=broadcast.failed,
-                cancelled_count=broadcast.cancelled,
-            )
+        await LifecycleRepository(db).sweep_cancelled(broadcast_ids, now)
+        await finish_done(db, broadcast_ids, now)
 
     async def pause_session(
         self, session_id: str, answer: SendResult, results: list[Result]

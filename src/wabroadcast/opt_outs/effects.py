@@ -13,11 +13,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wabroadcast.broadcasts.finishing import finish_done
 from wabroadcast.crm_webhooks.outbox import Outbox
-from wabroadcast.dispatch.repository.lifecycle import LifecycleRepository
 from wabroadcast.domain.opt_outs import is_stop_word, stop_word_keys
 from wabroadcast.domain.phones import InvalidPhone, mask_phone, normalize_phone
-from wabroadcast.domain.status import final_broadcast_status
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.opt_outs.repository import OptOutRepository
 
@@ -86,19 +85,5 @@ async def opt_out(
     skipped = await repo.skip_queued(tenant_id, added, now)
     if skipped:
         await repo.start_emptied(skipped, now)
-        lifecycle = LifecycleRepository(session)
-        finished = [
-            (b, final_broadcast_status(b.sent, b.failed, b.skipped))
-            for b in await lifecycle.finishable(skipped)
-        ]
-        await lifecycle.finish_many(finished, now)
-        for broadcast, status in finished:
-            log.info(
-                f"{BROADCAST_TAG} finished",
-                broadcast_id=broadcast.id,
-                status=status.value,
-                sent_count=broadcast.sent,
-                failed_count=broadcast.failed,
-                skipped_count=broadcast.skipped,
-            )
+        await finish_done(session, skipped, now)
     return added, skipped
