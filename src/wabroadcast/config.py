@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -125,6 +125,22 @@ class Settings(BaseSettings):
             "another makes it after this."
         ),
     )
+    reply_window_s: float = Field(
+        default=72 * 3600,
+        gt=0,
+        validation_alias=AliasChoices("reply_window_s", "WABROADCAST_REPLY_WINDOW"),
+        description=(
+            "How long after a send a message from its number counts as a reply "
+            "(WABROADCAST_REPLY_WINDOW: 72h, 90m, 3d, 3600s; a bare number is hours)."
+        ),
+    )
+
+    @field_validator("reply_window_s", mode="before")
+    @classmethod
+    def _reply_window(cls, value: object) -> object:
+        from wabroadcast.domain.replies import parse_duration_hours
+
+        return parse_duration_hours(value)
 
 
 @lru_cache(maxsize=1)

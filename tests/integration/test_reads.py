@@ -49,6 +49,7 @@ async def test_get_broadcast_has_every_documented_field(
         "invalid_recipients_count": 0,
         "duplicates_removed": 0,
         "opted_out_count": 0,
+        "reply_count": 0,
         "created_at": "2026-11-28T12:00:00Z",
         "send_at": None,
         "queued_at": "2026-11-28T12:00:00Z",

@@ -305,6 +305,12 @@ class BroadcastOut(BaseModel):
     opted_out_count: int = Field(
         default=0, description="Numbers left out at creation because they had opted out."
     )
+    reply_count: int = Field(
+        default=0,
+        description=(
+            "Recipients who wrote back within WABROADCAST_REPLY_WINDOW (72 h) of their send."
+        ),
+    )
     created_at: datetime
     send_at: datetime | None = Field(
         default=None, description="When a `scheduled` broadcast is queued (None: at once)."
@@ -356,6 +362,13 @@ class RecipientOut(BaseModel):
     delivered_at: datetime | None
     read_at: datetime | None
     failed_at: datetime | None
+    replied_at: datetime | None = Field(
+        default=None,
+        description="When the number first wrote back within the reply window of the send.",
+    )
+    reply_text: str | None = Field(
+        default=None, description="That first reply's text (its first 1,000 characters)."
+    )
     updated_at: datetime
 
 

@@ -60,6 +60,7 @@ def broadcast_out(b: WhatsAppBroadcast) -> BroadcastOut:
         invalid_recipients_count=b.invalid_recipients_count,
         duplicates_removed=b.duplicates_removed,
         opted_out_count=b.opted_out_count,
+        reply_count=b.reply_count,
         created_at=b.created_at,
         send_at=b.send_at,
         queued_at=b.queued_at,
@@ -87,6 +88,8 @@ def recipient_out(r: WhatsAppBroadcastRecipient, message: str) -> RecipientOut:
         delivered_at=r.delivered_at,
         read_at=r.read_at,
         failed_at=r.failed_at,
+        replied_at=r.replied_at,
+        reply_text=r.reply_text,
         updated_at=r.updated_at,
     )
 

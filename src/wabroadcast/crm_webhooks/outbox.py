@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +52,23 @@ class FailedRecipient:
     lead_id: int | None
     error_code: str | None
     error_message: str | None
+
+
+class RepliedRecipient(Protocol):
+    """A recipient just marked as having replied, as ``recipient.replied`` reports it."""
+
+    @property
+    def tenant_id(self) -> int: ...
+    @property
+    def broadcast_id(self) -> int: ...
+    @property
+    def recipient_id(self) -> int: ...
+    @property
+    def phone(self) -> str: ...
+    @property
+    def lead_id(self) -> int | None: ...
+    @property
+    def text(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +186,34 @@ class Outbox:
                 },
             )
             for f in sorted(failed, key=lambda f: (f.broadcast_id, f.recipient_id))
+        ]
+        await self._write(events, subscribers, now)
+
+    async def recipients_replied(self, replied: Sequence[RepliedRecipient], now: datetime) -> None:
+        """``recipient.replied`` for each recipient just marked: one lookup, and one
+        insert if any tenant of theirs subscribed."""
+        if not replied:
+            return
+        event_type = EventType.RECIPIENT_REPLIED
+        subscribers = await self._subscribers(sorted({r.tenant_id for r in replied}), event_type)
+        if not subscribers:
+            return
+        replied_at = now.isoformat().replace("+00:00", "Z")
+        events = [
+            _Event(
+                r.tenant_id,
+                event_type,
+                r.broadcast_id,
+                {
+                    "broadcast_id": r.broadcast_id,
+                    "recipient_id": r.recipient_id,
+                    "phone": r.phone,
+                    "lead_id": r.lead_id,
+                    "text": r.text,
+                    "replied_at": replied_at,
+                },
+            )
+            for r in sorted(replied, key=lambda r: (r.broadcast_id, r.recipient_id))
         ]
         await self._write(events, subscribers, now)
 

@@ -178,6 +178,8 @@ class WhatsAppBroadcast(Base):
     # Numbers left out at creation because they had opted out (the first 20 listed).
     opted_out_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     opted_out: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Recipients who wrote back within the reply window of their send.
+    reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When a scheduled broadcast is queued (None: at once).
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -228,6 +230,15 @@ class WhatsAppBroadcastRecipient(Base):
         _recent_activity_index("sent_at"),
         _recent_activity_index("delivered_at"),
         _recent_activity_index("failed_at"),
+        # A tenant's sends to a number, for attributing its replies.
+        Index(
+            "ix_whatsapp_broadcast_recipients_tenant_id_phone_sent_at",
+            "tenant_id",
+            "phone",
+            "sent_at",
+            postgresql_where=text("sent_at IS NOT NULL"),
+            sqlite_where=text("sent_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -255,6 +266,9 @@ class WhatsAppBroadcastRecipient(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The first message the number sent within the reply window of this send.
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reply_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

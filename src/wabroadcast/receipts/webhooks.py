@@ -37,6 +37,7 @@ from wabroadcast.providers.registry import PLUGINS
 from wabroadcast.receipts import pending
 from wabroadcast.receipts.repository import ReceiptRepository
 from wabroadcast.receipts.service import ApplyResult, apply_receipts
+from wabroadcast.replies.service import attribute_replies
 from wabroadcast.sessions.repository import SessionRepository
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ async def handle_webhook(
         now = ctx.clock.now()
         # Before the receipts: a stop word locks its tenant first, then broadcasts, in the
         # order every opt-out takes them (``opt_outs.repository.OptOutRepository``).
-        await _keep_inbound(session, inbound, now)
+        await _keep_inbound(session, inbound, now, ctx.settings.reply_window_s)
         for session_id, receipts in accepted:
             result += await apply_receipts(session, session_id, receipts, now, unknown)
         await pending.keep(session, unknown, now)
@@ -124,10 +125,14 @@ async def handle_webhook(
 
 
 async def _keep_inbound(
-    session: AsyncSession, inbound: list[tuple[WhatsAppSession, InboundMessage]], now: datetime
+    session: AsyncSession,
+    inbound: list[tuple[WhatsAppSession, InboundMessage]],
+    now: datetime,
+    reply_window_s: float,
 ) -> None:
     """Store the inbound messages and act on the new ones (a stop word opts its sender
-    out), in the webhook's transaction: a message is never stored without its effect."""
+    out, a message within the reply window of a send marks its recipient replied), in
+    the webhook's transaction: a message is never stored without its effect."""
     new = await ReceiptRepository(session).keep_inbound(
         [
             {
@@ -142,15 +147,13 @@ async def _keep_inbound(
             for row, message in inbound
         ]
     )
-    await opt_out_senders_of_stop_words(
-        session,
-        [
-            InboundText(row.tenant_id, message.from_phone, message.text)
-            for row, message in inbound
-            if (row.id, message.provider_message_id) in new
-        ],
-        now,
-    )
+    new_texts = [
+        InboundText(row.tenant_id, message.from_phone, message.text)
+        for row, message in inbound
+        if (row.id, message.provider_message_id) in new
+    ]
+    await opt_out_senders_of_stop_words(session, new_texts, now)
+    await attribute_replies(session, new_texts, reply_window_s, now)
 
 
 async def _pause_restricted(

@@ -29,6 +29,7 @@ from wabroadcast import __version__
 from wabroadcast.broadcasts.control import PAUSED_BY_OPERATOR
 from wabroadcast.broadcasts.schemas import BroadcastOut
 from wabroadcast.domain.errors import AppError
+from wabroadcast.domain.replies import reply_rate
 from wabroadcast.domain.status import (
     FINAL_BROADCAST_STATUSES,
     BroadcastStatus,
@@ -232,6 +233,7 @@ def _environment() -> Environment:
         static_url=static_url,
         url=url,
         progress_of=progress_of,
+        reply_rate=reply_rate,
         paused_by_hand=paused_by_hand,
         broadcast_statuses=[s.value for s in BroadcastStatus],
         recipient_statuses=[s.value for s in RecipientStatus],

@@ -1,0 +1,1 @@
+"""Replies: inbound messages from a broadcast's recipients within the reply window."""
