@@ -20,6 +20,7 @@ from wabroadcast.config import Settings, get_settings
 from wabroadcast.crypto import LazySecretBox
 from wabroadcast.db import migrate
 from wabroadcast.db.engine import Database
+from wabroadcast.domain.durations import duration_seconds
 from wabroadcast.domain.errors import NotFound
 from wabroadcast.providers.registry import PLUGINS
 from wabroadcast.tenants.service import (
@@ -93,7 +94,6 @@ def tenant_create(
 
 
 GRACE_FORMS = "0, or a whole number of s, m, h or d (90s, 30m, 24h, 7d)"
-_SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -106,7 +106,7 @@ def parse_duration(text: str) -> timedelta:
         raise typer.BadParameter(
             f"{text!r} is not a duration; use {GRACE_FORMS}", param_hint="--grace"
         )
-    duration = timedelta(seconds=int(match[1]) * _SECONDS_PER_UNIT[match[2]])
+    duration = timedelta(seconds=duration_seconds(value) or 0)
     if duration > MAX_GRACE:
         raise typer.BadParameter(
             f"{text!r} is longer than the longest grace, {MAX_GRACE.days}d", param_hint="--grace"

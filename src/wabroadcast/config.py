@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wabroadcast.domain.replies import parse_duration_hours
+
 
 class Settings(BaseSettings):
     """Runtime configuration; every field maps to ``WABROADCAST_<NAME>``."""
@@ -138,8 +140,6 @@ class Settings(BaseSettings):
     @field_validator("reply_window_s", mode="before")
     @classmethod
     def _reply_window(cls, value: object) -> object:
-        from wabroadcast.domain.replies import parse_duration_hours
-
         return parse_duration_hours(value)
 
 

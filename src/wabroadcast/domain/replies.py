@@ -3,14 +3,11 @@ what of it is kept. Pure, so the settings parser and the cap are tested row by r
 
 from __future__ import annotations
 
-import re
+from wabroadcast.domain.durations import duration_seconds
 
 # The first reply's text is kept up to this many characters (the dashboard shows it).
 REPLY_TEXT_CHARS = 1000
 DEFAULT_REPLY_WINDOW_S = 72 * 3600
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.IGNORECASE)
 
 
 def parse_duration_hours(value: object) -> object:
@@ -18,11 +15,8 @@ def parse_duration_hours(value: object) -> object:
     anything else is returned as it is, for the field's own validation to refuse."""
     if not isinstance(value, str):
         return value
-    match = _DURATION.match(value)
-    if match is None:
-        return value
-    number, unit = float(match.group(1)), match.group(2).lower() or "h"
-    return number * _UNITS[unit]
+    seconds = duration_seconds(value, bare_unit="h")
+    return value if seconds is None else seconds
 
 
 def reply_excerpt(text: str | None) -> str | None:
