@@ -7,13 +7,14 @@ shard-by-tenant step needs no redesign. Timestamps are always UTC; the
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -90,6 +91,12 @@ class Tenant(Base):
     key_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Inbound texts that opt their sender out (None: ``domain.stop_words.DEFAULT_STOP_WORDS``).
     stop_words: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # IANA zone of the tenant's calendar days (daily caps) and of its quiet hours.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    # ``HH:MM-HH:MM`` in which no send starts (None: none).
+    quiet_hours: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Sent once to a number that opts out by a stop word (None: no reply).
+    opt_out_reply: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class RateLimitBucket(Base):
@@ -131,6 +138,17 @@ class WhatsAppSession(Base):
     rate_per_minute: Mapped[float | None] = mapped_column(Float, nullable=True)
     jitter_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     next_send_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Sends per calendar day (None: the provider's preset; 0: no cap) and the warm-up
+    # ramp from ``warmup_start_cap``, times ``warmup_growth`` a day, for ``warmup_days``.
+    daily_cap: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    warmup_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    warmup_start_cap: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    warmup_growth: Mapped[float | None] = mapped_column(Float, nullable=True)
+    warmup_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # Share of the last sends failed for recipient reasons that pauses (None: default).
+    pause_error_rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Ask the provider whether a number is on WhatsApp before sending (None: its default).
+    check_numbers: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     # Bumped on every slot lease taken, so an epoch names one lease of one session.
     lease_epoch_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     webhook_secret: Mapped[str] = mapped_column(String(64))
@@ -180,6 +198,10 @@ class WhatsAppBroadcast(Base):
     opted_out: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     # Recipients who wrote back within the reply window of their send.
     reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Quiet hours of this broadcast (None: the tenant's; ``off``: none) and whose
+    # zone they are read in: ``tenant`` (None) or ``recipient`` (each one's country).
+    quiet_hours: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    quiet_hours_zone: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When a scheduled broadcast is queued (None: at once).
     send_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -269,6 +291,8 @@ class WhatsAppBroadcastRecipient(Base):
     # The first message the number sent within the reply window of this send.
     replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reply_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The recipient's IANA zone, only for broadcasts with quiet hours in recipients' zones.
+    time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -371,6 +395,12 @@ class OptOut(Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "phone"),
         Index("ix_whatsapp_opt_outs_tenant_id_id", "tenant_id", "id"),
+        Index(
+            "ix_whatsapp_opt_outs_reply_status",
+            "reply_status",
+            postgresql_where=text("reply_status = 'due'"),
+            sqlite_where=text("reply_status = 'due'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -379,6 +409,35 @@ class OptOut(Base):
     source: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The session a stop word came through, and its one confirmation reply:
+    # ``due``, ``sending`` (tried once, never again), ``sent`` or ``failed``.
+    session_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reply_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    reply_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class SessionDailySends(Base):
+    """How many sends a session started on one calendar day (the tenant's zone): the
+    counter every worker reserves from, under its row lock, before claiming."""
+
+    __tablename__ = "session_daily_sends"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(BigId)
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class NumberCheck(Base):
+    """What a provider answered about a number being on WhatsApp, per tenant; trusted
+    for 30 days."""
+
+    __tablename__ = "number_checks"
+
+    tenant_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(16), primary_key=True)
+    on_whatsapp: Mapped[bool] = mapped_column(Boolean)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class DashboardSession(Base):
