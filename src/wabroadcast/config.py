@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wabroadcast.domain.error_rate import DEFAULT_PAUSE_ERROR_RATE
 from wabroadcast.domain.replies import parse_duration_hours
 
 
@@ -60,6 +61,15 @@ class Settings(BaseSettings):
     idempotency_in_flight_timeout_s: int = Field(default=120, ge=1)
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_s: float = Field(default=2.0, gt=0)
+    pause_error_rate: float = Field(
+        default=DEFAULT_PAUSE_ERROR_RATE,
+        gt=0,
+        le=1,
+        description=(
+            "Share of a session's last 50 sends that may fail because the numbers cannot "
+            "receive WhatsApp messages before its broadcasts pause (a session may set its own)."
+        ),
+    )
     retry_cap_s: float = Field(default=300.0, gt=0)
     lease_ttl_s: float = Field(default=15.0, gt=0)
     worker_poll_s: float = Field(default=0.5, gt=0)

@@ -42,6 +42,7 @@ FAMILY = "*"
 # First match wins, compared in lower case.
 PAUSE_SENTENCES: tuple[tuple[str, str], ...] = (
     ("paused by hand", "by_hand"),
+    ("error-rate brake", "error_rate"),
     ("flagged this account for spam", "spam"),
     ("spam or low quality", "quality"),
     ("policy violations", "policy"),

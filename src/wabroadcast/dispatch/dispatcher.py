@@ -37,6 +37,7 @@ from wabroadcast.context import AppContext
 from wabroadcast.crm_webhooks.deliverer import WebhookDeliverer
 from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch import outcome, pacing
+from wabroadcast.dispatch.brake import ErrorRateBrake
 from wabroadcast.dispatch.claims import ClaimBatcher
 from wabroadcast.dispatch.repository.claims import ClaimRepository
 from wabroadcast.dispatch.repository.leases import LeaseRepository
@@ -49,6 +50,7 @@ from wabroadcast.dispatch.tuning import Tuning
 from wabroadcast.dispatch.writer import ResultWriter
 from wabroadcast.observability import prometheus
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
+from wabroadcast.opt_outs.confirmations import send_due_replies
 from wabroadcast.providers.base import SendResult
 from wabroadcast.providers.registry import PLUGINS
 from wabroadcast.receipts.pending import apply_pending
@@ -93,12 +95,15 @@ class Dispatcher:
         self._purged = float("-inf")
         self._pending_looked_at = float("-inf")
         self._scheduled_looked_at = float("-inf")
+        self._replies_looked_at = float("-inf")
         # Claims, results and lease releases of all slots, each grouped.
         self.writer = ResultWriter(ctx, self.close_out)
         self.claimer = ClaimBatcher(ctx, self.worker_id, self.claim_limit)
         # Broadcasts cancelled while slots of this process held claimed recipients of
         # theirs, as of the last pass: those recipients are put back, never sent.
         self.cancelled: set[int] = set()
+        # Each session's latest sends, for the error-rate brake.
+        self.brake = ErrorRateBrake(settings.pause_error_rate)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Loop until ``stop`` is set, then let running sends finish and release every lease."""
@@ -210,8 +215,8 @@ class Dispatcher:
 
     async def tick(self, *, recover: bool = True) -> None:
         """One pass: recover orphans (if ``recover``), queue scheduled broadcasts that are
-        due, the providers' background work (the simulator's receipts) and early receipts,
-        then start slots for sessions with work."""
+        due, the providers' background work (the simulator's receipts), early receipts and
+        replies owed to numbers that opted out, then start slots for sessions with work."""
         if recover:
             await self.recover_orphans()
         now = self.ctx.clock.now()
@@ -227,6 +232,9 @@ class Dispatcher:
         if time.monotonic() - self._pending_looked_at >= self.tuning.pending_receipts_every_s:
             await apply_pending(self.ctx)
             self._pending_looked_at = time.monotonic()
+        if time.monotonic() - self._replies_looked_at >= self.tuning.opt_out_replies_every_s:
+            await send_due_replies(self.ctx)
+            self._replies_looked_at = time.monotonic()
         if time.monotonic() - self._purged >= self.tuning.purge_every_s:
             async with self.ctx.database.transaction() as db:
                 await IdempotencyRepository(db).purge_expired(self.ctx.clock.now())
@@ -377,16 +385,32 @@ class Dispatcher:
         self, session_id: str, answer: SendResult, results: list[Result]
     ) -> None:
         """Write ``results`` and pause the session's broadcasts: an account-level error."""
-        async with self.ctx.database.transaction() as db:
-            now = self.ctx.clock.now()
-            touched = await ResultRepository(db).record(results, now)
-            paused = await LifecycleRepository(db).pause_session_broadcasts(
-                session_id, answer.error_message or answer.error_code or "account blocked", now
-            )
-            await self.close_out(db, touched)
+        reason = answer.error_message or answer.error_code or "account blocked"
+        paused = await self._pause(session_id, reason, results)
         log.warning(
             f"{BROADCAST_TAG} paused: account-level error from WhatsApp",
             broadcast_id=paused,
             session_id=session_id,
             error_code=answer.error_code,
         )
+
+    async def brake_session(self, session_id: str, reason: str, results: list[Result]) -> None:
+        """Write ``results`` and pause the session's broadcasts: too many of its latest
+        sends failed for recipient reasons (``dispatch.brake``)."""
+        paused = await self._pause(session_id, reason, results)
+        log.warning(
+            f"{BROADCAST_TAG} paused by the error-rate brake",
+            broadcast_id=paused,
+            session_id=session_id,
+            reason=reason,
+        )
+
+    async def _pause(self, session_id: str, reason: str, results: list[Result]) -> list[int]:
+        async with self.ctx.database.transaction() as db:
+            now = self.ctx.clock.now()
+            touched = await ResultRepository(db).record(results, now)
+            paused = await LifecycleRepository(db).pause_session_broadcasts(
+                session_id, reason, now
+            )
+            await self.close_out(db, touched)
+        return paused

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from wabroadcast.context import AppContext
+from wabroadcast.dispatch.brake import ErrorRateBrake
 from wabroadcast.dispatch.claims import ClaimBatcher
 from wabroadcast.dispatch.outcome import OutcomeRules
 from wabroadcast.dispatch.repository.rows import Result
@@ -36,6 +37,8 @@ class SlotHost(Protocol):
     stopping: asyncio.Event
     # Broadcasts cancelled while slots held claimed recipients of theirs.
     cancelled: set[int]
+    # Each session's latest sends, for the error-rate brake.
+    brake: ErrorRateBrake
 
     def hold(self, slot: SlotRunner) -> None:
         """The slot holds its lease now: renew it with the others."""
@@ -56,3 +59,7 @@ class SlotHost(Protocol):
         self, session_id: str, answer: SendResult, results: list[Result]
     ) -> None:
         """Write ``results`` and pause the session's broadcasts (an account-level error)."""
+
+    async def brake_session(self, session_id: str, reason: str, results: list[Result]) -> None:
+        """Write ``results`` and pause the session's broadcasts (too many recent sends
+        failed for recipient reasons)."""

@@ -23,6 +23,7 @@ from wabroadcast.dispatch.repository.leases import LeaseRepository
 from wabroadcast.dispatch.repository.lifecycle import LifecycleRepository
 from wabroadcast.dispatch.repository.rows import Claimed, Result
 from wabroadcast.dispatch.writer import SlotResults
+from wabroadcast.domain.error_rate import pause_reason, recipient_level
 from wabroadcast.observability import prometheus
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.providers.base import (
@@ -183,6 +184,8 @@ class SlotRunner:
                 self._results.pending.append(result)
                 if outcome.stops_session(answer):
                     stop_session = True
+            if not stop_session and await self._brake(sent, attempted):
+                stop_session = True
             # Results are written in batches, but never held long: clients and
             # receipts should see a send soon after it happened. Only a full batch
             # waits for the one before it (so memory stays bounded when the
@@ -194,6 +197,26 @@ class SlotRunner:
             if self.batches.dropped:
                 await self._unclaim(self.batches.take_dropped())
         return stop_session
+
+    async def _brake(self, done: list[tuple[Result, SendResult]], attempted: int) -> bool:
+        """Count the call's sends for the error-rate brake; True when it paused the
+        session's broadcasts (too many of its latest sends failed for the numbers)."""
+        row = self.batches.row
+        assert row is not None
+        # Positions reported while the call went on were sent.
+        failed = [False] * (attempted - len(done))
+        failed += [
+            answer.outcome is SendOutcome.FAILED and recipient_level(answer.error_code)
+            for _, answer in done
+            if answer.outcome in (SendOutcome.SENT, SendOutcome.FAILED)
+        ]
+        brake = self.host.brake
+        failures = brake.record(self.session_id, failed, row.pause_error_rate)
+        if failures is None:
+            return False
+        reason = pause_reason(failures, brake.rate(row.pause_error_rate), brake.window)
+        await self.host.brake_session(self.session_id, reason, self._results.take_all())
+        return True
 
     def _handed_at_once(self) -> int:
         """How many queued recipients a call is handed at a time (``_more`` hands the

@@ -43,3 +43,5 @@ class Tuning:
     pending_receipts_every_s: float = 1.0
     # Scheduled broadcasts are looked at this often (by the app clock: tests move it).
     scheduled_every_s: float = 1.0
+    # Replies owed to numbers that opted out by a stop word are looked for this often.
+    opt_out_replies_every_s: float = 1.0

@@ -30,6 +30,8 @@ class InboundText:
     tenant_id: int
     from_phone: str
     text: str | None
+    # The session it came through (where an opt-out's reply goes back).
+    session_id: str | None = None
 
 
 async def opt_out_senders_of_stop_words(
@@ -43,6 +45,8 @@ async def opt_out_senders_of_stop_words(
     repo = OptOutRepository(session)
     tenants = await repo.stop_words({m.tenant_id for m in messages})
     by_tenant: dict[int, list[str]] = {}
+    # Where each number's stop word came through: its one reply goes back there.
+    came_through: dict[int, dict[str, str]] = {}
     for message in messages:
         words, region = tenants.get(message.tenant_id, (None, ""))
         if not region or not is_stop_word(message.text, stop_word_keys(words)):
@@ -50,12 +54,18 @@ async def opt_out_senders_of_stop_words(
         result = normalize_phone(message.from_phone, region)
         if not isinstance(result, InvalidPhone):
             by_tenant.setdefault(message.tenant_id, []).append(result.e164)
+            if message.session_id is not None:
+                came_through.setdefault(message.tenant_id, {})[result.e164] = message.session_id
+    replying = await repo.replying(set(by_tenant))
     skipped: dict[int, int] = {}
     for tenant_id, phones in sorted(by_tenant.items()):
         added, moved = await opt_out(
             session, tenant_id, sorted(set(phones)), "inbound", "stop word", now
         )
         skipped.update(moved)
+        if tenant_id in replying:
+            sessions = came_through.get(tenant_id, {})
+            await repo.reply_due(tenant_id, {p: sessions[p] for p in added if p in sessions})
         log.info(
             f"{BROADCAST_TAG} numbers opted out",
             broadcast_id=sorted(moved),

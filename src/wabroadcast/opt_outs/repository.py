@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, func, select, text, update
@@ -93,6 +94,24 @@ _SKIP_SQLITE = text(
     RETURNING broadcast_id
     """  # noqa: S608 (only constants are formatted in)
 ).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+# The one reply owed to a number that opted out by a stop word: ``due``, then ``sending``
+# (taken: never again), then ``sent`` or ``failed``.
+REPLY_DUE = "due"
+REPLY_SENDING = "sending"
+REPLY_SENT = "sent"
+REPLY_FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class DueReply:
+    opt_out_id: int
+    tenant_id: int
+    phone: str
+    session_id: str | None
+    # The tenant's reply as it is now (None: it was cleared since).
+    text: str | None
 
 
 class OptOutRepository:
@@ -187,6 +206,75 @@ class OptOutRepository:
             )
         )
         return {int(tenant_id): (words, str(region)) for tenant_id, words, region in result.all()}
+
+    async def replying(self, tenant_ids: Collection[int]) -> set[int]:
+        """The tenants among these that answer an opt-out by stop word (``opt_out_reply``)."""
+        if not tenant_ids:
+            return set()
+        result = await self.session.execute(
+            select(Tenant.id).where(
+                one_of(self.session, Tenant.id, sorted(tenant_ids)),
+                Tenant.opt_out_reply.is_not(None),
+            )
+        )
+        return {int(tenant_id) for tenant_id in result.scalars()}
+
+    async def reply_due(self, tenant_id: int, sessions: dict[str, str]) -> None:
+        """The numbers (just added) are owed one reply, through the session (by phone) their
+        stop word came through."""
+        for phone, session_id in sorted(sessions.items()):
+            await self.session.execute(
+                update(OptOut)
+                .where(
+                    OptOut.tenant_id == tenant_id,
+                    OptOut.phone == phone,
+                    OptOut.reply_status.is_(None),
+                )
+                .values(session_id=session_id, reply_status=REPLY_DUE)
+            )
+
+    async def take_due_replies(self, limit: int) -> list[DueReply]:
+        """Up to ``limit`` owed replies, each marked ``sending`` before it is sent: once
+        marked, it is never taken again, whatever happens to the send."""
+        due = (
+            select(OptOut.id)
+            .where(OptOut.reply_status == REPLY_DUE)
+            .order_by(OptOut.id)
+            .limit(limit)
+        )
+        if is_postgres(self.session):
+            due = due.with_for_update(skip_locked=True)
+        taken = (
+            await self.session.execute(
+                update(OptOut)
+                .where(OptOut.id.in_(due.scalar_subquery()))
+                .values(reply_status=REPLY_SENDING)
+                .returning(OptOut.id, OptOut.tenant_id, OptOut.phone, OptOut.session_id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        if not taken:
+            return []
+        texts = dict(
+            (
+                await self.session.execute(
+                    select(Tenant.id, Tenant.opt_out_reply).where(
+                        one_of(self.session, Tenant.id, sorted({int(row[1]) for row in taken}))
+                    )
+                )
+            ).all()
+        )
+        return [
+            DueReply(int(row_id), int(tenant_id), str(phone), session_id, texts.get(tenant_id))
+            for row_id, tenant_id, phone, session_id in sorted(taken)
+        ]
+
+    async def reply_done(self, opt_out_id: int, status: str, now: datetime) -> None:
+        await self.session.execute(
+            update(OptOut)
+            .where(OptOut.id == opt_out_id, OptOut.reply_status == REPLY_SENDING)
+            .values(reply_status=status, reply_at=now)
+        )
 
     async def set_stop_words(self, tenant_id: int, words: list[str] | None) -> None:
         await self.session.execute(

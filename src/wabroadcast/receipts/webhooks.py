@@ -148,7 +148,7 @@ async def _keep_inbound(
         ]
     )
     new_texts = [
-        InboundText(row.tenant_id, message.from_phone, message.text)
+        InboundText(row.tenant_id, message.from_phone, message.text, row.id)
         for row, message in inbound
         if (row.id, message.provider_message_id) in new
     ]
