@@ -40,7 +40,7 @@ function readJson(req) {
 /** Matches a request to [handler, sessionId]; null when no route fits. */
 function route(method, pathname) {
   if (pathname === '/sessions') return method === 'GET' ? ['list', null] : null;
-  const m = /^\/sessions\/([^/]+)(?:\/(start|send|logout))?$/.exec(pathname);
+  const m = /^\/sessions\/([^/]+)(?:\/(start|send|check|logout))?$/.exec(pathname);
   if (!m) return null;
   if (!m[2]) return method === 'GET' ? ['get', m[1]] : null;
   return method === 'POST' ? [m[2], m[1]] : null;
@@ -67,6 +67,7 @@ function createServer({ manager, token, log = defaultLog }) {
         }
         case 'start': return reply(res, 200, await manager.start(id, body));
         case 'send': return reply(res, 200, await manager.send(id, body));
+        case 'check': return reply(res, 200, await manager.check(id, body));
         case 'logout': return reply(res, 200, await manager.logout(id));
         default: return reply(res, 404, { error: 'not_found' });
       }

@@ -10,6 +10,7 @@ const SESSION_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const MESSAGE_ID_RE = /^[A-Za-z0-9_.:-]{1,128}$/;
 const PHONE_RE = /^\+?([1-9][0-9]{6,14})$/;
 const MAX_TEXT = 65536;
+const MAX_CHECK = 500;
 const LOGGED_OUT = 401; // DisconnectReason.loggedOut
 const RESTART_REQUIRED = 515; // DisconnectReason.restartRequired
 // proto.WebMessageInfo.Status (1 = PENDING is not reported)
@@ -163,6 +164,40 @@ class SessionManager extends EventEmitter {
     } finally {
       s.inflight.delete(messageId);
     }
+  }
+
+  /**
+   * Which numbers are on WhatsApp (Baileys' onWhatsApp, one query for all of them):
+   * {results: [{number, exists}]}. onWhatsApp lists only the numbers that exist; when
+   * it names a number not asked about (WhatsApp may rewrite one), the numbers left
+   * unmatched are not reported, since they may be that one.
+   */
+  async check(id, body) {
+    const s = this._known(id);
+    const numbers = body && body.numbers;
+    if (!Array.isArray(numbers) || !numbers.length || numbers.length > MAX_CHECK) throw invalid(`numbers must be a list of 1 to ${MAX_CHECK} E.164 numbers`);
+    const digits = numbers.map((n) => (typeof n === 'string' ? PHONE_RE.exec(n) : null));
+    if (digits.some((d) => !d)) throw invalid('numbers must be E.164 numbers: digits, with or without +');
+    if (s.state !== 'connected' || !s.sock) throw new GatewayError(409, { error: 'not_connected', state: s.state });
+    let found;
+    try {
+      found = await s.sock.onWhatsApp(...digits.map((d) => d[1]));
+    } catch (err) {
+      this.log.error('number check failed', { session: id, count: numbers.length, error: scrub(err && err.message) });
+      throw new GatewayError(502, { error: 'check_failed', message: scrub((err && err.message) || String(err)) });
+    }
+    if (!Array.isArray(found)) throw new GatewayError(502, { error: 'check_failed', message: 'WhatsApp gave no answer' });
+    const asked = new Set(digits.map((d) => d[1]));
+    const existing = new Set();
+    let strangers = false;
+    for (const r of found) {
+      const number = r && r.exists ? userJidDigits(r.jid) : null;
+      if (number && asked.has(number)) existing.add(number);
+      else if (r && r.exists) strangers = true;
+    }
+    const results = [...asked].filter((n) => existing.has(n) || !strangers).map((n) => ({ number: n, exists: existing.has(n) }));
+    this.log.info('numbers checked', { session: id, count: asked.size, on_whatsapp: existing.size });
+    return { results };
   }
 
   async logout(id) {

@@ -12,6 +12,11 @@
 // emits `event` with `data` on the session's current fake socket (`user` first becomes the
 // socket's `user`, as Baileys sets it before "open"). 404 when the session has no socket.
 //
+//   POST /_test/sessions/{id}/numbers  {"not_on_whatsapp": ["972500000000"]}
+//
+// sets (when given) the numbers the socket's onWhatsApp leaves out, and answers
+// {"checks": [[numbers of one onWhatsApp query], ...]}, every query the socket got.
+//
 //   node test/fake-socket-server.js
 const path = require('node:path');
 const { SessionManager, isValidSessionId } = require('../src/sessions');
@@ -20,7 +25,7 @@ const { safeEqual } = require('../src/signing');
 const { log } = require('../src/log');
 const { FakeSocket, fakeAuthState } = require('./helpers');
 
-const CONTROL_ROUTE = /^\/_test\/sessions\/([^/]+)\/emit$/;
+const CONTROL_ROUTE = /^\/_test\/sessions\/([^/]+)\/(emit|numbers)$/;
 
 function reply(res, status, body) {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
@@ -38,7 +43,7 @@ function readBody(req) {
   });
 }
 
-/** The control route: makes a session's fake socket emit one event. */
+/** The control routes: make a session's fake socket emit one event, or set its numbers. */
 function control({ sockets, token }) {
   return async (req, res) => {
     const given = req.headers['x-gateway-token'];
@@ -49,8 +54,13 @@ function control({ sockets, token }) {
     if (!isValidSessionId(id)) return reply(res, 400, { error: 'invalid_session_id' });
     let body;
     try { body = await readBody(req); } catch { return reply(res, 400, { error: 'bad_json' }); }
-    if (!body || typeof body.event !== 'string') return reply(res, 400, { error: 'invalid_request', message: 'event must be a string' });
     const socket = sockets.get(id);
+    if (found[2] === 'numbers') {
+      if (!socket) return reply(res, 404, { error: 'no socket for this session: start it first' });
+      if (Array.isArray(body && body.not_on_whatsapp)) socket.notOnWhatsApp = new Set(body.not_on_whatsapp.map(String));
+      return reply(res, 200, { checks: socket.checks });
+    }
+    if (!body || typeof body.event !== 'string') return reply(res, 400, { error: 'invalid_request', message: 'event must be a string' });
     if (!socket) return reply(res, 404, { error: 'no socket for this session: start it first' });
     if (body.user !== undefined) socket.user = body.user;
     socket.emit(body.event, body.data ?? {});

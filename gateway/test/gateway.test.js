@@ -141,6 +141,35 @@ test('send while not connected -> 409 and nothing sent; a send that throws -> 50
   assert.deepEqual(retried.body, { message_id: 'm1', status: 'sent', repeated: false }, 'a failed send is not recorded');
 });
 
+test('check asks onWhatsApp once for all the numbers; absent ones do not exist', async (t) => {
+  const { gw } = await connected(t);
+  const sock = gw.last();
+  sock.notOnWhatsApp.add('972500000000');
+  const r = await gw.call('POST', '/sessions/shop/check', { numbers: ['+972501234567', '972500000000'] });
+  assert.deepEqual(r, { status: 200, body: { results: [{ number: '972501234567', exists: true }, { number: '972500000000', exists: false }] } });
+  assert.deepEqual(sock.checks, [['972501234567', '972500000000']]);
+  assert.equal(sock.sent.length, 0, 'a check sends nothing');
+
+  // WhatsApp names a number not asked about: the unmatched ones are not reported.
+  sock.onWhatsApp = async () => [{ jid: '551187654321@s.whatsapp.net', exists: true }, { jid: '972501234567@s.whatsapp.net', exists: true }];
+  const rewritten = await gw.call('POST', '/sessions/shop/check', { numbers: ['5511987654321', '972501234567'] });
+  assert.deepEqual(rewritten.body, { results: [{ number: '972501234567', exists: true }] });
+  sock.onWhatsApp = async () => undefined;
+  assert.deepEqual((await gw.call('POST', '/sessions/shop/check', { numbers: ['972501234567'] })).body.error, 'check_failed');
+  sock.onWhatsApp = async () => { throw new Error('usync timed out'); };
+  assert.equal((await gw.call('POST', '/sessions/shop/check', { numbers: ['972501234567'] })).status, 502);
+
+  for (const bad of [{}, { numbers: [] }, { numbers: ['12'] }, { numbers: [972501234567] }, { numbers: Array(501).fill('972501234567') }]) {
+    assert.equal((await gw.call('POST', '/sessions/shop/check', bad)).status, 400);
+  }
+  assert.equal((await gw.call('POST', '/sessions/shop/check', { numbers: ['972501234567'] }, 'wrong')).status, 401);
+  assert.equal((await gw.call('POST', '/sessions/nobody/check', { numbers: ['972501234567'] })).status, 404);
+  sock.close(408);
+  await waitFor(() => gw.manager.get('shop').state === 'connecting');
+  const refused = await gw.call('POST', '/sessions/shop/check', { numbers: ['972501234567'] });
+  assert.deepEqual(refused, { status: 409, body: { error: 'not_connected', state: 'connecting' } });
+});
+
 test('messages.update of our messages -> signed message.status webhooks', async (t) => {
   const { gw, receiver } = await connected(t);
   const sock = gw.last();

@@ -22,6 +22,9 @@ class FakeSocket {
     this.ended = false;
     this.loggedOut = false;
     this.failSends = null;
+    // Digits of numbers onWhatsApp leaves out (not on WhatsApp), and the queries it got.
+    this.notOnWhatsApp = new Set();
+    this.checks = [];
   }
 
   emit(event, data) { this.ev.emit(event, data); }
@@ -40,6 +43,11 @@ class FakeSocket {
     this.sent.push({ jid, content, options });
     if (this.failSends) throw new Error(this.failSends);
     return { key: { remoteJid: jid, fromMe: true, id: options.messageId }, status: 1 };
+  }
+
+  async onWhatsApp(...numbers) {
+    this.checks.push(numbers);
+    return numbers.filter((n) => !this.notOnWhatsApp.has(n)).map((n) => ({ jid: `${n}@s.whatsapp.net`, exists: true }));
   }
 
   async logout() {

@@ -3,7 +3,8 @@
 It speaks the documented contract (shapes from the provider-payloads notes, §3):
 the ``apikey`` header (the global key or the instance's token), instances with a
 connection state, ``sendText`` with Evolution's WhatsApp pre-check (a 400 that
-lists ``"exists": false``), ``webhook/set`` in v2's nested shape, and Evolution's
+lists ``"exists": false``), the number check ``chat/whatsappNumbers`` (``[{jid,
+exists, number}]``), ``webhook/set`` in v2's nested shape, and Evolution's
 error envelope ``{"status", "error", "response": {"message"}}``. It is a bare
 ASGI app served by uvicorn in a thread, so the provider is tested through a real
 socket, a real HTTP client and real JSON.
@@ -108,6 +109,10 @@ class FakeEvolution:
     instances: dict[str, FakeInstance] = field(default_factory=dict)
     not_on_whatsapp: set[str] = field(default_factory=set)
     sends: list[RecordedSend] = field(default_factory=list)
+    # The ``numbers`` of each ``chat/whatsappNumbers`` call, in order.
+    checks: list[list[str]] = field(default_factory=list)
+    # Set: every ``chat/whatsappNumbers`` is answered with this HTTP status (an error).
+    check_refusal: int | None = None
     webhook_sets: list[RecordedWebhookSet] = field(default_factory=list)
     # instance -> the webhook settings it holds (the ``webhook`` object last set).
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -188,6 +193,7 @@ class FakeEvolution:
         if route not in {
             ("GET", "instance", "connectionState"),
             ("POST", "message", "sendText"),
+            ("POST", "chat", "whatsappNumbers"),
             ("POST", "webhook", "set"),
             ("GET", "webhook", "find"),
         }:
@@ -207,6 +213,8 @@ class FakeEvolution:
             return 200, _json(answer), 0.0
         if route[1] == "message":
             return self._send(instance, apikey, body)
+        if route[1] == "chat":
+            return self._check_numbers(instance, body)
         if method == "GET":
             return 200, _json(self.webhooks.get(name)), 0.0
         return self._set_webhook(instance, apikey, body)
@@ -264,6 +272,22 @@ class FakeEvolution:
             "source": "web",
         }
         return 201, _json(accepted), message_id
+
+    def _check_numbers(self, instance: FakeInstance, body: bytes) -> tuple[int, bytes, float]:
+        document = _loads(body)
+        numbers = document.get("numbers") if isinstance(document, dict) else None
+        if not isinstance(numbers, list) or not all(isinstance(n, str) for n in numbers):
+            return _error(400, "Bad Request", [['instance requires property "numbers"']])
+        self.checks.append(list(numbers))
+        if self.check_refusal is not None:
+            return _error(self.check_refusal, "Internal Server Error", "check failed")
+        if instance.state != "open":
+            return _error(400, "Bad Request", ["Error: Connection Closed"])
+        answer = [
+            {"jid": f"{n}@s.whatsapp.net", "exists": n not in self.not_on_whatsapp, "number": n}
+            for n in numbers
+        ]
+        return 200, _json(answer), 0.0
 
     def _set_webhook(
         self, instance: FakeInstance, apikey: str | None, body: bytes

@@ -16,8 +16,18 @@ from wabroadcast.providers.base import OutgoingMessage, SendResult, SessionRef
 log = get_logger("wabroadcast.dispatch")
 
 
-def outgoing(items: Sequence[Claimed]) -> list[OutgoingMessage]:
-    """The messages a provider call sends for these claimed recipients."""
+def outgoing(
+    items: Sequence[Claimed], on_whatsapp: frozenset[str] = frozenset()
+) -> list[OutgoingMessage]:
+    """The messages a provider call sends for these claimed recipients; ``on_whatsapp``
+    are the phones a number check just found on WhatsApp."""
+    if on_whatsapp:
+        return [
+            OutgoingMessage(
+                i.phone, i.message, i.client_message_id, i.template, i.phone in on_whatsapp
+            )
+            for i in items
+        ]
     return [OutgoingMessage(i.phone, i.message, i.client_message_id, i.template) for i in items]
 
 

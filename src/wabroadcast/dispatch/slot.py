@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from wabroadcast.crypto import SecretKeyMissing, SecretsUnreadable
 from wabroadcast.db.models import WhatsAppSession
-from wabroadcast.dispatch import outcome, pacing
+from wabroadcast.dispatch import number_checks, outcome, pacing
 from wabroadcast.dispatch.batches import SlotBatches
 from wabroadcast.dispatch.call import CallResults, outgoing
 from wabroadcast.dispatch.host import SlotHost
@@ -172,7 +172,21 @@ class SlotRunner:
             call = self.batches.next_to_send(self._handed_at_once() if many else 1)
             if not call:
                 return False  # all of them were cancelled
-            sent, attempted = await self._send_call(provider, ref, call, many=many)
+            checker = number_checks.checker_for(provider, row)
+            on_whatsapp: frozenset[str] = frozenset()
+            if checker is not None:
+                try:
+                    screened = await number_checks.screen(self.ctx, checker, ref, call, self.epoch)
+                except BaseException:
+                    self.batches.put_back(call)  # nothing was sent: they go back, queued
+                    raise
+                self._results.pending.extend(screened.not_on_whatsapp)
+                call, on_whatsapp = screened.to_send, screened.on_whatsapp
+                if not call:
+                    return False  # none of them is on WhatsApp
+            sent, attempted = await self._send_call(
+                provider, ref, call, many=many, checked=checker is not None, known=on_whatsapp
+            )
             # A call cut short attempted only the first ones: the rest go back.
             self.batches.put_back(call[attempted:])
             for result, answer in sent:
@@ -252,12 +266,20 @@ class SlotRunner:
         return more
 
     async def _send_call(
-        self, provider: Provider, ref: SessionRef, items: list[Claimed], *, many: bool
+        self,
+        provider: Provider,
+        ref: SessionRef,
+        items: list[Claimed],
+        *,
+        many: bool,
+        checked: bool = False,
+        known: frozenset[str] = frozenset(),
     ) -> tuple[list[tuple[Result, SendResult]], int]:
         """One provider call for ``items`` (``send_many`` if ``many``, which the queued
-        recipients may join as it goes, see ``_more``): the results of the recipients
-        it attempted that were not written during the call (``on_result``), and how
-        many it attempted.
+        recipients may join as it goes, see ``_more``, unless the numbers were
+        ``checked``: those joining would go out unchecked): the results of the
+        recipients it attempted that were not written during the call (``on_result``),
+        and how many it attempted. ``known``: the phones a check found on WhatsApp.
 
         Each result is logged as it comes (a long call's sent results as they arrive,
         the rest when the call returns); all are counted in the metrics just after.
@@ -280,9 +302,10 @@ class SlotRunner:
         unknown = False
         try:
             if many:
-                sent = await provider.send_many(ref, outgoing(items), on_result, more)
+                grow = None if checked else more
+                sent = await provider.send_many(ref, outgoing(items, known), on_result, grow)
             else:
-                (message,) = outgoing(items)
+                (message,) = outgoing(items, known)
                 sent = [await provider.send(ref, message)]
         except Exception as exc:
             unknown = True

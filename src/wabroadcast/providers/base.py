@@ -76,6 +76,9 @@ class OutgoingMessage(NamedTuple):
     text: str
     client_message_id: str
     template: Mapping[str, object] | None = None
+    # The dispatcher's number check (``NumberChecker``) found ``to`` on WhatsApp lately:
+    # a provider that checks before each send need not ask again.
+    on_whatsapp: bool = False
 
 
 class SendResult(NamedTuple):
@@ -160,6 +163,28 @@ class Linkable(Protocol):
 
     async def logout(self, session: SessionRef) -> LinkState:
         """Unlink the phone; a new QR code is needed to link it again."""
+        ...
+
+
+@runtime_checkable
+class NumberChecker(Protocol):
+    """A provider that can tell whether numbers are on WhatsApp without sending to them.
+
+    Sending to numbers that are not on WhatsApp is what gets WhatsApp Web numbers
+    restricted (Baileys' 463), so the dispatcher asks first, for the numbers it is
+    about to send to, unless the session's ``check_numbers`` says otherwise.
+    """
+
+    # Whether a session checks numbers when its ``check_numbers`` setting is unset.
+    checks_numbers_by_default: bool
+
+    async def check_numbers(self, session: SessionRef, phones: Sequence[str]) -> dict[str, bool]:
+        """Which of the E.164 ``phones`` are on WhatsApp (True) or not (False).
+
+        A phone missing from the answer is unknown, and is sent to as if unchecked.
+        Raises when the provider could not be asked (unreachable, a 5xx, a session
+        that is not connected): the caller then sends without the check.
+        """
         ...
 
 

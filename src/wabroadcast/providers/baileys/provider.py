@@ -9,7 +9,7 @@ the dispatcher's batch path applies (``supports_client_message_id``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import httpx
 
@@ -68,6 +68,8 @@ class BaileysProvider(OneMessagePerRequest):
 
     kind = KIND
     supports_client_message_id = True
+    # Sending to numbers not on WhatsApp is reported to get numbers restricted (463).
+    checks_numbers_by_default = True
 
     def __init__(self) -> None:
         self._http = ClientPerLoop(lambda: httpx.AsyncClient(timeout=TIMEOUT))
@@ -128,6 +130,29 @@ class BaileysProvider(OneMessagePerRequest):
         if response.status_code == 404:
             return LinkState("not_started", detail="not started on the gateway")
         return _answered_state(response)
+
+    async def check_numbers(self, session: SessionRef, phones: Sequence[str]) -> dict[str, bool]:
+        """One ``POST /sessions/{id}/check`` (Baileys' ``onWhatsApp``) for all the numbers.
+
+        Raises when the gateway cannot be reached or does not answer 200 (a session
+        not connected is a 409); the gateway leaves out numbers it cannot tell.
+        """
+        by_digits = {phone.removeprefix("+"): phone for phone in phones}
+        response = await self._gateway(session, "POST", "/check", {"numbers": list(by_digits)})
+        if response.status_code != 200:
+            raise GatewayError(
+                f"the gateway answered the number check with HTTP {response.status_code}"
+            )
+        document = response.json()
+        results = document.get("results") if isinstance(document, dict) else None
+        answers: dict[str, bool] = {}
+        for entry in results if isinstance(results, list) else []:
+            if not isinstance(entry, dict) or not isinstance(entry.get("exists"), bool):
+                continue
+            phone = by_digits.get(str(entry.get("number")))
+            if phone is not None:
+                answers[phone] = entry["exists"]
+        return answers
 
     async def send(self, session: SessionRef, message: OutgoingMessage) -> SendResult:
         """One text through the gateway, under the client message id."""

@@ -14,7 +14,7 @@ httpx's client is plenty; one per provider instance and event loop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 import httpx
@@ -69,6 +69,8 @@ class EvolutionProvider(OneMessagePerRequest):
 
     kind = KIND
     supports_client_message_id = False
+    # A WhatsApp Web gateway: sends to numbers not on WhatsApp risk the number.
+    checks_numbers_by_default = True
 
     def __init__(
         self,
@@ -115,6 +117,37 @@ class EvolutionProvider(OneMessagePerRequest):
             f"the Evolution instance is {state!r}, not 'open': pair the phone again "
             "in Evolution's manager",
         )
+
+    async def check_numbers(self, session: SessionRef, phones: Sequence[str]) -> dict[str, bool]:
+        """One ``POST /chat/whatsappNumbers/{instance}`` for all the numbers.
+
+        Raises on a network error or an answer other than 2xx: nothing is known
+        then. An entry matched to no number asked about is ignored (unknown).
+        """
+        config = session.config
+        by_digits = {phone.removeprefix("+"): phone for phone in phones}
+        response = await self._http().post(
+            instance_url(config, "chat/whatsappNumbers"),
+            json={"numbers": list(by_digits)},
+            headers=api_headers(config),
+        )
+        if not 200 <= response.status_code < 300:
+            raise EvolutionError(
+                f"Evolution answered the number check with HTTP {response.status_code}"
+            )
+        document = json_or_none(response.content)
+        answers: dict[str, bool] = {}
+        for entry in document if isinstance(document, list) else []:
+            if not isinstance(entry, dict) or not isinstance(entry.get("exists"), bool):
+                continue
+            number = entry.get("number")
+            jid = entry.get("jid")
+            digits = number if isinstance(number, str) else None
+            if digits not in by_digits and isinstance(jid, str):
+                digits = jid.split("@", 1)[0]
+            if digits in by_digits:
+                answers[by_digits[digits]] = entry["exists"]
+        return answers
 
     async def send(self, session: SessionRef, message: OutgoingMessage) -> SendResult:
         """Send one text and classify Evolution's answer."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from wabroadcast.clock import Clock
 from wabroadcast.db.engine import Database
@@ -25,6 +26,7 @@ from wabroadcast.providers.simulator.rules import (
     classify,
     decide,
     deliver_at,
+    not_on_whatsapp,
     scenario_from_row,
 )
 from wabroadcast.providers.simulator.send_log import CallStarted, LoggedSend, SendLog
@@ -37,6 +39,10 @@ def _result(send: LoggedSend, outcome: SendOutcome, code: str | None) -> SendRes
         )
     assert code is not None
     return SendResult(outcome, error_code=code, error_message=classify(code)[1])
+
+
+class SimulatorDisconnected(Exception):
+    """The simulated session is not connected, so it cannot check numbers."""
 
 
 DISCONNECTED = SendResult(
@@ -182,16 +188,30 @@ class _Call:
             self._answer.set_exception(error)
 
 
+@dataclass(frozen=True, slots=True)
+class NumberCheckCall:
+    """One ``check_numbers`` call, as the simulator received it."""
+
+    session_id: str
+    phones: tuple[str, ...]
+
+
 class SimulatorProvider:
     """The simulated gateway; reads its scenario from the database on every call."""
 
     kind = KIND
     supports_client_message_id = True
+    # Off unless a session turns it on (``check_numbers``): the demo and the
+    # benchmarks send without checks, as the Cloud API does.
+    checks_numbers_by_default = False
 
     def __init__(self, database: Database, clock: Clock) -> None:
         self._database = database
         self._clock = clock
         self._log = SendLog(database, clock)
+        # The number checks this process made, in order (kept in memory, not in the
+        # database like the send log: they are for tests to count).
+        self.number_checks: list[NumberCheckCall] = []
 
     async def scenario(self, session_id: str) -> Scenario:
         async with self._database.transaction() as session:
@@ -205,6 +225,15 @@ class SimulatorProvider:
         if scenario.connected:
             return ConnectionStatus(ConnectionState.CONNECTED)
         return ConnectionStatus(ConnectionState.DISCONNECTED, "simulator scenario: disconnected")
+
+    async def check_numbers(self, session: SessionRef, phones: Sequence[str]) -> dict[str, bool]:
+        """Every number is on WhatsApp but those the scenario fails with
+        ``NOT_ON_WHATSAPP``; a disconnected session cannot check (raises)."""
+        self.number_checks.append(NumberCheckCall(session.session_id, tuple(phones)))
+        scenario = await self.scenario(session.session_id)
+        if not scenario.connected:
+            raise SimulatorDisconnected("simulator scenario: disconnected")
+        return {phone: not not_on_whatsapp(scenario, phone) for phone in phones}
 
     async def send(self, session: SessionRef, message: OutgoingMessage) -> SendResult:
         """Send one message: ``send_many`` with one."""

@@ -35,6 +35,7 @@ ERRORS: dict[str, tuple[SendOutcome, str]] = {
         "WhatsApp flagged this account for spam; sending is paused.",
     ),
 }
+NOT_ON_WHATSAPP = "NOT_ON_WHATSAPP"
 # What a failure drawn by ``fail_rate`` looks like: transient, so it is retried.
 RANDOM_FAILURE_CODE = "SERVER_ERROR"
 
@@ -104,6 +105,12 @@ def decide(
     if fails_by_rate(client_message_id, scenario.fail_rate):
         return classify(RANDOM_FAILURE_CODE)[0], RANDOM_FAILURE_CODE
     return SendOutcome.SENT, None
+
+
+def not_on_whatsapp(scenario: Scenario, phone: str) -> bool:
+    """Whether a number check says ``phone`` is not on WhatsApp: the scenario fails it
+    with ``NOT_ON_WHATSAPP``."""
+    return scenario.fail_numbers.get(phone) == NOT_ON_WHATSAPP
 
 
 def deliver_at(

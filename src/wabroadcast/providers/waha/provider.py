@@ -2,11 +2,13 @@
 
 Each send is two calls: ``GET /api/contacts/check-exists`` first, because WAHA
 accepts a message to a number that is not on WhatsApp (201, then it is never
-delivered), then ``POST /api/sendText``. WAHA takes no client message id, so a
-send is retried only when the request surely never reached WAHA: a refused
-connection, a connect timeout, a 5xx. When it may have left (a read timeout, a
-dropped connection, a 2xx without a message id) the exception goes up and the
-dispatcher records the outcome as unknown rather than risk a duplicate.
+delivered), then ``POST /api/sendText``; the first is left out when the
+dispatcher's number check (cached 30 days) already found the number on
+WhatsApp. WAHA takes no client message id, so a send is retried only when the
+request surely never reached WAHA: a refused connection, a connect timeout, a
+5xx. When it may have left (a read timeout, a dropped connection, a 2xx without
+a message id) the exception goes up and the dispatcher records the outcome as
+unknown rather than risk a duplicate.
 
 The message id kept is the long form WAHA's ``message.ack`` webhooks carry,
 ``true_<digits>@c.us_<raw id>``: the GOWS engine answers it as ``id``, the
@@ -16,7 +18,7 @@ A WAHA session sends a few messages a minute, so one ``httpx`` client is plenty.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 import httpx
@@ -111,6 +113,8 @@ class WahaProvider(OneMessagePerRequest):
 
     kind = KIND
     supports_client_message_id = False
+    # WAHA sends to numbers not on WhatsApp without a word (201, never delivered).
+    checks_numbers_by_default = True
 
     def __init__(self, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
         self._http = ClientPerLoop(
@@ -157,8 +161,35 @@ class WahaProvider(OneMessagePerRequest):
             ConnectionState.DISCONNECTED, f"WAHA refused the status check (HTTP {code})"
         )
 
+    async def check_numbers(self, session: SessionRef, phones: Sequence[str]) -> dict[str, bool]:
+        """``check-exists`` for each number in turn (WAHA asks about one at a time).
+
+        Raises on a network error or an answer that is not 200 (a session not
+        WORKING, a 5xx): nothing is known then. A number that is not E.164, or an
+        answer without ``numberExists``, is left out (unknown).
+        """
+        base_url, name, headers = self._where(session.config)
+        answers: dict[str, bool] = {}
+        for phone in phones:
+            chat = chat_id(phone)
+            if chat is None:
+                continue
+            response = await self._http().get(
+                f"{base_url}/api/contacts/check-exists",
+                params={"phone": chat.removesuffix("@c.us"), "session": name},
+                headers=headers,
+            )
+            if response.status_code != 200:
+                raise WahaError(f"WAHA answered the number check with HTTP {response.status_code}")
+            document = json_or_none(response.content)
+            exists = document.get("numberExists") if isinstance(document, Mapping) else None
+            if isinstance(exists, bool):
+                answers[phone] = exists
+        return answers
+
     async def send(self, session: SessionRef, message: OutgoingMessage) -> SendResult:
-        """Check the number is on WhatsApp, then send the text, and classify WAHA's answers."""
+        """Check the number is on WhatsApp (unless the dispatcher just did), then send the
+        text, and classify WAHA's answers."""
         chat = chat_id(message.to)
         if chat is None:
             return SendResult(
@@ -167,9 +198,10 @@ class WahaProvider(OneMessagePerRequest):
                 error_message="The number is not an E.164 phone number; nothing was sent.",
             )
         base_url, name, headers = self._where(session.config)
-        checked = await self._check_exists(base_url, name, headers, chat)
-        if checked is not None:
-            return checked
+        if not message.on_whatsapp:
+            checked = await self._check_exists(base_url, name, headers, chat)
+            if checked is not None:
+                return checked
         body = {"session": name, "chatId": chat, "text": message.text}
         try:
             response = await self._http().post(
