@@ -278,6 +278,17 @@ def send(
         bool,
         typer.Option(help="Refuse the broadcast if a recipient lacks a field the message uses."),
     ] = False,
+    quiet_hours: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HH:MM-HH:MM",
+            help="This broadcast's quiet hours (e.g. 21:00-08:30), or off; default: the tenant's.",
+        ),
+    ] = None,
+    quiet_hours_zone: Annotated[
+        str | None,
+        typer.Option(help="tenant (default) or recipient: each number's zone from its country."),
+    ] = None,
 ) -> None:
     """Post a broadcast through the API and print its proof; --wait follows it to the end."""
     from rich.console import Console
@@ -305,6 +316,10 @@ def send(
         body["session_id"] = session_id
     if strict_variables:
         body["strict_variables"] = True
+    if quiet_hours is not None:
+        body["quiet_hours"] = quiet_hours
+    if quiet_hours_zone is not None:
+        body["quiet_hours_zone"] = quiet_hours_zone
 
     async def run() -> int:
         headers = {"Authorization": f"Bearer {api_key}"}

@@ -63,6 +63,50 @@ RatePerMinute = Annotated[
 JitterMs = Annotated[
     int | None, typer.Option(min=0, help="Random extra gap before each send, 0..J ms.")
 ]
+DailyCap = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=10_000_000,
+        help="Sends per calendar day in the tenant's time zone; 0 = no cap. Never set: the "
+        "provider's preset (WhatsApp Web gateways 1500 after a 7-day warm-up from 20).",
+    ),
+]
+WarmupDays = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=365,
+        help="Days of warm-up before the daily cap applies; 0 = none. Starts the warm-up today.",
+    ),
+]
+WarmupStartCap = Annotated[
+    int | None,
+    typer.Option(
+        min=1, max=10_000_000, help="The warm-up's cap on its first day. Starts it today."
+    ),
+]
+WarmupGrowth = Annotated[
+    float | None,
+    typer.Option(min=1, max=10, help="The warm-up cap's factor per day (e.g. 1.5)."),
+]
+PauseErrorRate = Annotated[
+    float | None,
+    typer.Option(
+        max=1,
+        help="Share of recent sends failed for recipient reasons that pauses the session's "
+        "broadcasts (0 < R <= 1; default 0.2).",
+    ),
+]
+CheckNumbers = Annotated[
+    bool | None,
+    typer.Option(
+        "--check-numbers/--no-check-numbers",
+        help="Ask the provider whether each number is on WhatsApp before sending "
+        "(default: the provider's).",
+        show_default=False,
+    ),
+]
 
 
 def read_config(pairs: list[str] | None, file: Path | None) -> dict[str, Any]:
@@ -212,8 +256,17 @@ def set_(
     max_concurrency: MaxConcurrency = None,
     rate_per_minute: RatePerMinute = None,
     jitter_ms: JitterMs = None,
+    daily_cap: DailyCap = None,
+    warmup_days: WarmupDays = None,
+    warmup_start_cap: WarmupStartCap = None,
+    warmup_growth: WarmupGrowth = None,
+    pause_error_rate: PauseErrorRate = None,
+    check_numbers: CheckNumbers = None,
 ) -> None:
-    """Change a session's config, pace or concurrency; what is not given keeps its value."""
+    """Change a session's config, pace, concurrency, daily cap or warm-up; what is not
+    given keeps its value."""
+    if pause_error_rate is not None and pause_error_rate <= 0:
+        raise typer.BadParameter("must be more than 0", param_hint="--pause-error-rate")
     changes = read_config(config, config_file)
     body = SessionUpdate(
         config=changes or None,
@@ -221,6 +274,12 @@ def set_(
         max_concurrency=max_concurrency,
         rate_per_minute=rate_per_minute,
         jitter_ms=jitter_ms,
+        daily_cap=daily_cap,
+        warmup_days=warmup_days,
+        warmup_start_cap=warmup_start_cap,
+        warmup_growth=warmup_growth,
+        pause_error_rate=pause_error_rate,
+        check_numbers=check_numbers,
     )
 
     async def work(ctx: AppContext) -> Any:

@@ -1,4 +1,5 @@
-"""``wabroadcast tenant …``: create tenants, rotate their API keys, list them.
+"""``wabroadcast tenant …``: create tenants, rotate their API keys, list them, change
+their settings (time zone, quiet hours, opt-out reply).
 
 Like ``session …``, the commands work on the database at WABROADCAST_DATABASE_URL
 (migrating it first) and print JSON; an API key is printed once, when it is made.
@@ -30,6 +31,7 @@ from wabroadcast.tenants.service import (
     list_tenants,
     rotate_api_key,
 )
+from wabroadcast.tenants.settings import TenantSettingsPatch, patch_from_options, update_settings
 
 tenant_app = typer.Typer(help="Tenants (businesses) and their API keys.", no_args_is_help=True)
 
@@ -231,3 +233,48 @@ def tenant_list(
         typer.echo(_tenant_table(tenants))
     else:
         typer.echo("no tenants yet: `wabroadcast tenant create --name NAME` makes one", err=True)
+
+
+async def _set_tenant(
+    settings: Settings, tenant_id: int, patch: TenantSettingsPatch
+) -> dict[str, object]:
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction() as session:
+            changed = await update_settings(session, tenant_id, patch)
+    except NotFound as exc:
+        raise no_such_tenant(tenant_id) from exc
+    finally:
+        await database.dispose()
+    return {"tenant_id": tenant_id, **changed.model_dump()}
+
+
+@tenant_app.command("set")
+def tenant_set(
+    tenant_id: Annotated[int, typer.Argument(help="The tenant's id (see `tenant list`).")],
+    time_zone: Annotated[
+        str | None,
+        typer.Option(help="IANA time zone of its days and quiet hours, e.g. Asia/Jerusalem."),
+    ] = None,
+    quiet_hours: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HH:MM-HH:MM",
+            help="No send starts in this daily window (e.g. 21:00-08:30); off clears it.",
+        ),
+    ] = None,
+    opt_out_reply: Annotated[
+        str | None,
+        typer.Option(
+            help="Text sent once to a number that opts out by a stop word; off or '' clears it."
+        ),
+    ] = None,
+) -> None:
+    """Change a tenant's time zone, quiet hours or opt-out reply; prints them as JSON."""
+    reply = opt_out_reply
+    if reply is not None and reply.strip().lower() == "off":
+        reply = ""
+    patch = patch_from_options(time_zone=time_zone, quiet_hours=quiet_hours, opt_out_reply=reply)
+    settings = get_settings()
+    migrate.upgrade(settings.database_url)
+    typer.echo(json.dumps(asyncio.run(_set_tenant(settings, tenant_id, patch))))

@@ -76,6 +76,7 @@ def test_openapi_describes_every_route_and_its_errors(server: Server) -> None:
         "/api/whatsapp/simulator/inbound",
         "/api/whatsapp/opt-outs",
         "/api/whatsapp/opt-outs/{phone}",
+        "/api/whatsapp/settings",
         "/api/whatsapp/stop-words",
         "/api/whatsapp/webhooks/{provider}",
         "/api/whatsapp/webhooks/{provider}/{key}",

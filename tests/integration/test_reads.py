@@ -52,6 +52,8 @@ async def test_get_broadcast_has_every_documented_field(
         "reply_count": 0,
         "created_at": "2026-11-28T12:00:00Z",
         "send_at": None,
+        "quiet_hours": None,
+        "quiet_hours_zone": None,
         "queued_at": "2026-11-28T12:00:00Z",
         "started_at": None,
         "finished_at": None,

@@ -19,6 +19,7 @@ from wabroadcast.api.routes import (
     metrics,
     opt_outs,
     sessions,
+    tenant_settings,
     webhook_subscriptions,
     webhooks,
 )
@@ -103,6 +104,7 @@ def create_app(context: AppContext | None = None, *, run_worker: bool = False) -
         opt_outs.router,
         opt_outs.stop_words_router,
         sessions.router,
+        tenant_settings.router,
         webhooks.router,
         webhook_subscriptions.router,
         metrics.router,

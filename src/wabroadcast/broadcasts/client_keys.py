@@ -40,8 +40,16 @@ class ClientKey:
     claimed_at: datetime
 
 
+# Fields added since clients began storing keys: left out of the fingerprint when unset,
+# so a retry that spans an upgrade still matches the request it repeats.
+_OPTIONAL_SINCE_KEYS = ("quiet_hours", "quiet_hours_zone")
+
+
 def canonical_request(body: BroadcastCreate, wa_session: SessionInfo) -> str:
     payload = body.model_dump(mode="json")
+    for field in _OPTIONAL_SINCE_KEYS:
+        if payload.get(field) is None:
+            payload.pop(field, None)
     payload["session_id"] = wa_session.session_id
     return json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 

@@ -218,6 +218,8 @@ async def _create_unclaimed(
                 status=BroadcastStatus.ACCEPTED.value,
                 message=body.message,
                 template=None if body.template is None else body.template.model_dump(),
+                quiet_hours=body.quiet_hours,
+                quiet_hours_zone=body.quiet_hours_zone,
                 connection_check=connection_check,
                 total_recipients=0,
                 invalid_recipients=[],
@@ -378,6 +380,9 @@ def _fingerprint(
     if body.send_at is not None:
         # The same message at another time is another broadcast.
         content = f"{content}\x00send_at:{body.send_at.isoformat()}"
+    if body.quiet_hours is not None or body.quiet_hours_zone is not None:
+        # Other quiet hours send the same message at other times: another broadcast.
+        content = f"{content}\x00quiet:{body.quiet_hours}/{body.quiet_hours_zone}"
     if preparer.template is not None:
         # A personal message is the same broadcast only if everyone's text is the same.
         texts = hashlib.sha256()

@@ -32,11 +32,23 @@ Per status:
   allowed send is more than ``PACE_WAIT_THRESHOLD`` away; else no reason (it is
   sending). An unknown connection state (the check failed or timed out) counts as
   connected, as the create-time check does (fail-open).
+* A session with a daily cap (``domain.daily_caps``) sends only what its day has
+  left; the rest goes from the start of the next day (in the tenant's zone), a
+  day's cap at a time, so ``finish`` is on the day the last send fits. When
+  today has nothing left, a sendable broadcast with recipients waiting says
+  ``daily_cap`` (before ``behind_broadcast``: nothing on the session goes today).
 * ``scheduled``: reason ``scheduled``; it starts at the later of ``send_at`` and
   the moment the broadcasts ahead of it now would be done, so
   ``finish = max(send_at, start + pending ahead * gap) + own pending * gap``.
   Broadcasts created after it that are sending now do not count: at ``send_at``
   it is older than they are and goes first.
+* Quiet hours (``domain.quiet_hours``; the broadcast's own window, else its
+  tenant's, in the tenant's zone): a ``queued`` / ``running`` broadcast inside
+  them has reason ``quiet_hours`` (after ``not_connected``, before the others:
+  the claim skips it whatever is ahead), and its estimate is pushed past each
+  quiet period its span of sending runs into (``finish_after_quiet``). A broadcast
+  keeping quiet hours in its recipients' zones gets no such shift or reason: which
+  of its recipients are awake varies by the hour.
 * ``paused``: reason ``paused`` and no estimate; nothing is sent until someone
   resumes it, so any time would be a guess about a person.
 * ``accepted`` (being stored), settled and cancelled broadcasts: all three None.
@@ -49,6 +61,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from wabroadcast.domain.daily_caps import CapSettings, last_send_at
+from wabroadcast.domain.quiet_hours import QuietWindow, finish_after_quiet, is_quiet
 from wabroadcast.domain.status import BroadcastStatus
 from wabroadcast.providers.base import Pace
 
@@ -63,6 +77,18 @@ class WaitingReason(StrEnum):
     PAUSED = "paused"
     NOT_CONNECTED = "not_connected"
     PACE = "pace"
+    QUIET_HOURS = "quiet_hours"
+    DAILY_CAP = "daily_cap"
+
+
+@dataclass(frozen=True, slots=True)
+class DailyCap:
+    """A capped session's day: its cap settings, its tenant's zone, what today has left
+    (None: no cap today)."""
+
+    settings: CapSettings
+    zone: str
+    left_today: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +99,7 @@ class SessionPacing:
     gap: timedelta
     next_send_at: datetime | None
     connected: bool | None
+    daily_cap: DailyCap | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +108,14 @@ class InLine:
 
     broadcast_id: int
     pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHours:
+    """A broadcast's quiet window and the zone it is read in."""
+
+    window: QuietWindow
+    zone: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +137,17 @@ def mean_gap(pace: Pace) -> timedelta:
     return pace.interval + timedelta(milliseconds=pace.jitter_ms / 2)
 
 
+def after_sends(start: datetime, count: int, session: SessionPacing) -> datetime:
+    """When the ``count``-th send from ``start`` goes, at the session's gap and within
+    its daily caps."""
+    cap = session.daily_cap
+    if cap is None:
+        return start + max(0, count) * session.gap
+    return last_send_at(
+        cap.settings, cap.zone, count=count, start=start, gap=session.gap, left_today=cap.left_today
+    )
+
+
 def ahead_of(broadcast_id: int, line: Sequence[InLine]) -> list[InLine]:
     """The broadcasts served before ``broadcast_id`` on its session: the older ones of the
     session's line with something left, oldest first."""
@@ -120,6 +166,7 @@ def estimate(
     session: SessionPacing,
     now: datetime,
     pace_threshold: timedelta = PACE_WAIT_THRESHOLD,
+    quiet: QuietHours | None = None,
 ) -> Estimate:
     """The broadcast's estimated finish and why it is not sending (module docstring).
 
@@ -132,19 +179,32 @@ def estimate(
         return NO_ESTIMATE
     waiting = [b for b in ahead if b.pending > 0]
     start = now if session.next_send_at is None else max(now, session.next_send_at)
-    ahead_done = start + sum(b.pending for b in waiting) * session.gap
+    ahead_pending = sum(b.pending for b in waiting)
+    ahead_done = after_sends(start, ahead_pending, session)
     own = max(0, pending) * session.gap
     if status is BroadcastStatus.SCHEDULED:
         begins = ahead_done if send_at is None else max(send_at, ahead_done)
-        return Estimate(begins + own, WaitingReason.SCHEDULED)
+        return Estimate(_past_quiet(quiet, begins, own), WaitingReason.SCHEDULED)
     if session.connected is False:
         return Estimate(waiting_reason=WaitingReason.NOT_CONNECTED)
     if pending <= 0:
         return Estimate(now)
-    finish = ahead_done + own
+    finish = after_sends(start, ahead_pending + pending, session)
+    finish = _past_quiet(quiet, start, finish - start)
+    if quiet is not None and is_quiet(quiet.window, quiet.zone, now):
+        return Estimate(finish, WaitingReason.QUIET_HOURS)
+    if session.daily_cap is not None and session.daily_cap.left_today == 0:
+        return Estimate(finish, WaitingReason.DAILY_CAP)
     if waiting:
         first = min(b.broadcast_id for b in waiting)  # the one the session sends now
         return Estimate(finish, WaitingReason.BEHIND_BROADCAST, first)
     if start - now > pace_threshold:
         return Estimate(finish, WaitingReason.PACE)
     return Estimate(finish)
+
+
+def _past_quiet(quiet: QuietHours | None, start: datetime, work: timedelta) -> datetime:
+    """When ``work`` of sending from ``start`` ends, paused in each quiet period."""
+    if quiet is None:
+        return start + work
+    return finish_after_quiet(quiet.window, quiet.zone, start, work)

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.estimates import (
     NO_ESTIMATE,
+    DailyCap,
     Estimate,
     InLine,
+    QuietHours,
     SessionPacing,
     ahead_of,
     estimate,
@@ -31,6 +33,7 @@ from wabroadcast.broadcasts.schemas import BroadcastOut
 from wabroadcast.context import AppContext
 from wabroadcast.crypto import SecretKeyMissing, SecretsUnreadable
 from wabroadcast.dispatch.pacing import effective_pace
+from wabroadcast.domain.quiet_hours import ZONE_RECIPIENT, safe_zone_name, window_of
 from wabroadcast.domain.status import BroadcastStatus
 from wabroadcast.observability.logging import BROADCAST_TAG, get_logger
 from wabroadcast.providers.base import SessionRef
@@ -51,6 +54,7 @@ class _Session:
     ref: SessionRef | None  # None: its secrets cannot be read, so it cannot send
     gap: timedelta
     next_send_at: datetime | None
+    daily_cap: DailyCap | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,8 @@ class SessionLines:
 
     sessions: dict[str, _Session]
     lines: dict[str, list[InLine]]
+    # The quiet hours each shown broadcast keeps in its tenant's zone, by id.
+    quiet: dict[int, QuietHours] = field(default_factory=dict)
 
 
 async def read_lines(
@@ -71,15 +77,35 @@ async def read_lines(
     session_ids = {b.session_id for b in waiting}
     repo = EstimateRepository(db)
     sessions: dict[str, _Session] = {}
-    for row in await repo.sessions(tenant_id, session_ids):
+    rows = await repo.sessions(tenant_id, session_ids)
+    days = await repo.capped_today([row.id for row in rows], ctx.clock.now())
+    for row in rows:
         pace = effective_pace(row.provider, row.rate_per_minute, row.jitter_ms)
         try:
             ref: SessionRef | None = ctx.session_refs.of(row)
         except (SecretKeyMissing, SecretsUnreadable):
             ref = None
-        sessions[row.id] = _Session(row.provider, ref, mean_gap(pace), row.next_send_at)
+        today = days.get(row.id)
+        cap = None if today is None else DailyCap(today.settings, today.zone, today.left)
+        sessions[row.id] = _Session(row.provider, ref, mean_gap(pace), row.next_send_at, cap)
     lines = await repo.lines(tenant_id, session_ids, max(b.broadcast_id for b in waiting))
-    return SessionLines(sessions, lines)
+    quiet = await _quiet_hours_of(repo, tenant_id, [b.broadcast_id for b in waiting])
+    return SessionLines(sessions, lines, quiet)
+
+
+async def _quiet_hours_of(
+    repo: EstimateRepository, tenant_id: int, broadcast_ids: Sequence[int]
+) -> dict[int, QuietHours]:
+    """The broadcasts that keep quiet hours in the tenant's zone, with their window
+    (those in recipient mode are left out: ``broadcasts.estimates``)."""
+    tenant_zone, tenant_window, own = await repo.quiet_hours(tenant_id, broadcast_ids)
+    zone_name = safe_zone_name(tenant_zone)
+    quiet: dict[int, QuietHours] = {}
+    for broadcast_id, (window_text, zone_mode) in own.items():
+        window = window_of(window_text, tenant_window)
+        if window is not None and zone_mode != ZONE_RECIPIENT:
+            quiet[broadcast_id] = QuietHours(window, zone_name)
+    return quiet
 
 
 async def with_estimates(
@@ -122,7 +148,9 @@ def _estimate_of(
             return NO_ESTIMATE
         pacing = SessionPacing(timedelta(0), None, None)
     else:
-        pacing = SessionPacing(session.gap, session.next_send_at, connected.get(b.session_id))
+        pacing = SessionPacing(
+            session.gap, session.next_send_at, connected.get(b.session_id), session.daily_cap
+        )
     return estimate(
         status=b.status,
         send_at=b.send_at,
@@ -130,6 +158,7 @@ def _estimate_of(
         ahead=ahead_of(b.broadcast_id, read.lines.get(b.session_id, [])),
         session=pacing,
         now=now,
+        quiet=read.quiet.get(b.broadcast_id),
     )
 
 

@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from wabroadcast.domain.quiet_hours import OFF, InvalidQuietHours, parse_window
 from wabroadcast.domain.recipients import first_unstorable, is_storable_text
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 
@@ -189,6 +190,35 @@ class BroadcastCreate(BaseModel):
         examples=["2026-12-24T09:00:00+02:00"],
     )
 
+    quiet_hours: str | None = Field(
+        default=None,
+        max_length=16,
+        description=(
+            "This broadcast's quiet hours instead of the tenant's: `HH:MM-HH:MM` (no send "
+            "starts from the start, inclusive, to the end, exclusive; e.g. 21:00-08:30 "
+            "crosses midnight) or `off` for none. Absent: the tenant's (`/api/whatsapp/settings`)."
+        ),
+        examples=["21:00-08:30"],
+    )
+    quiet_hours_zone: Literal["tenant", "recipient"] | None = Field(
+        default=None,
+        description=(
+            "Where the quiet hours are read: `tenant` (default, the tenant's `time_zone`) or "
+            "`recipient` (each number's zone from its country code; a country with several "
+            "zones uses its primary one)."
+        ),
+    )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() == OFF:
+            return None if value is None else OFF
+        try:
+            return str(parse_window(value))
+        except InvalidQuietHours as exc:
+            raise ValueError(str(exc)) from exc
+
     @field_validator("send_at")
     @classmethod
     def _send_at_utc(cls, value: datetime | None) -> datetime | None:
@@ -315,6 +345,15 @@ class BroadcastOut(BaseModel):
     send_at: datetime | None = Field(
         default=None, description="When a `scheduled` broadcast is queued (None: at once)."
     )
+    quiet_hours: str | None = Field(
+        default=None,
+        description=(
+            "This broadcast's own quiet hours (`HH:MM-HH:MM` or `off`); None: the tenant's."
+        ),
+    )
+    quiet_hours_zone: str | None = Field(
+        default=None, description="`recipient` when quiet hours are read in each recipient's zone."
+    )
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -324,7 +363,8 @@ class BroadcastOut(BaseModel):
         description=(
             "When an active broadcast should have sent its last recipient: its session's "
             "interval between sends times the recipients still queued of the broadcasts "
-            "ahead of it on that session plus its own (a scheduled one from `send_at`). "
+            "ahead of it on that session plus its own (a scheduled one from `send_at`), "
+            "pushed past each quiet period it runs into. "
             "None when finished, cancelled, paused or the session is not connected."
         ),
     )
@@ -335,7 +375,9 @@ class BroadcastOut(BaseModel):
             "`scheduled` (waits for `send_at`), `behind_broadcast` (an older broadcast "
             "on the same session goes first, see `waiting_for_broadcast_id`), `paused`, "
             "`not_connected` (the session's WhatsApp is not connected), `pace` (the "
-            "session's next allowed send is more than 10 seconds away)."
+            "session's next allowed send is more than 10 seconds away), `quiet_hours` "
+            "(its quiet hours hold now; sending resumes at their end), `daily_cap` (the "
+            "session sent its day's cap; sending resumes the next day in the tenant's zone)."
         ),
     )
     waiting_for_broadcast_id: int | None = Field(

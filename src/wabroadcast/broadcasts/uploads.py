@@ -27,11 +27,14 @@ MAX_ERRORS_LISTED = 50
 
 @dataclass(frozen=True, slots=True)
 class CsvUpload:
-    """The multipart form: the message, the session (None: the default) and the file."""
+    """The multipart form: the message, the session (None: the default), the file, and
+    the broadcast's quiet hours and their zone (None: the tenant's)."""
 
     message: str
     session_id: str | None
     data: bytes
+    quiet_hours: str | None = None
+    quiet_hours_zone: str | None = None
 
 
 def upload_body(upload: CsvUpload, region: str) -> BroadcastCreate:
@@ -51,6 +54,10 @@ def upload_body(upload: CsvUpload, region: str) -> BroadcastCreate:
     }
     if upload.session_id:
         document["session_id"] = upload.session_id
+    if upload.quiet_hours:
+        document["quiet_hours"] = upload.quiet_hours
+    if upload.quiet_hours_zone:
+        document["quiet_hours_zone"] = upload.quiet_hours_zone
     try:
         return BroadcastCreate.model_validate(document)
     except ValidationError as exc:

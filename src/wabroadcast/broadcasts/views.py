@@ -63,6 +63,8 @@ def broadcast_out(b: WhatsAppBroadcast) -> BroadcastOut:
         reply_count=b.reply_count,
         created_at=b.created_at,
         send_at=b.send_at,
+        quiet_hours=b.quiet_hours,
+        quiet_hours_zone=b.quiet_hours_zone,
         queued_at=b.queued_at,
         started_at=b.started_at,
         finished_at=b.finished_at,

@@ -41,6 +41,8 @@ class SlotBatches:
         # Claimed recipients of broadcasts cancelled since, taken off the queue and
         # not sent: put back (and so cancelled) after the call under way.
         self.dropped: list[Claimed] = []
+        # Whether a queued recipient has quiet hours to check before its send.
+        self._watched = False
         # The broadcasts of the batches queued since the queue was last empty.
         self.in_hand: set[int] = set()
         # Set to have the batch claimed ahead claimed now: the slot ran out before
@@ -76,6 +78,9 @@ class SlotBatches:
         if not self.todo:
             self.in_hand = set()
         self.in_hand.update({item.broadcast_id for item in batch.claimed})
+        if not self.todo:
+            self._watched = False
+        self._watched = self._watched or any(item.quiet is not None for item in batch.claimed)
         self.todo.extend(batch.claimed)
         self._full = len(batch.claimed) >= batch.limit
         provider = self._host.ctx.providers.for_kind(batch.row.provider)
@@ -121,15 +126,20 @@ class SlotBatches:
 
     def next_to_send(self, count: int) -> list[Claimed]:
         """Up to ``count`` recipients off the queue, in order, to hand the provider;
-        those of broadcasts cancelled since they were claimed go aside (``dropped``)."""
+        those of broadcasts cancelled since they were claimed, and those whose quiet
+        hours began since, go aside (``dropped``: put back unsent)."""
         count = min(count, len(self.todo))
         cancelled = self._host.cancelled
-        if not cancelled:
+        if not cancelled and not self._watched:
             return [self.todo.popleft() for _ in range(count)]
+        now = self._host.ctx.clock.now()
         sendable: list[Claimed] = []
         while self.todo and len(sendable) < count:
             item = self.todo.popleft()
-            (self.dropped if item.broadcast_id in cancelled else sendable).append(item)
+            held = item.broadcast_id in cancelled or (
+                item.quiet is not None and item.quiet.holds(now)
+            )
+            (self.dropped if held else sendable).append(item)
         return sendable
 
     def put_back(self, unsent: Sequence[Claimed]) -> None:

@@ -409,8 +409,6 @@ class Dispatcher:
         async with self.ctx.database.transaction() as db:
             now = self.ctx.clock.now()
             touched = await ResultRepository(db).record(results, now)
-            paused = await LifecycleRepository(db).pause_session_broadcasts(
-                session_id, reason, now
-            )
+            paused = await LifecycleRepository(db).pause_session_broadcasts(session_id, reason, now)
             await self.close_out(db, touched)
         return paused

@@ -20,6 +20,7 @@ from urllib.parse import SplitResult, urlsplit
 
 import httpx
 
+from wabroadcast.domain.daily_caps import Preset
 from wabroadcast.providers.base import (
     MoreMessages,
     OutgoingMessage,
@@ -41,6 +42,10 @@ LATEST_EPOCH = int(LATEST_TIME.timestamp())
 # The pace of a WhatsApp Web gateway (a phone linked by QR code): the anti-ban numbers
 # users report, about 8 messages a minute with seconds of jitter.
 WHATSAPP_WEB_PACE = Pace(rate_per_minute=8, jitter_ms=3000)
+# Their daily cap: users report restrictions after tens of messages a day to new
+# contacts, so a new number starts at 20 a day and grows by 1.85 a day for a week
+# (20, 37, 68, 126, 234, 433, 801), then 1,500 (the baileys-antiban defaults).
+WHATSAPP_WEB_CAPS = Preset(daily_cap=1_500, warmup_days=7, warmup_start_cap=20, warmup_growth=1.85)
 # Printable ASCII without spaces: what may go into an HTTP header as it is (API keys).
 HEADER_SAFE_PATTERN = r"^[\x21-\x7e]+$"
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from wabroadcast.domain.daily_caps import NO_CAP, Preset
 from wabroadcast.providers.base import InboundMessage, Pace, Provider, Receipt, SessionRef
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class ProviderPlugin:
     prepare_session: Callable[[SessionRef, str], Awaitable[None]] | None = None
     # Whether a broadcast may carry a provider template (``OutgoingMessage.template``).
     templates: bool = False
+    # The daily cap and warm-up of a session whose own are unset, from its config.
+    daily_cap_preset: Callable[[Mapping[str, object]], Preset] = lambda config: NO_CAP
     # One line for the Sessions page and ``session create --help``.
     summary: str = ""
     # Config fields a form shows, in order (default: the model's fields).

@@ -7,10 +7,13 @@ the Sessions page) asks here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from wabroadcast.domain.daily_caps import Preset
 from wabroadcast.domain.errors import ValidationFailed
 from wabroadcast.providers import baileys, cloud_api, evolution, simulator, waha
 from wabroadcast.providers.base import Pace, Provider
-from wabroadcast.providers.common import WHATSAPP_WEB_PACE
+from wabroadcast.providers.common import WHATSAPP_WEB_CAPS, WHATSAPP_WEB_PACE
 from wabroadcast.providers.plugin import ProviderDeps, ProviderPlugin
 
 PLUGINS: dict[str, ProviderPlugin] = {
@@ -55,6 +58,13 @@ def plugin_for(kind: str) -> ProviderPlugin:
 def default_pace(kind: str) -> Pace:
     plugin = PLUGINS.get(kind)
     return FALLBACK_PACE if plugin is None else plugin.default_pace
+
+
+def daily_cap_preset(kind: str, config: Mapping[str, object]) -> Preset:
+    """The daily cap and warm-up a session of ``kind`` has where its own are unset; a
+    kind not installed here gets the WhatsApp Web gateways' cautious one, like its pace."""
+    plugin = PLUGINS.get(kind)
+    return WHATSAPP_WEB_CAPS if plugin is None else plugin.daily_cap_preset(config)
 
 
 class Providers:

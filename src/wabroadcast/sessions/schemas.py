@@ -25,6 +25,46 @@ class SessionSettings(BaseModel):
     jitter_ms: int | None = Field(
         default=None, ge=0, le=600_000, description="Random extra gap before each send, 0..J ms."
     )
+    daily_cap: int | None = Field(
+        default=None,
+        ge=0,
+        le=10_000_000,
+        description="Sends per calendar day in the tenant's time zone; 0 = no cap. Never set: "
+        "the provider's preset (WhatsApp Web gateways 1,500 after a warm-up; Cloud API "
+        "its config.messaging_tier; simulator none). The rest of the day's sends wait "
+        "(waiting_reason daily_cap) until the next day.",
+    )
+    warmup_days: int | None = Field(
+        default=None,
+        ge=0,
+        le=365,
+        description="Days of warm-up before the daily cap applies; 0 = none. Setting it (or "
+        "warmup_start_cap) starts the warm-up today.",
+    )
+    warmup_start_cap: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000_000,
+        description="The warm-up's cap on its first day.",
+    )
+    warmup_growth: float | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="The warm-up cap's factor per day: day n allows start cap × growth^n.",
+    )
+    pause_error_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Share of recent sends failed for recipient reasons that pauses the "
+        "session's broadcasts (default 0.2).",
+    )
+    check_numbers: bool | None = Field(
+        default=None,
+        description="Ask the provider whether each number is on WhatsApp before sending "
+        "(default: the provider's).",
+    )
 
 
 class SessionCreate(SessionSettings):
@@ -63,6 +103,25 @@ class SessionOut(BaseModel):
     rate_per_minute: float = Field(description="Messages per minute; 0 = not paced.")
     jitter_ms: int
     pace_is_default: bool
+    daily_cap: int | None = Field(
+        description="Sends per calendar day as set; 0 = no cap; null = the provider's preset."
+    )
+    warmup_days: int | None = Field(description="As set; null = the provider's preset.")
+    warmup_start_cap: int | None = Field(description="As set; null = the provider's preset.")
+    warmup_growth: float | None = Field(description="As set; null = the provider's preset.")
+    warmup_started_at: datetime | None = Field(
+        description="The warm-up's first day (null: the session's creation)."
+    )
+    cap_today: int | None = Field(
+        description="Sends allowed today in the tenant's time zone (the daily cap, or the "
+        "warm-up's cap of the day, presets included); null = no cap."
+    )
+    sent_today: int | None = Field(
+        description="Sends started today against the cap; null when the session has no cap "
+        "(they are not counted)."
+    )
+    pause_error_rate: float | None = Field(description="As set; null = the default 0.2.")
+    check_numbers: bool | None = Field(description="As set; null = the provider's default.")
     webhook_url: str | None = Field(description="Paste this into the provider's console.")
     webhook_url_warning: str | None
     created_at: datetime

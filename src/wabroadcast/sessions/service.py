@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.exc import IntegrityError
@@ -19,12 +20,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wabroadcast.crypto import SecretKeyMissing, SecretsUnreadable
 from wabroadcast.db.models import WhatsAppSession
 from wabroadcast.dispatch.pacing import effective_pace
+from wabroadcast.dispatch.repository.daily_sends import (
+    CappedToday,
+    DailySendsRepository,
+    cap_settings,
+)
+from wabroadcast.domain import daily_caps
 from wabroadcast.domain.errors import (
     NotFound,
     ProviderSetupFailed,
     SessionExists,
     SessionInUse,
     SessionNotFound,
+    ValidationFailed,
     WebhookKeyInUse,
 )
 from wabroadcast.domain.recipients import is_storable_text
@@ -107,7 +115,17 @@ def webhook_url(ctx: AppContext, row: WhatsAppSession) -> tuple[str | None, str 
     return url, warning
 
 
-def session_out(ctx: AppContext, row: WhatsAppSession) -> SessionOut:
+async def days_of(
+    db: AsyncSession, rows: Sequence[WhatsAppSession], now: datetime
+) -> dict[str, CappedToday]:
+    """Today's cap and sends of each capped session among ``rows``."""
+    return await DailySendsRepository(db).capped_today([r.id for r in rows], now, lock=False)
+
+
+def session_out(
+    ctx: AppContext, row: WhatsAppSession, today: CappedToday | None = None
+) -> SessionOut:
+    """The session as a client sees it; ``today``: its day's cap and sends (None: no cap)."""
     plugin = plugin_for(row.provider)
     config: dict[str, Any] = dict(row.config or {})
     if row.secret_config:
@@ -129,6 +147,15 @@ def session_out(ctx: AppContext, row: WhatsAppSession) -> SessionOut:
         rate_per_minute=pace.rate_per_minute,
         jitter_ms=pace.jitter_ms,
         pace_is_default=row.rate_per_minute is None and row.jitter_ms is None,
+        daily_cap=row.daily_cap,
+        warmup_days=row.warmup_days,
+        warmup_start_cap=row.warmup_start_cap,
+        warmup_growth=row.warmup_growth,
+        warmup_started_at=row.warmup_started_at,
+        cap_today=None if today is None else today.cap,
+        sent_today=None if today is None else today.sends,
+        pause_error_rate=row.pause_error_rate,
+        check_numbers=row.check_numbers,
         webhook_url=url,
         webhook_url_warning=warning,
         created_at=row.created_at,
@@ -169,7 +196,8 @@ async def list_sessions(
     after = decode_session_cursor(cursor)
     async with ctx.database.transaction() as db:
         rows = await SessionRepository(db).page(tenant.tenant_id, after, limit)
-        items = [session_out(ctx, row) for row in rows]
+        days = await days_of(db, rows, ctx.clock.now())
+        items = [session_out(ctx, row, days.get(row.id)) for row in rows]
     more = len(rows) == limit and rows
     return SessionsPage(
         items=items, next_cursor=encode_session_cursor(rows[-1].id) if more else None
@@ -178,7 +206,8 @@ async def list_sessions(
 
 async def get_session(ctx: AppContext, tenant: TenantContext, session_id: str) -> SessionOut:
     async with ctx.database.transaction() as db:
-        return session_out(ctx, await session_row(SessionRepository(db), tenant, session_id))
+        row = await session_row(SessionRepository(db), tenant, session_id)
+        return session_out(ctx, row, (await days_of(db, [row], ctx.clock.now())).get(row.id))
 
 
 # --- writes --------------------------------------------------------------------------
@@ -218,11 +247,10 @@ async def add_session(
         provider=plugin.kind,
         is_default=default,
         max_concurrency=body.max_concurrency or plugin.default_max_concurrency,
-        rate_per_minute=body.rate_per_minute,
-        jitter_ms=body.jitter_ms,
         webhook_secret=secrets.token_hex(32),
         created_at=ctx_clock.now(),
     )
+    _apply_settings(row, body, ctx_clock.now())
     _store_config(row, plugin, config, box)
     try:
         await repo.add(row)
@@ -241,7 +269,7 @@ async def create_session(ctx: AppContext, tenant: TenantContext, body: SessionCr
     async with ctx.database.transaction() as db:
         row = await add_session(db, ctx.clock, ctx.secrets, tenant, body)
         await _prepare(ctx, row)
-        return session_out(ctx, row)
+        return session_out(ctx, row, (await days_of(db, [row], ctx.clock.now())).get(row.id))
 
 
 async def _prepare(ctx: AppContext, row: WhatsAppSession) -> None:
@@ -263,13 +291,39 @@ async def _prepare(ctx: AppContext, row: WhatsAppSession) -> None:
         ) from None
 
 
-def _apply_settings(row: WhatsAppSession, body: SessionSettings) -> None:
-    if body.max_concurrency is not None:
-        row.max_concurrency = body.max_concurrency
-    if body.rate_per_minute is not None:
-        row.rate_per_minute = body.rate_per_minute
-    if body.jitter_ms is not None:
-        row.jitter_ms = body.jitter_ms
+def _apply_settings(row: WhatsAppSession, body: SessionSettings, now: datetime) -> None:
+    """Set what ``body`` gives; a warm-up given (its days or start cap) starts today."""
+    given = body.model_dump(exclude_none=True)
+    for name in (
+        "max_concurrency",
+        "rate_per_minute",
+        "jitter_ms",
+        "daily_cap",
+        "warmup_days",
+        "warmup_start_cap",
+        "warmup_growth",
+        "pause_error_rate",
+        "check_numbers",
+    ):
+        if name in given:
+            setattr(row, name, given[name])
+    if "warmup_days" in given or "warmup_start_cap" in given:
+        row.warmup_started_at = now
+    rule = daily_caps.effective(cap_settings(row))
+    if rule.warmup_days > 0 and rule.warmup_start_cap <= 0:
+        raise ValidationFailed(
+            "warmup_start_cap: a warm-up needs its first day's cap",
+            details={
+                "errors": [
+                    {
+                        "field": "warmup_start_cap",
+                        "message": "required when warmup_days is more than 0",
+                        "type": "missing",
+                    }
+                ],
+                "error_count": 1,
+            },
+        )
 
 
 async def update_session(
@@ -286,12 +340,12 @@ async def update_session(
             await _ensure_webhook_key_free(repo, plugin, plugin.webhook_key(row.id, config), row.id)
             _store_config(row, plugin, config, ctx.secrets)
             await _prepare(ctx, row)
-        _apply_settings(row, body)
+        _apply_settings(row, body, ctx.clock.now())
         if body.default:
             await repo.clear_default(tenant.tenant_id)
             row.is_default = True
         await db.flush()
-        return session_out(ctx, row)
+        return session_out(ctx, row, (await days_of(db, [row], ctx.clock.now())).get(row.id))
 
 
 async def delete_session(ctx: AppContext, tenant: TenantContext, session_id: str) -> None:
@@ -319,13 +373,13 @@ async def delete_session(ctx: AppContext, tenant: TenantContext, session_id: str
 
 
 async def update_session_settings(
-    session: AsyncSession, session_id: str, settings: SessionSettings
+    session: AsyncSession, session_id: str, settings: SessionSettings, now: datetime | None = None
 ) -> dict[str, object]:
-    """Change a session's pace and concurrency by its id (the CLI's ``session set``)."""
+    """Change a session's pace and concurrency by its id (a warm-up given starts at ``now``)."""
     row = await SessionRepository(session).get_any_tenant(session_id)
     if row is None:
         raise SessionNotFound("WhatsApp session not found", details={"session_id": session_id})
-    _apply_settings(row, settings)
+    _apply_settings(row, settings, now or datetime.now(UTC))
     await session.flush()
     return {
         "session_id": row.id,

@@ -55,6 +55,8 @@ class Draft:
     send_at_local: str = ""
     send_at_offset: str = ""
     send_at: datetime | None = None
+    # The broadcast's own quiet hours as typed (empty: the tenant's; "off": none).
+    quiet_hours: str = ""
 
     def recipient_inputs(self) -> list[RecipientInput]:
         """Pasted numbers first, then the CSV's rows (their other columns as variables),
@@ -104,6 +106,7 @@ async def read_draft(form: FormData, region: str) -> Draft:
         idempotency_key=key or None,
         send_at_local=_text(form, "send_at")[:40],
         send_at_offset=_text(form, "send_at_offset")[:8],
+        quiet_hours=_text(form, "quiet_hours")[:16].strip(),
     )
     try:
         typed = replace(typed, send_at=scheduled_time(typed.send_at_local, typed.send_at_offset))

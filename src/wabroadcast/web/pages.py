@@ -253,9 +253,16 @@ def broadcast_body(draft: Draft) -> BroadcastCreate:
                 "error.recipient_invalid", detail=f"#{index + 1} {field}: {error['msg']}"
             ) from exc
     try:
-        return BroadcastCreate(message=draft.message, recipients=recipients, send_at=draft.send_at)
+        return BroadcastCreate(
+            message=draft.message,
+            recipients=recipients,
+            send_at=draft.send_at,
+            quiet_hours=draft.quiet_hours or None,
+        )
     except ValidationError as exc:
         error = exc.errors()[0]
+        if error["loc"] and error["loc"][0] == "quiet_hours":
+            raise DraftProblem("error.quiet_hours_invalid", draft=draft) from exc
         if error["type"] == "string_too_long":
             raise DraftProblem("error.message_too_long", max=MAX_MESSAGE_CHARS) from exc
         where = [str(part) for part in error["loc"]]

@@ -19,7 +19,14 @@ from wabroadcast.domain.errors import AppError, BroadcastFinished, IdempotencyKe
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 from wabroadcast.sessions.schemas import SESSION_ID_PATTERN
 from wabroadcast.texts import LANGUAGES
-from wabroadcast.web import opt_out_routes, pages, session_routes, sessions, webhook_routes
+from wabroadcast.web import (
+    opt_out_routes,
+    pages,
+    session_routes,
+    sessions,
+    settings_routes,
+    webhook_routes,
+)
 from wabroadcast.web.auth import (
     SESSION_COOKIE,
     SIGNIN_COOKIE,
@@ -426,5 +433,6 @@ async def failed_recipients_csv(
 
 # The Sessions, Opt-outs and Webhooks pages have modules of their own.
 router.include_router(session_routes.router)
+router.include_router(settings_routes.router)
 router.include_router(opt_out_routes.router)
 router.include_router(webhook_routes.router)

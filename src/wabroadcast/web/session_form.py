@@ -40,6 +40,11 @@ DEFAULT = "default"
 MAX_CONCURRENCY = "max_concurrency"
 RATE_PER_MINUTE = "rate_per_minute"
 JITTER_MS = "jitter_ms"
+# The limits form (``/sessions/{id}/limits``): whole numbers, then decimals, then a choice.
+LIMIT_WHOLE = ("daily_cap", "warmup_days", "warmup_start_cap")
+LIMIT_DECIMAL = ("warmup_growth", "pause_error_rate")
+CHECK_NUMBERS = "check_numbers"
+LIMIT_INPUTS = (*LIMIT_WHOLE, *LIMIT_DECIMAL, CHECK_NUMBERS)
 CHECKED = "on"
 ModelT = TypeVar("ModelT", bound=BaseModel)
 # Words a readable label spells the way people write them.
@@ -323,6 +328,59 @@ def update_body(plugin: ProviderPlugin, submission: Submission) -> SessionUpdate
     return body
 
 
+# --- the limits form ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsSubmission:
+    """The posted limits form: the settings given (empty inputs left out, so unchanged)
+    and the texts to put back in the form."""
+
+    settings: dict[str, Any]
+    kept: dict[str, str]
+    problems: list[FieldProblem] = field(default_factory=list)
+
+
+def limits_values(session: SessionOut) -> dict[str, str]:
+    """The limits form of a session: its settings as stored (empty: the preset)."""
+    values = {
+        name: plain_number(value) if isinstance(value, float) else str(value)
+        for name in (*LIMIT_WHOLE, *LIMIT_DECIMAL)
+        if (value := getattr(session, name)) is not None
+    }
+    if session.check_numbers is not None:
+        values[CHECK_NUMBERS] = "on" if session.check_numbers else "off"
+    return values
+
+
+def read_limits(form: FormData) -> LimitsSubmission:
+    """The limits form as posted; an empty input (or check numbers left as it is)
+    leaves that setting unchanged."""
+    problems: list[FieldProblem] = []
+    settings: dict[str, Any] = {}
+    kept = {name: _text(form, name) for name in LIMIT_INPUTS}
+    for name in LIMIT_WHOLE:
+        number = _number(form, name, whole=True, problems=problems)
+        if number is not None:
+            settings[name] = int(number)
+    for name in LIMIT_DECIMAL:
+        number = _number(form, name, whole=False, problems=problems)
+        if number is not None:
+            settings[name] = float(number)
+    if kept[CHECK_NUMBERS] in ("on", "off"):
+        settings[CHECK_NUMBERS] = kept[CHECK_NUMBERS] == "on"
+    return LimitsSubmission(settings, kept, problems)
+
+
+def limits_body(submission: LimitsSubmission) -> SessionUpdate:
+    """The API's request body for the limits given; every problem at once otherwise."""
+    problems = list(submission.problems)
+    body = _validated(SessionUpdate, submission.settings, problems)
+    if problems or body is None:
+        raise SessionFormProblem(problems)
+    return body
+
+
 # --- telling the person ---------------------------------------------------------------
 
 
@@ -345,6 +403,8 @@ def _label(input_name: str, t: Translator, fields: list[ConfigField]) -> tuple[s
             return f.input_id, f.label
     if input_name in (SESSION_ID, MAX_CONCURRENCY, RATE_PER_MINUTE, JITTER_MS, DEFAULT):
         return input_name.replace("_", "-"), t("form." + input_name)
+    if input_name in LIMIT_INPUTS:
+        return input_name.replace("_", "-"), t("limits." + input_name)
     return "", input_name
 
 

@@ -23,7 +23,13 @@ from wabroadcast.sessions import service as sessions
 from wabroadcast.sessions.schemas import LinkOut, SessionOut, SessionStatusOut
 from wabroadcast.tenants.service import TenantContext
 from wabroadcast.web import pages
-from wabroadcast.web.session_form import Submission, create_body, update_body
+from wabroadcast.web.session_form import (
+    LimitsSubmission,
+    Submission,
+    create_body,
+    limits_body,
+    update_body,
+)
 
 # Every session on a page is checked at once, so the page waits about one
 # connection_check_timeout_s at most; the page size bounds how many checks run.
@@ -146,6 +152,14 @@ async def update(
     submission: Submission,
 ) -> SessionOut:
     return await sessions.update_session(ctx, tenant, session_id, update_body(plugin, submission))
+
+
+async def update_limits(
+    ctx: AppContext, tenant: TenantContext, session_id: str, submission: LimitsSubmission
+) -> SessionOut:
+    """The session's daily cap, warm-up, pause error rate and number checks, as the API's
+    PATCH sets them."""
+    return await sessions.update_session(ctx, tenant, session_id, limits_body(submission))
 
 
 async def delete(ctx: AppContext, tenant: TenantContext, session_id: str) -> None:

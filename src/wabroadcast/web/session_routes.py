@@ -26,6 +26,7 @@ from wabroadcast.providers.plugin import ProviderPlugin
 from wabroadcast.providers.registry import PLUGINS, plugin_for
 from wabroadcast.sessions.schemas import SESSION_ID_PATTERN, LinkOut, SessionOut
 from wabroadcast.tenants.service import TenantContext
+from wabroadcast.tenants.settings import read_settings
 from wabroadcast.web import pages, session_form, session_pages
 from wabroadcast.web.auth import SignedInView, checked_form
 from wabroadcast.web.rendering import DashboardRoute, PageView, isolated, see_other, url
@@ -39,6 +40,9 @@ SESSION_NOTICES = {
     "created": "sessions.created",
     "saved": "sessions.saved",
     "deleted": "sessions.deleted",
+    "limits_saved": "limits.saved",
+    "quiet_saved": "quiet.saved",
+    "quiet_invalid": "quiet.invalid",
 }
 CONNECT_NOTICES = {"logged_out": "logout.done"}
 # WhatsApp replaces a pairing QR code about every 20 s: the Connect page polls faster.
@@ -58,6 +62,7 @@ async def sessions_page(
         if page.connection is None
         else await pages.account_hold(ctx, view.signed_in.tenant, page.connection),
         plugins=session_pages.plugins(),
+        tenant_settings=await read_settings(ctx, view.signed_in.tenant.tenant_id),
         cursor=cursor or "",
         notice=view.t(SESSION_NOTICES[notice]) if notice in SESSION_NOTICES else None,
         nav="sessions",
@@ -148,6 +153,56 @@ async def _edit_form(
 @router.get("/sessions/{session_id}/edit")
 async def edit_session(session_id: SessionId, ctx: Ctx, view: SignedInView) -> Response:
     return await _edit_form(ctx, view, session_id)
+
+
+async def _limits_form(
+    ctx: Ctx,
+    view: PageView,
+    session_id: str,
+    *,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+    problem: SessionProblem | None = None,
+) -> Response:
+    """The form of a session's daily cap, warm-up, pause error rate and number checks."""
+    stored = await session_pages.get(ctx, view.signed_in.tenant, session_id)
+    return view.render(
+        "session_limits.html",
+        status_code=status_code,
+        **await session_pages.header(ctx, view.signed_in.tenant),
+        session=stored,
+        values=session_form.limits_values(stored) if values is None else values,
+        problem=problem,
+        nav="sessions",
+    )
+
+
+@router.get("/sessions/{session_id}/limits")
+async def limits_page(session_id: SessionId, ctx: Ctx, view: SignedInView) -> Response:
+    return await _limits_form(ctx, view, session_id)
+
+
+@router.post("/sessions/{session_id}/limits")
+async def set_limits(
+    session_id: SessionId, request: Request, ctx: Ctx, view: SignedInView
+) -> Response:
+    """Post/Redirect/Get; empty inputs leave their setting as it is."""
+    form = await checked_form(request, view.signed_in)
+    submission = session_form.read_limits(form)
+    try:
+        await session_pages.update_limits(ctx, view.signed_in.tenant, session_id, submission)
+    except AppError as exc:
+        if exc.http_status == 404:
+            raise
+        return await _limits_form(
+            ctx,
+            view,
+            session_id,
+            values=submission.kept,
+            status_code=exc.http_status,
+            problem=session_form.describe(exc, view.t, None),
+        )
+    return see_other(url("/sessions", notice="limits_saved"))
 
 
 @router.get("/sessions/{session_id}")

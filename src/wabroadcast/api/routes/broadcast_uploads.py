@@ -58,11 +58,15 @@ async def create_broadcast_from_csv(
     # Checked by BroadcastCreate, like the JSON variant's fields.
     message: Annotated[str, Form()],
     session_id: Annotated[str | None, Form()] = None,
+    quiet_hours: Annotated[str | None, Form()] = None,
+    quiet_hours_zone: Annotated[str | None, Form()] = None,
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_HEADER_PATTERN)
     ] = None,
 ) -> BroadcastAccepted:
-    upload = uploads.CsvUpload(message, session_id or None, await file.read())
+    upload = uploads.CsvUpload(
+        message, session_id or None, await file.read(), quiet_hours, quiet_hours_zone
+    )
     result = await uploads.create_broadcast_from_csv(ctx, tenant, upload, idempotency_key)
     response.status_code = result.http_status
     if result.body.idempotent:

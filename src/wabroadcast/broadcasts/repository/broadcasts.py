@@ -9,8 +9,9 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.repository.counts import shift_counts
-from wabroadcast.db.copy import copy_lines, copy_text
+from wabroadcast.db.copy import copy_lines, copy_rows, copy_text
 from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient
+from wabroadcast.domain.quiet_hours import ZONE_RECIPIENT, phone_zone
 from wabroadcast.domain.recipients import ValidRecipient
 from wabroadcast.domain.status import BroadcastStatus, RecipientStatus
 
@@ -73,13 +74,20 @@ class BroadcastRepository:
     async def add_recipients(
         self, broadcast: WhatsAppBroadcast, recipients: Sequence[ValidRecipient], at: datetime
     ) -> None:
-        """Insert recipient rows as ``queued``; COPY on PostgreSQL, executemany on SQLite."""
+        """Insert recipient rows as ``queued``; COPY on PostgreSQL, executemany on SQLite.
+
+        Only a broadcast with quiet hours in its recipients' zones stores each one's
+        zone (from the number's country); the others skip that work entirely.
+        """
         status = RecipientStatus.QUEUED.value
         broadcast_id, tenant_id, session_id = (
             broadcast.id,
             broadcast.tenant_id,
             broadcast.session_id,
         )
+        if broadcast.quiet_hours_zone == ZONE_RECIPIENT:
+            await self._add_recipients_with_zones(broadcast, recipients, at)
+            return
         if self._dialect == "postgresql":
             await self._copy_recipients(broadcast_id, tenant_id, session_id, recipients, at)
             return
@@ -102,6 +110,39 @@ class BroadcastRepository:
             for r in recipients
         ]
         await self.session.execute(insert(WhatsAppBroadcastRecipient), rows)
+
+    async def _add_recipients_with_zones(
+        self, broadcast: WhatsAppBroadcast, recipients: Sequence[ValidRecipient], at: datetime
+    ) -> None:
+        """``add_recipients`` with each recipient's ``time_zone`` (``domain.quiet_hours``)."""
+        status = RecipientStatus.QUEUED.value
+        rows = [
+            (
+                broadcast.id,
+                broadcast.tenant_id,
+                broadcast.session_id,
+                r.raw_input,
+                r.phone,
+                r.lead_id,
+                r.name,
+                r.message,
+                status,
+                0,
+                at,
+                at,
+                at,
+                phone_zone(r.phone),
+            )
+            for r in recipients
+        ]
+        columns = (*_RECIPIENT_COPY_COLUMNS, "time_zone")
+        if self._dialect == "postgresql":
+            await copy_rows(self.session, "whatsapp_broadcast_recipients", columns, rows)
+            return
+        await self.session.execute(
+            insert(WhatsAppBroadcastRecipient),
+            [dict(zip(columns, row, strict=True)) for row in rows],
+        )
 
     async def _copy_recipients(
         self,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from wabroadcast.domain.quiet_hours import QuietCheck
 from wabroadcast.domain.status import RecipientStatus
 
 # Counter moves per broadcast, for ``broadcasts.repository.counts.shift_counts``.
@@ -31,6 +32,8 @@ class Claimed(NamedTuple):
     due_at: datetime | None = None
     # The broadcast's provider template, if it has one.
     template: dict[str, Any] | None = None
+    # Its quiet hours, checked again just before its send (None: it has none).
+    quiet: QuietCheck | None = None
 
 
 @dataclass(frozen=True, slots=True)

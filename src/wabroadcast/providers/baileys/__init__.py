@@ -9,7 +9,7 @@ from __future__ import annotations
 from wabroadcast.providers.baileys import webhook
 from wabroadcast.providers.baileys.config import SECRET_FIELDS, BaileysConfig
 from wabroadcast.providers.baileys.provider import KIND, BaileysProvider
-from wabroadcast.providers.common import WHATSAPP_WEB_PACE, keyed_by_session_id
+from wabroadcast.providers.common import WHATSAPP_WEB_CAPS, WHATSAPP_WEB_PACE, keyed_by_session_id
 from wabroadcast.providers.plugin import ProviderPlugin, WebhookSpec
 
 PLUGIN = ProviderPlugin(
@@ -19,6 +19,7 @@ PLUGIN = ProviderPlugin(
     config_model=BaileysConfig,
     secret_fields=SECRET_FIELDS,
     default_pace=WHATSAPP_WEB_PACE,
+    daily_cap_preset=lambda config: WHATSAPP_WEB_CAPS,
     default_max_concurrency=1,
     webhook_key=keyed_by_session_id,
     webhook=WebhookSpec(

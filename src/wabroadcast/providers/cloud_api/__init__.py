@@ -8,7 +8,11 @@ signed with the Meta app's secret).
 from __future__ import annotations
 
 from wabroadcast.providers.base import Pace
-from wabroadcast.providers.cloud_api.config import SECRET_FIELDS, CloudApiConfig
+from wabroadcast.providers.cloud_api.config import (
+    SECRET_FIELDS,
+    CloudApiConfig,
+    messaging_tier_caps,
+)
 from wabroadcast.providers.cloud_api.inbound import inbound
 from wabroadcast.providers.cloud_api.provider import KIND, CloudApiProvider
 from wabroadcast.providers.cloud_api.webhook import parse, routing_keys, verify_subscription
@@ -23,6 +27,7 @@ PLUGIN = ProviderPlugin(
     default_pace=Pace(rate_per_minute=3600, jitter_ms=0),
     default_max_concurrency=16,
     templates=True,
+    daily_cap_preset=messaging_tier_caps,
     webhook_key=lambda session_id, config: str(config["phone_number_id"]),
     webhook=WebhookSpec(
         routing_keys=routing_keys,
@@ -44,6 +49,7 @@ PLUGIN = ProviderPlugin(
         "verify_token",
         "api_version",
         "graph_base_url",
+        "messaging_tier",
     ),
 )
 

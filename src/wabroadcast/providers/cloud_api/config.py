@@ -8,8 +8,12 @@ messages that never repeat the value, since some fields are secrets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from wabroadcast.domain.daily_caps import Preset
 from wabroadcast.providers.common import HEADER_SAFE_PATTERN, http_url_parts, no_query
 
 DEFAULT_API_VERSION = "v23.0"
@@ -75,6 +79,14 @@ class CloudApiConfig(BaseModel):
         ),
     )
 
+    messaging_tier: Literal["250", "1K", "2K", "10K", "100K", "unlimited"] | None = Field(
+        default=None,
+        description=(
+            "Your messaging limit tier (WhatsApp Manager, Insights): the session's daily "
+            "cap unless daily_cap is set. Empty: no cap here; Meta enforces its own."
+        ),
+    )
+
     @field_validator("graph_base_url")
     @classmethod
     def _http_url_without_trailing_slash(cls, value: str) -> str:
@@ -82,3 +94,23 @@ class CloudApiConfig(BaseModel):
         parts = http_url_parts(value, "the Graph API URL", check_port=False)
         no_query(parts, "the Graph API URL")
         return value.rstrip("/")
+
+
+# Meta's messaging tiers: unique users reached outside a service window per 24 h
+# (0: no limit).
+MESSAGING_TIERS: dict[str, int] = {
+    "250": 250,
+    "1K": 1_000,
+    "2K": 2_000,
+    "10K": 10_000,
+    "100K": 100_000,
+    "unlimited": 0,
+}
+
+
+def messaging_tier_caps(config: Mapping[str, object]) -> Preset:
+    """A Cloud API session's daily cap: its messaging tier's. Without a tier, none: Meta
+    enforces the business portfolio's own limit, and a guess of ours would hold back a
+    number that is allowed more."""
+    tier = config.get("messaging_tier")
+    return Preset(daily_cap=MESSAGING_TIERS.get(tier, 0) if isinstance(tier, str) else 0)

@@ -9,7 +9,7 @@ banned when they send fast, hence the slow default pace and one send in flight.
 
 from __future__ import annotations
 
-from wabroadcast.providers.common import WHATSAPP_WEB_PACE, keyed_by_session_id
+from wabroadcast.providers.common import WHATSAPP_WEB_CAPS, WHATSAPP_WEB_PACE, keyed_by_session_id
 from wabroadcast.providers.evolution.config import SECRET_FIELDS, EvolutionConfig
 from wabroadcast.providers.evolution.inbound import inbound
 from wabroadcast.providers.evolution.provider import KIND, EvolutionProvider
@@ -24,6 +24,7 @@ PLUGIN = ProviderPlugin(
     config_model=EvolutionConfig,
     secret_fields=SECRET_FIELDS,
     default_pace=WHATSAPP_WEB_PACE,
+    daily_cap_preset=lambda config: WHATSAPP_WEB_CAPS,
     default_max_concurrency=1,
     webhook_key=keyed_by_session_id,
     webhook=WebhookSpec(

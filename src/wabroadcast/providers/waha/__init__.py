@@ -9,7 +9,7 @@ slow default pace and one message in flight.
 
 from __future__ import annotations
 
-from wabroadcast.providers.common import WHATSAPP_WEB_PACE, keyed_by_session_id
+from wabroadcast.providers.common import WHATSAPP_WEB_CAPS, WHATSAPP_WEB_PACE, keyed_by_session_id
 from wabroadcast.providers.plugin import ProviderPlugin, WebhookSpec
 from wabroadcast.providers.waha.config import SECRET_FIELDS, WahaConfig
 from wabroadcast.providers.waha.inbound import inbound
@@ -23,6 +23,7 @@ PLUGIN = ProviderPlugin(
     config_model=WahaConfig,
     secret_fields=SECRET_FIELDS,
     default_pace=WHATSAPP_WEB_PACE,
+    daily_cap_preset=lambda config: WHATSAPP_WEB_CAPS,
     default_max_concurrency=1,
     webhook_key=keyed_by_session_id,
     webhook=WebhookSpec(
