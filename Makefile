@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
+# pytest processes: every test has its own data and free ports, so they run side by side.
+TEST_WORKERS ?= 2
 
 GATEWAY := gateway
 GATEWAY_DEPS := $(GATEWAY)/node_modules/.package-lock.json
@@ -34,7 +36,7 @@ gateway: $(GATEWAY_DEPS) ## run the Baileys gateway (Node 20; reads WABROADCAST_
 
 test: $(STAMP) browser $(GATEWAY_DEPS) ## the whole test suite: the gateway's (node --test), then pytest (PostgreSQL and browser tests skip locally if missing; CI requires them)
 	cd $(GATEWAY) && npm test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check src tests bench
