@@ -280,6 +280,19 @@ async def test_settings_are_stored_and_shown(
     listed = (await client.get(SESSIONS, headers=tenant.headers)).json()["items"]
     assert (listed[0]["pause_error_rate"], listed[0]["check_numbers"]) == (0.3, False)
 
+    # Left out, a setting keeps its value; given as null, it goes back to the preset.
+    kept = (await patch(client, tenant, jitter_ms=0)).json()
+    assert (kept["pause_error_rate"], kept["daily_cap"]) == (0.3, 0)
+    reset = await patch(client, tenant, daily_cap=None, pause_error_rate=None, jitter_ms=None)
+    assert reset.status_code == 200, reset.text
+    body = reset.json()
+    assert (body["daily_cap"], body["pause_error_rate"], body["check_numbers"]) == (
+        None,
+        None,
+        False,
+    )
+    assert body["jitter_ms"] == 0
+
 
 # --- the dashboard --------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ SessionId = Annotated[str, StringConstraints(pattern=SESSION_ID_PATTERN)]
 
 
 class SessionSettings(BaseModel):
-    """How fast a session may send; unset fields keep their value (or the provider's default)."""
+    """How fast and how much a session may send. Fields left out keep their value (or the
+    provider's default); the daily cap, warm-up, pause_error_rate and check_numbers given
+    as null go back to the provider's preset (or the default)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

@@ -291,22 +291,26 @@ async def _prepare(ctx: AppContext, row: WhatsAppSession) -> None:
         ) from None
 
 
+# Account-safety settings: given as null, they go back to the provider's preset (or the
+# default); the pace settings given as null keep their value, as they always did.
+_RESETTABLE = (
+    "daily_cap",
+    "warmup_days",
+    "warmup_start_cap",
+    "warmup_growth",
+    "pause_error_rate",
+    "check_numbers",
+)
+
+
 def _apply_settings(row: WhatsAppSession, body: SessionSettings, now: datetime) -> None:
     """Set what ``body`` gives; a warm-up given (its days or start cap) starts today."""
     given = body.model_dump(exclude_none=True)
-    for name in (
-        "max_concurrency",
-        "rate_per_minute",
-        "jitter_ms",
-        "daily_cap",
-        "warmup_days",
-        "warmup_start_cap",
-        "warmup_growth",
-        "pause_error_rate",
-        "check_numbers",
-    ):
+    for name in ("max_concurrency", "rate_per_minute", "jitter_ms", *_RESETTABLE):
         if name in given:
             setattr(row, name, given[name])
+        elif name in _RESETTABLE and name in body.model_fields_set:
+            setattr(row, name, None)
     if "warmup_days" in given or "warmup_start_cap" in given:
         row.warmup_started_at = now
     rule = daily_caps.effective(cap_settings(row))
