@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import cast
 
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppSession
@@ -52,11 +54,19 @@ class Screened:
 
 def checker_for(provider: Provider, session: WhatsAppSession) -> NumberChecker | None:
     """The provider, if it checks numbers for this session; None when nothing is checked."""
-    if not isinstance(provider, NumberChecker):
+    if not _can_check(type(provider)):
         return None
+    checker = cast(NumberChecker, provider)
     setting = session.check_numbers
-    checks = provider.checks_numbers_by_default if setting is None else setting
-    return provider if checks else None
+    checks = checker.checks_numbers_by_default if setting is None else setting
+    return checker if checks else None
+
+
+@cache
+def _can_check(kind: type[Provider]) -> bool:
+    """Whether providers of this class can check numbers: asked once per class, since an
+    isinstance test against a protocol looks at every member, and this runs per call."""
+    return all(hasattr(kind, name) for name in ("check_numbers", "checks_numbers_by_default"))
 
 
 async def screen(
