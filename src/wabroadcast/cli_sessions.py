@@ -228,7 +228,7 @@ def list_(tenant: Annotated[int, typer.Option(help="Whose sessions.")]) -> None:
                 return items
             cursor = page.next_cursor
 
-    typer.echo(json.dumps(_run(work), indent=2))
+    typer.echo(json.dumps(_run(work), indent=2, ensure_ascii=False))
 
 
 @session_app.command("show")
@@ -244,7 +244,7 @@ def show(session_id: Annotated[str, typer.Argument(help="e.g. business_1")]) -> 
             "status": status.model_dump(mode="json", include={"state", "detail"}),
         }
 
-    typer.echo(json.dumps(_run(work), indent=2))
+    typer.echo(json.dumps(_run(work), indent=2, ensure_ascii=False))
 
 
 @session_app.command("set")
@@ -268,18 +268,22 @@ def set_(
     if pause_error_rate is not None and pause_error_rate <= 0:
         raise typer.BadParameter("must be more than 0", param_hint="--pause-error-rate")
     changes = read_config(config, config_file)
-    body = SessionUpdate(
-        config=changes or None,
-        default=True if default else None,
-        max_concurrency=max_concurrency,
-        rate_per_minute=rate_per_minute,
-        jitter_ms=jitter_ms,
-        daily_cap=daily_cap,
-        warmup_days=warmup_days,
-        warmup_start_cap=warmup_start_cap,
-        warmup_growth=warmup_growth,
-        pause_error_rate=pause_error_rate,
-        check_numbers=check_numbers,
+    given = {
+        "config": changes or None,
+        "default": True if default else None,
+        "max_concurrency": max_concurrency,
+        "rate_per_minute": rate_per_minute,
+        "jitter_ms": jitter_ms,
+        "daily_cap": daily_cap,
+        "warmup_days": warmup_days,
+        "warmup_start_cap": warmup_start_cap,
+        "warmup_growth": warmup_growth,
+        "pause_error_rate": pause_error_rate,
+        "check_numbers": check_numbers,
+    }
+    # Only the options given: a setting passed as null would go back to its preset.
+    body = SessionUpdate.model_validate(
+        {name: value for name, value in given.items() if value is not None}
     )
 
     async def work(ctx: AppContext) -> Any:

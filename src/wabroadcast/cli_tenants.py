@@ -92,7 +92,7 @@ def tenant_create(
             read_config(config, config_file),
         )
     )
-    typer.echo(json.dumps(created))
+    typer.echo(json.dumps(created, ensure_ascii=False))
 
 
 GRACE_FORMS = "0, or a whole number of s, m, h or d (90s, 30m, 24h, 7d)"
@@ -228,7 +228,7 @@ def tenant_list(
     migrate.upgrade(settings.database_url)
     tenants = asyncio.run(_list_tenants(settings))
     if as_json:
-        typer.echo(json.dumps([_tenant_json(t) for t in tenants], indent=2))
+        typer.echo(json.dumps([_tenant_json(t) for t in tenants], indent=2, ensure_ascii=False))
     elif tenants:
         typer.echo(_tenant_table(tenants))
     else:
@@ -277,4 +277,4 @@ def tenant_set(
     patch = patch_from_options(time_zone=time_zone, quiet_hours=quiet_hours, opt_out_reply=reply)
     settings = get_settings()
     migrate.upgrade(settings.database_url)
-    typer.echo(json.dumps(asyncio.run(_set_tenant(settings, tenant_id, patch))))
+    typer.echo(json.dumps(asyncio.run(_set_tenant(settings, tenant_id, patch)), ensure_ascii=False))

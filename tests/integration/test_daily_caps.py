@@ -388,6 +388,13 @@ async def test_cli_sets_and_validates_caps(ctx: AppContext, tenant: TenantFixtur
         assert stored == (40, 5, 10, 1.5)
         assert (row.pause_error_rate, row.check_numbers) == (0.25, False)
         assert row.warmup_started_at is not None
+    # An option not given keeps its value.
+    again = cli(env, "session", "set", tenant.session_id, "--check-numbers")
+    assert again.returncode == 0, again.stderr
+    async with ctx.database.transaction() as db:
+        row = await db.get(WhatsAppSession, tenant.session_id)
+        assert row is not None
+        assert (row.daily_cap, row.pause_error_rate, row.check_numbers) == (40, 0.25, True)
     refused = cli(env, "session", "set", tenant.session_id, "--pause-error-rate", "0")
     assert refused.returncode == 2, refused.stderr
     assert "--pause-error-rate" in refused.stderr
