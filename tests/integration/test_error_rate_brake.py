@@ -7,6 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from tests.integration.test_dashboard import sign_in, text_of
 from tests.support.dispatch import (
     broadcast,
     counts_match_rows,
@@ -18,6 +19,7 @@ from tests.support.dispatch import (
 )
 from tests.support.rows import il_numbers
 from tests.support.tenants import TenantFixture
+from wabroadcast.api.app import create_app
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppSession
@@ -66,6 +68,25 @@ async def test_eleven_bad_numbers_in_fifty_sends_pause_the_broadcast(
     await dispatcher(ctx).run_until_idle()
     b = await broadcast(client, tenant, broadcast_id)
     assert (b["status"], b["sent_count"], b["failed_count"]) == ("partial", 49, 11)
+
+
+async def test_every_page_says_the_brake_paused_sending_not_whatsapp(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
+) -> None:
+    numbers = il_numbers(20)
+    await scenario(client, tenant, fail_numbers=dict.fromkeys(numbers[:11], "INVALID_NUMBER"))
+    broadcast_id = await create(client, tenant, numbers)
+    await dispatcher(ctx).run_until_idle()
+    assert (await broadcast(client, tenant, broadcast_id))["status"] == "paused"
+    transport = httpx.ASGITransport(app=create_app(ctx), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as browser:
+        await sign_in(browser, tenant)
+        page = text_of(await browser.get("/sessions"))
+        assert "went to numbers that cannot receive WhatsApp messages: its broadcasts" in page
+        assert "WhatsApp refused the account" not in page
+        browser.cookies.set("wab_lang", "he")
+        he = text_of(await browser.get(f"/broadcasts/{broadcast_id}"))
+        assert "יותר מדי מההודעות האחרונות של המספר הזה נכשלו" in he
 
 
 async def test_twenty_percent_is_tolerated_and_transient_failures_do_not_count(
