@@ -23,6 +23,7 @@ from tests.support.dispatch import (
     all_recipients,
     broadcast,
     counts_match_rows,
+    dispatcher,
     drain,
     sends,
     unpaced,
@@ -123,6 +124,26 @@ async def test_a_number_not_on_whatsapp_fails_and_no_send_is_tried(
         NUMBERS[2]: True,
     }
     await counts_match_rows(ctx, broadcast_id)
+
+
+async def test_a_number_failed_by_the_check_does_not_use_up_the_daily_cap(
+    client: httpx.AsyncClient, ctx: AppContext, checking: TenantFixture
+) -> None:
+    async with ctx.database.transaction() as db:
+        await db.execute(
+            update(WhatsAppSession)
+            .where(WhatsAppSession.id == checking.session_id)
+            .values(daily_cap=2)
+        )
+    broadcast_id = await create_broadcast(client, checking, NUMBERS)
+    await dispatcher(ctx).run_until_idle()
+    body = await broadcast(client, checking, broadcast_id)
+    # Two messages sent today: the third claim, failed by the check, was given back.
+    assert (body["status"], body["sent_count"], body["failed_count"]) == ("partial", 2, 1)
+    session = (
+        await client.get(f"{SESSIONS_API}/{checking.session_id}", headers=checking.headers)
+    ).json()
+    assert (session["cap_today"], session["sent_today"]) == (2, 2)
 
 
 async def test_answers_are_cached_per_tenant_for_30_days(

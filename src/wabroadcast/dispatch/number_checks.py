@@ -23,6 +23,7 @@ from typing import cast
 
 from wabroadcast.context import AppContext
 from wabroadcast.db.models import WhatsAppSession
+from wabroadcast.dispatch.repository.daily_sends import DailySendsRepository
 from wabroadcast.dispatch.repository.number_checks import NumberCheckRepository
 from wabroadcast.dispatch.repository.rows import Claimed, Result
 from wabroadcast.domain.phones import mask_phone
@@ -112,6 +113,10 @@ async def screen(
             phone=mask_phone(item.phone),
             cached=item.phone not in asked,
         )
+    if failed:
+        # No message goes to them: their claims do not count against the day's cap.
+        async with ctx.database.transaction() as db:
+            await DailySendsRepository(db).give_back(ref.session_id, len(failed), ctx.clock.now())
     on_whatsapp = frozenset(phone for phone, on in known.items() if on)
     return Screened(to_send, failed, on_whatsapp)
 

@@ -160,6 +160,15 @@ class DailySendsRepository:
                 .execution_options(synchronize_session=False)
             )
 
+    async def give_back(self, session_id: str, count: int, now: datetime) -> None:
+        """``count`` claims of the session that will not be sent no longer count against
+        its cap of today (nothing for a session without one)."""
+        if count <= 0:
+            return
+        today = (await self.capped_today([session_id], now, lock=False)).get(session_id)
+        if today is not None:
+            await self.add({(session_id, today.day): -count})
+
     async def sessions_of_broadcasts(self, broadcast_ids: Sequence[int]) -> dict[int, str]:
         """The session of each broadcast."""
         if not broadcast_ids:
