@@ -15,13 +15,14 @@ import pytest
 from sqlalchemy import select, update
 from structlog.testing import capture_logs
 
+from tests.integration.test_crm_webhooks import subscribe
 from tests.support.dispatch import broadcast, counts_match_rows, create, drain, unpaced
 from tests.support.rows import il_numbers
 from tests.support.tenants import START, TenantFixture
 from wabroadcast.broadcasts.repository.counts import shift_counts
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
-from wabroadcast.db.models import WhatsAppBroadcast, WhatsAppBroadcastRecipient
+from wabroadcast.db.models import WebhookDelivery, WhatsAppBroadcast, WhatsAppBroadcastRecipient
 from wabroadcast.domain.status import RecipientStatus, final_broadcast_status
 from wabroadcast.providers.base import Receipt, ReceiptStatus
 from wabroadcast.receipts.service import apply_receipts
@@ -159,3 +160,33 @@ async def test_a_cancelled_broadcast_stays_cancelled_while_its_counts_follow_rec
     b = await broadcast(client, tenant, broadcast_id)
     assert (b["status"], b["sent_count"], b["failed_count"]) == ("cancelled", 1, 1)
     await counts_match_rows(ctx, broadcast_id)
+
+
+async def test_a_late_failure_tells_the_crm_before_the_new_outcome(
+    client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext, clock: FrozenClock
+) -> None:
+    events = ["recipient.failed", "broadcast.completed", "broadcast.partial"]
+    await subscribe(client, tenant, "http://127.0.0.1:9/hooks", events)
+    broadcast_id = await create(client, tenant, il_numbers(2))
+    await drain(ctx, clock)
+    first, _ = await provider_ids(ctx, broadcast_id)
+    await late(ctx, tenant, first, "failed")
+    # A second report of the same failure is not a second event.
+    await late(ctx, tenant, first, "failed")
+
+    async with ctx.database.transaction() as session:
+        rows = (
+            await session.execute(
+                select(WebhookDelivery.event_type, WebhookDelivery.data).order_by(
+                    WebhookDelivery.id
+                )
+            )
+        ).all()
+    assert [event_type for event_type, _ in rows] == [
+        "broadcast.completed",
+        "recipient.failed",
+        "broadcast.partial",
+    ]
+    failed = rows[1][1]
+    assert (failed["broadcast_id"], failed["phone"]) == (broadcast_id, il_numbers(1)[0])
+    assert (failed["error_code"], failed["error_message"]) == ("131026", "Message undeliverable")

@@ -37,7 +37,9 @@ class RecipientRow:
 
     id: int
     broadcast_id: int
+    tenant_id: int
     phone: str
+    lead_id: int | None
     provider_message_id: str
     status: str
     delivered_at: datetime | None
@@ -84,7 +86,9 @@ class ReceiptRepository:
                 select(
                     R.id,
                     R.broadcast_id,
+                    R.tenant_id,
                     R.phone,
+                    R.lead_id,
                     R.provider_message_id,
                     R.status,
                     R.delivered_at,

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wabroadcast.broadcasts.repository.counts import resettle, shift_counts
+from wabroadcast.crm_webhooks.outbox import FailedRecipient, Outbox
 from wabroadcast.domain.phones import mask_phone
 from wabroadcast.domain.status import RecipientStatus, can_transition
 from wabroadcast.observability.logging import BROADCAST_TAG, SEND_TAG, get_logger
@@ -235,6 +236,9 @@ async def apply_receipt_groups(
 
     await repo.write_recipients(writes, at)
     await shift_counts(session, {b: moves[b] for b in sorted(moves)}, at)
+    # After the counts (the broadcasts are locked, so events keep commit order) and before
+    # a finished broadcast's new outcome: a failure WhatsApp reported after the send.
+    await Outbox(session).recipients_failed(_newly_failed(rows_by_session, writes), at)
     # Only a move into or out of failed can change a finished broadcast's outcome.
     outcome_may_change = [
         b for b, pairs in moves.items() if any(_R.FAILED in pair for pair in pairs)
@@ -249,6 +253,27 @@ async def apply_receipt_groups(
         )
     _log_batch(applied_log, unknown_ids, total)
     return total
+
+
+def _newly_failed(
+    rows_by_session: dict[str, list[RecipientRow]], writes: list[RecipientWrite]
+) -> list[FailedRecipient]:
+    """The recipients these writes move into ``failed``, as ``recipient.failed`` reports them."""
+    rows = {row.id: row for rows in rows_by_session.values() for row in rows}
+    failed = _R.FAILED.value
+    return [
+        FailedRecipient(
+            rows[w.id].tenant_id,
+            rows[w.id].broadcast_id,
+            w.id,
+            rows[w.id].phone,
+            rows[w.id].lead_id,
+            w.error_code,
+            w.error_message,
+        )
+        for w in writes
+        if w.status == failed and w.expected_status != failed
+    ]
 
 
 def _log_batch(applied: list[_Applied], unknown_ids: list[str], total: ApplyResult) -> None:
