@@ -385,6 +385,11 @@ def test_recipients_page_through_filter_and_export_failures_as_csv(page: Page, s
     numbers = il_numbers(60, 1000)
     failing = numbers[5:]
     shop.simulator(fail_numbers=dict.fromkeys(failing, "NOT_ON_WHATSAPP"))
+    # A list this bad would trip the error-rate brake; this test wants it to finish.
+    brake_off = shop.api.patch(
+        f"/api/whatsapp/sessions/{shop.session_id}", json={"pause_error_rate": 1.0}
+    )
+    assert brake_off.status_code == 200, brake_off.text
     created = shop.api.post(
         "/api/whatsapp/broadcasts", json={"message": "Sixty", "recipients": numbers}
     ).json()

@@ -130,6 +130,8 @@ def test_the_window_keeps_only_the_latest_sends() -> None:
     assert brake.record("s", [True], None) == 11
     # Tripping starts a new window.
     assert brake.record("s", [True] * 10, None) is None
+    # However the sends are grouped: eleven failures within fifty trip it mid-call.
+    assert brake.record("t", [True] * 11 + [False] * 80, None) == 11
     # Sessions do not share a window.
     assert brake.record("other", [True] * 10, None) is None
 

@@ -25,16 +25,22 @@ class ErrorRateBrake:
     def record(self, session_id: str, failed: Iterable[bool], rate: float | None) -> int | None:
         """Note sends of the session (True: failed for a recipient reason), in order.
 
-        Returns the number of such failures in the window when it is over the
-        session's ``rate`` (None: the default); the window then starts afresh, so
-        resuming the paused broadcasts gives the list a new window.
+        Returns the number of such failures in the window as soon as, after any one
+        of these sends, it is over the session's ``rate`` (None: the default): the
+        same sends trip it however they were grouped into provider calls. The window
+        then starts afresh, so resuming the paused broadcasts gives the list a new one.
         """
         latest = self._latest.setdefault(session_id, deque(maxlen=self.window))
-        latest.extend(failed)
+        limit = self.rate(rate)
         failures = sum(latest)
-        if failures and over_limit(failures, self.rate(rate), self.window):
-            latest.clear()
-            return failures
+        for one in failed:
+            if len(latest) == self.window:
+                failures -= latest[0]
+            latest.append(one)
+            failures += one
+            if one and over_limit(failures, limit, self.window):
+                latest.clear()
+                return failures
         return None
 
     def rate(self, rate: float | None) -> float:
