@@ -32,7 +32,7 @@ from tests.support.dispatch import create as create_broadcast
 from tests.support.dispatch import scenario as set_scenario
 from tests.support.fake_evolution import FakeEvolution, serve_fake_evolution
 from tests.support.fake_waha import FakeWaha, serve_fake_waha
-from tests.support.providers import simulator_of
+from tests.support.providers import add_session, simulator_of
 from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.clock import FrozenClock
 from wabroadcast.context import AppContext
@@ -217,17 +217,8 @@ async def waha(
     fake_waha: tuple[FakeWaha, str],
 ) -> AsyncIterator[FakeWaha]:
     fake, base_url = fake_waha
-    response = await client.post(
-        SESSIONS_API,
-        json={
-            "session_id": "waha_1",
-            "provider": "waha",
-            "default": True,
-            "config": {"base_url": base_url, "api_key": WAHA_KEY, "hmac_key": "k" * 24},
-        },
-        headers=tenant.headers,
-    )
-    assert response.status_code == 201, response.text
+    config = {"base_url": base_url, "api_key": WAHA_KEY, "hmac_key": "k" * 24}
+    await add_session(client, tenant, "waha_1", "waha", config, default=True)
     await unpaced(ctx, "waha_1")
     yield fake
     await ctx.providers.aclose()
@@ -300,17 +291,8 @@ async def evolution(
     fake_evolution: tuple[FakeEvolution, str],
 ) -> AsyncIterator[FakeEvolution]:
     fake, base_url = fake_evolution
-    response = await client.post(
-        SESSIONS_API,
-        json={
-            "session_id": "evo_1",
-            "provider": "evolution",
-            "default": True,
-            "config": {"base_url": base_url, "api_key": EVOLUTION_KEY, "instance": INSTANCE},
-        },
-        headers=tenant.headers,
-    )
-    assert response.status_code == 201, response.text
+    config = {"base_url": base_url, "api_key": EVOLUTION_KEY, "instance": INSTANCE}
+    await add_session(client, tenant, "evo_1", "evolution", config, default=True)
     await unpaced(ctx, "evo_1")
     yield fake
     await ctx.providers.aclose()
@@ -393,17 +375,8 @@ async def test_baileys_checks_through_the_gateways_on_whatsapp(
     gateway: FakeGateway,
     tmp_path: Path,
 ) -> None:
-    created = await client.post(
-        SESSIONS_API,
-        json={
-            "session_id": BAILEYS_SESSION,
-            "provider": "baileys",
-            "default": True,
-            "config": {"base_url": gateway.base_url, "token": gateway.token},
-        },
-        headers=tenant.headers,
-    )
-    assert created.status_code == 201, created.text
+    config = {"base_url": gateway.base_url, "token": gateway.token}
+    await add_session(client, tenant, BAILEYS_SESSION, "baileys", config, default=True)
     connect = await client.post(f"{SESSIONS_API}/{BAILEYS_SESSION}/connect", headers=tenant.headers)
     assert connect.status_code == 200, connect.text
     gateway.emit(

@@ -33,6 +33,7 @@ from tests.support.fake_evolution import FakeEvolution, serve_fake_evolution
 from tests.support.fake_evolution import envelope as evolution_envelope
 from tests.support.fake_evolution import webhook_headers as evolution_headers
 from tests.support.fake_waha import signed_headers as waha_signed
+from tests.support.providers import add_session
 from tests.support.rows import il_numbers, row_counts
 from tests.support.tenants import TenantFixture, make_tenant
 from wabroadcast.broadcasts.create import STREAM_CHUNK
@@ -359,16 +360,8 @@ async def test_a_tenant_sets_its_own_stop_words(
 async def test_a_stop_word_through_the_baileys_gateway_webhook_opts_its_sender_out(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
-    response = await client.post(
-        "/api/whatsapp/sessions",
-        json={
-            "session_id": "phone_1",
-            "provider": "baileys",
-            "config": {"base_url": "http://127.0.0.1:9", "token": "gateway-token-1"},
-        },
-        headers=tenant.headers,
-    )
-    assert response.status_code == 201, response.text
+    config = {"base_url": "http://127.0.0.1:9", "token": "gateway-token-1"}
+    await add_session(client, tenant, "phone_1", "baileys", config)
     async with ctx.database.transaction() as db:
         row = await db.get(WhatsAppSession, "phone_1")
         assert row is not None
@@ -518,22 +511,14 @@ def _cloud_messages_webhook(phone_number_id: str, messages: list[dict[str, objec
 async def test_a_stop_word_through_the_cloud_api_webhook_opts_its_sender_out(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
-    response = await client.post(
-        "/api/whatsapp/sessions",
-        json={
-            "session_id": "meta_1",
-            "provider": "cloud_api",
-            "config": {
-                "phone_number_id": "1055",
-                "access_token": "token-1",
-                "app_secret": "app-secret-1",
-                "verify_token": "verify-1",
-                "graph_base_url": "http://127.0.0.1:9",
-            },
-        },
-        headers=tenant.headers,
-    )
-    assert response.status_code == 201, response.text
+    config = {
+        "phone_number_id": "1055",
+        "access_token": "token-1",
+        "app_secret": "app-secret-1",
+        "verify_token": "verify-1",
+        "graph_base_url": "http://127.0.0.1:9",
+    }
+    await add_session(client, tenant, "meta_1", "cloud_api", config)
     at = str(int(ctx.clock.now().timestamp()))
     messages: list[dict[str, object]] = [
         {
@@ -597,16 +582,8 @@ async def test_a_stop_word_through_the_cloud_api_webhook_opts_its_sender_out(
 async def test_a_stop_word_through_the_waha_webhook_opts_its_sender_out(
     client: httpx.AsyncClient, tenant: TenantFixture, ctx: AppContext
 ) -> None:
-    response = await client.post(
-        "/api/whatsapp/sessions",
-        json={
-            "session_id": "waha_1",
-            "provider": "waha",
-            "config": {"base_url": "http://127.0.0.1:9", "api_key": "k" * 16, "hmac_key": "h" * 16},
-        },
-        headers=tenant.headers,
-    )
-    assert response.status_code == 201, response.text
+    config = {"base_url": "http://127.0.0.1:9", "api_key": "k" * 16, "hmac_key": "h" * 16}
+    await add_session(client, tenant, "waha_1", "waha", config)
     at = int(ctx.clock.now().timestamp())
 
     def event(message_id: str, sender: str, text: str, *, from_me: bool = False) -> bytes:
@@ -636,20 +613,12 @@ async def test_a_stop_word_through_the_evolution_webhook_opts_its_sender_out(
     fake = FakeEvolution(api_key="EVOLUTION-GLOBAL-KEY-0001")
     fake.add_instance("shop1")
     with serve_fake_evolution(fake) as base_url:
-        response = await client.post(
-            "/api/whatsapp/sessions",
-            json={
-                "session_id": "evo_1",
-                "provider": "evolution",
-                "config": {
-                    "base_url": base_url + "/",
-                    "api_key": "EVOLUTION-GLOBAL-KEY-0001",
-                    "instance": "shop1",
-                },
-            },
-            headers=tenant.headers,
-        )
-        assert response.status_code == 201, response.text
+        config = {
+            "base_url": base_url + "/",
+            "api_key": "EVOLUTION-GLOBAL-KEY-0001",
+            "instance": "shop1",
+        }
+        await add_session(client, tenant, "evo_1", "evolution", config)
         await ctx.providers.aclose()
     async with ctx.database.transaction() as db:
         row = await db.get(WhatsAppSession, "evo_1")
